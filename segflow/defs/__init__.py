@@ -1,0 +1,1 @@
+"""Dagster wiring only. Domain logic lives in ``segflow.lib``."""

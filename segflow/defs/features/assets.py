@@ -1,0 +1,55 @@
+"""Customer features: RFM and behaviour over the trailing window ending at the partition's month."""
+
+
+import dagster as dg
+import polars as pl
+
+from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.partitions import WINDOW_MONTHS, monthly_partitions, trailing_window
+from segflow.defs.resources import SegflowSettings
+from segflow.lib import periods, rfm
+from segflow.lib.behaviour import build_features
+
+
+@dg.asset(
+    partitions_def=monthly_partitions,
+    ins={"customer_profiles": dg.AssetIn(partition_mapping=trailing_window)},
+    group_name="features",
+    kinds={"polars", "parquet"},
+    owners=OWNERS,
+    code_version="1",
+)
+def customer_features(
+    context: dg.AssetExecutionContext, settings: SegflowSettings, customer_profiles: dict[str, pl.LazyFrame]
+) -> dg.Output[pl.DataFrame]:
+    """RFM (recency days, frequency, net monetary) with quintile scores and the 11 named RFM segments,
+    plus behaviour (purchase rate, order value, returns, channel mix) and engagement (sessions, email
+    open and click rates) over the trailing window, as of the first day after the partition's month.
+    One row per customer with at least one purchase invoice in the window.
+    """
+    config = settings.load()
+    period = context.partition_key
+    window = pl.concat([customer_profiles[key] for key in sorted(customer_profiles)], how="diagonal_relaxed")
+    features = build_features(
+        window,
+        customer_profiles[period],
+        period,
+        periods.as_of(period),
+        frequency=config.features.frequency,
+        monetary=config.features.monetary,
+    )
+    return dg.Output(
+        features,
+        metadata=lineage(
+            context,
+            rows_in={"customer_profiles": int(window.select(pl.len()).collect().item())},
+            rows_out=features.height,
+            window_months=WINDOW_MONTHS,
+            window_partitions_read=len(customer_profiles),
+            as_of=str(periods.as_of(period)),
+            rfm_definitions=dg.MetadataValue.json(
+                {"frequency": config.features.frequency, "monetary": config.features.monetary}
+            ),
+            rfm_thresholds=table_metadata(rfm.thresholds(features)) if features.height else "no customers",
+        ),
+    )

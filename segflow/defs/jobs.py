@@ -1,0 +1,25 @@
+"""Jobs. Both run their steps in one process: each step of a multiprocess run pays ~4 s to import
+dagster, polars, scikit-learn and GX, more than most steps compute. Parallelism comes from running
+several partitions (runs) at once through the run launcher or ``segflow backfill --workers``.
+"""
+
+
+import dagster as dg
+
+from segflow.defs.partitions import monthly_partitions
+
+segmentation_job = dg.define_asset_job(
+    name="segmentation_job",
+    selection=dg.AssetSelection.all(),
+    partitions_def=monthly_partitions,
+    executor_def=dg.in_process_executor,
+    description="The whole monthly flow for one partition: sources, profiles, features, model, segments, audit.",
+)
+
+ingest_job = dg.define_asset_job(
+    name="ingest_job",
+    selection=dg.AssetSelection.groups("raw", "profiles"),
+    partitions_def=monthly_partitions,
+    executor_def=dg.in_process_executor,
+    description="Sources and profiles only: what later months' trailing windows need.",
+)

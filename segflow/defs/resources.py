@@ -1,0 +1,118 @@
+"""Resources: the settings, and the storage IO managers for tables and models.
+
+segflow ships its own small Parquet IO manager instead of dagster-polars, because
+dagster-polars 0.27 breaks on polars 2 and cannot write atomically. It is a ``UPathIOManager``,
+so local paths and object-store URIs work alike.
+"""
+
+
+import json
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from upath import UPath
+
+from segflow.config import Settings, load_settings
+from segflow.lib import storage
+
+
+class SegflowSettings(dg.ConfigurableResource):
+    """The segflow settings file (empty: the embedded defaults, or ``$SEGFLOW_CONFIG``)."""
+
+    config_file: str = ""
+
+    def load(self) -> Settings:
+        return load_settings(self.config_file or None)
+
+
+def _is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+def _publish(path: UPath, write: typing.Callable[[Path], None]) -> None:
+    """Write through a temporary file so that readers never see a partial object."""
+    if _is_local(path):
+        storage.atomic_write(Path(path.path), write)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / path.name
+        write(local)
+        path.fs.put_file(str(local), path.path)
+
+
+def _element_type(context: dg.InputContext) -> Any:
+    typing_type = context.dagster_type.typing_type
+    if typing.get_origin(typing_type) is dict:
+        return typing.get_args(typing_type)[1]
+    return typing_type
+
+
+class PolarsParquetIOManager(dg.UPathIOManager):
+    """Stores ``pl.DataFrame`` outputs as one Parquet file per partition.
+
+    Inputs annotated ``pl.LazyFrame`` are scanned lazily, and inputs annotated
+    ``dict[str, ...]`` always receive a dict keyed by partition, even for a one-month window.
+    """
+
+    extension = ".parquet"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
+        if not isinstance(obj, pl.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
+        _publish(path, lambda tmp: storage.write_parquet(obj, tmp))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame | pl.LazyFrame:
+        if _element_type(context) is pl.LazyFrame:
+            return pl.scan_parquet(str(path))
+        return pl.read_parquet(str(path))
+
+    def load_partitions(self, context: dg.InputContext) -> Any:
+        loaded = super().load_partitions(context)
+        wants_dict = typing.get_origin(context.dagster_type.typing_type) is dict
+        if wants_dict and len(context.asset_partition_keys) == 1:
+            return {context.asset_partition_keys[0]: loaded}
+        return loaded
+
+
+class JsonIOManager(dg.UPathIOManager):
+    """Stores JSON-serialisable dicts (model parameters), never pickles."""
+
+    extension = ".json"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: dict, path: UPath) -> None:
+        text = json.dumps(obj, sort_keys=True, indent=1)
+        _publish(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> dict:
+        return json.loads(path.read_text(encoding="utf-8"))
+
+
+class ParquetStorage(dg.ConfigurableIOManagerFactory):
+    """Table storage under ``<storage_dir>/<asset>/<YYYY-MM>.parquet``."""
+
+    settings: dg.ResourceDependency[SegflowSettings]
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> PolarsParquetIOManager:
+        return PolarsParquetIOManager(base_path=UPath(str(self.settings.load().storage_dir)))
+
+
+class ModelStorage(dg.ConfigurableIOManagerFactory):
+    """Model storage under ``<storage_dir>/<asset>/<YYYY-MM>.json``: parameters, not pickles."""
+
+    settings: dg.ResourceDependency[SegflowSettings]
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> JsonIOManager:
+        return JsonIOManager(base_path=UPath(str(self.settings.load().storage_dir)))
+
+
+def build_resources(config_file: str = "") -> dict[str, Any]:
+    settings = SegflowSettings(config_file=config_file)
+    return {
+        "settings": settings,
+        "io_manager": ParquetStorage(settings=settings),
+        "model_io_manager": ModelStorage(settings=settings),
+    }

@@ -1,0 +1,76 @@
+"""Behavioural and engagement features over the trailing window, plus the full feature table.
+
+Rates are per month of tenure inside the window (from the first month the customer is seen in
+the window, up to the partition's month), so a customer who signed up two months ago is not
+mistaken for an infrequent one.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from segflow.lib import rfm
+from segflow.lib.schema import CHANNELS, SURVEY_QUESTIONS
+
+# Demographics carried from the current month's profile, for personas and audits (never PII).
+DEMOGRAPHICS = ("birth_year", "gender", "income", "education", "household_size", "region", "country",
+                "preferred_channel", "marketing_opt_in")  # fmt: skip
+
+
+def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    return pl.when(den > 0).then(num / den).otherwise(None)
+
+
+def behaviour_features(window: pl.LazyFrame, period: str) -> pl.LazyFrame:
+    """Per customer: tenure, purchase rate, order value, returns, channel mix and engagement."""
+    month_index = pl.col("period").str.to_date("%Y-%m").dt.year() * 12 + pl.col("period").str.to_date("%Y-%m").dt.month()
+    current = int(period[:4]) * 12 + int(period[5:7])
+    sums = window.group_by("customer_id").agg(
+        (pl.lit(current) - month_index.min() + 1).alias("tenure_months"),
+        *[pl.col(c).sum() for c in ("n_invoices", "n_cancellations", "gross_revenue", "returns_value", "net_revenue",
+                                     "sessions", "page_views", "email_sends", "email_opens", "email_clicks",
+                                     "campaign_exposures", "campaign_responses")],
+        *[pl.col(f"{c}_invoices").sum() for c in CHANNELS],
+        pl.col("period").filter(pl.col("n_invoices") > 0).n_unique().alias("active_months"),
+        *[pl.col(f"survey_{q}").drop_nulls().last().alias(f"survey_{q}") for q in SURVEY_QUESTIONS],
+    )
+    tenure = pl.col("tenure_months").cast(pl.Float64)
+    return sums.select(
+        "customer_id",
+        pl.col("tenure_months").cast(pl.Int32),
+        pl.col("active_months").cast(pl.Int32),
+        (pl.col("n_invoices") / tenure).alias("invoices_per_month"),
+        _ratio(pl.col("net_revenue"), pl.col("n_invoices")).alias("avg_order_value"),
+        _ratio(pl.col("returns_value"), pl.col("gross_revenue")).fill_null(0.0).alias("return_rate"),
+        pl.col("gross_revenue").alias("gross_revenue_window"),
+        pl.col("returns_value").alias("returns_value_window"),
+        _ratio(pl.col("web_invoices") + pl.col("app_invoices"), pl.col("n_invoices")).alias("digital_share"),
+        (pl.col("sessions") / tenure).alias("sessions_per_month"),
+        _ratio(pl.col("page_views"), pl.col("sessions")).alias("pages_per_session"),
+        _ratio(pl.col("email_opens"), pl.col("email_sends")).alias("email_open_rate"),
+        _ratio(pl.col("email_clicks"), pl.col("email_opens")).alias("email_click_rate"),
+        _ratio(pl.col("campaign_responses"), pl.col("campaign_exposures")).alias("campaign_response_rate"),
+        *[pl.col(f"survey_{q}") for q in SURVEY_QUESTIONS],
+    )
+
+
+def build_features(
+    window: pl.LazyFrame, current: pl.LazyFrame, period: str, as_of: date, frequency: str, monetary: str
+) -> pl.DataFrame:
+    """The customer feature table for ``period``: RFM scores, behaviour and demographics.
+
+    One row per customer with at least one purchase invoice in the window, sorted by id.
+    """
+    values = rfm.rfm_values(window, as_of, frequency=frequency, monetary=monetary)
+    behaviour = behaviour_features(window, period)
+    demographics = current.select("customer_id", *DEMOGRAPHICS)
+    joined = (
+        values.join(behaviour, on="customer_id", how="left")
+        .join(demographics, on="customer_id", how="left")
+        .sort("customer_id")
+        .collect()
+    )
+    scored = rfm.score(joined)
+    return scored.select(pl.lit(period).alias("period"), pl.all())

@@ -1,0 +1,32 @@
+"""The 'methods and definitions' section: every choice behind the numbers, in words."""
+
+from __future__ import annotations
+
+from segflow.config import Settings
+
+
+def methods_text(settings: Settings, model: dict) -> dict[str, str]:
+    f = settings.features
+    features = ", ".join(f"{x['name']} ({x['transform']})" for x in model["features"])
+    return {
+        "Window": f"{f.window_months} calendar months ending with the report's month; values as of the first "
+        "day after it.",
+        "Recency": "days from the last purchase date to the as-of date.",
+        "Frequency": "distinct purchase invoices in the window" if f.frequency == "invoices"
+        else "purchase invoices after the first, in the window",
+        "Monetary": "net revenue in the window (purchases minus cancellations and returns)" if f.monetary == "sum"
+        else "net revenue per purchase invoice in the window",
+        "RFM scores": "quintiles, 5 best; ties broken by customer order (rank 'first'); FM = (F+M)/2 rounded "
+        "half up; 11 named segments on the R × FM grid.",
+        "Population": "customers with at least one purchase invoice in the window; customers with only "
+        "cancellations or no purchase are not scored.",
+        "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
+        f"n_init {model['settings']['n_init']}, chosen k = {model['k']} by sampled silhouette with a minimum "
+        f"segment share of {model['min_segment_share_threshold']:.0%}.",
+        "Features": features + (f"; constant, so dropped: {', '.join(model['dropped_constant_features'])}"
+                                if model["dropped_constant_features"] else ""),
+        "Seed": f"{model['seed']} (model fit, samples and imputation).",
+        "Model version": model["version"],
+        "Privacy": f"no names, e-mails or customer ids; cells with fewer than {settings.report.min_cell_customers} "
+        "customers are suppressed.",
+    }

@@ -1,0 +1,73 @@
+"""Canonical column names and types of every source, after column mapping.
+
+Every reader produces frames in these shapes, so the rest of the pipeline never sees a user's own
+column names. Sources are named by the keys of ``SOURCES``.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+CUSTOMERS: dict[str, pl.DataType] = {
+    "customer_id": pl.String(),
+    "name": pl.String(),  # PII
+    "email": pl.String(),  # PII
+    "signup_date": pl.Date(),
+    "birth_year": pl.Int32(),
+    "gender": pl.String(),
+    "income": pl.Float64(),
+    "education": pl.String(),
+    "household_size": pl.Int32(),
+    "city": pl.String(),
+    "region": pl.String(),
+    "country": pl.String(),
+    "preferred_channel": pl.String(),
+    "marketing_opt_in": pl.Boolean(),
+}
+
+TRANSACTIONS: dict[str, pl.DataType] = {
+    "invoice_id": pl.String(),
+    "customer_id": pl.String(),
+    "invoiced_at": pl.Datetime("us"),
+    "product_id": pl.String(),
+    "category": pl.String(),
+    "quantity": pl.Int64(),
+    "unit_price": pl.Float64(),
+    "channel": pl.String(),
+}
+
+ENGAGEMENT: dict[str, pl.DataType] = {
+    "customer_id": pl.String(),
+    "event_at": pl.Datetime("us"),
+    "event_type": pl.String(),  # one of ENGAGEMENT_EVENT_TYPES
+}
+
+SURVEYS: dict[str, pl.DataType] = {
+    "customer_id": pl.String(),
+    "answered_at": pl.Datetime("us"),
+    "question_id": pl.String(),  # one of SURVEY_QUESTIONS
+    "answer": pl.Int32(),  # Likert 1..5
+}
+
+CAMPAIGNS: dict[str, pl.DataType] = {
+    "campaign_id": pl.String(),
+    "customer_id": pl.String(),
+    "arm": pl.String(),  # "treatment" | "control"
+    "exposed_at": pl.Datetime("us"),
+    "responded": pl.Boolean(),
+}
+
+SOURCES: dict[str, dict[str, pl.DataType]] = {
+    "customers": CUSTOMERS,
+    "transactions": TRANSACTIONS,
+    "engagement": ENGAGEMENT,
+    "surveys": SURVEYS,
+    "campaigns": CAMPAIGNS,
+}
+
+PII_COLUMNS: frozenset[str] = frozenset({"name", "email"})
+
+ENGAGEMENT_EVENT_TYPES = ("session", "page_view", "email_send", "email_open", "email_click")
+SURVEY_QUESTIONS = ("price_sensitivity", "brand_loyalty", "eco_conscious", "tech_savvy", "convenience")
+CHANNELS = ("web", "store", "app")
+CAMPAIGN_ARMS = ("treatment", "control")

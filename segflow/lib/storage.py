@@ -1,0 +1,58 @@
+"""Atomic, deterministic file writes shared by the IO manager, the report and the CLI.
+
+A crash mid-write must never leave a partial partition behind, so every writer writes to a
+temporary file in the destination folder and renames it into place (rename is atomic on POSIX
+filesystems). Object stores have no rename; fsspec's put of a finished local file is the nearest
+equivalent there, and a partial upload is never visible under the final key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+# Row groups with statistics let later scans prune by customer or time.
+PARQUET_ROW_GROUP_SIZE = 512_000
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and rename the result to ``path``; clean up on any failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_parquet(frame: pl.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` atomically as Parquet with statistics and bounded row groups."""
+    return atomic_write(
+        path,
+        lambda tmp: frame.write_parquet(
+            tmp, compression="zstd", statistics=True, row_group_size=PARQUET_ROW_GROUP_SIZE
+        ),
+    )
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(obj: Any, path: str | Path) -> Path:
+    """Deterministic JSON (sorted keys), so that equal objects give equal bytes."""
+    return write_text(json.dumps(obj, sort_keys=True, indent=1, default=str), path)
