@@ -12,6 +12,7 @@ import difflib
 import glob
 import re
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -40,13 +41,13 @@ def _expand(location: str) -> list[str]:
     return [location] if Path(location).exists() else []
 
 
-def _read_file(path: str, settings: SourceSettings) -> pl.DataFrame:
+def _scan_file(path: str, settings: SourceSettings) -> pl.LazyFrame:
     try:
         if settings.format == "parquet":
-            return pl.read_parquet(path)
+            return pl.scan_parquet(path)
         if settings.format == "csv":
             # Everything as text first: casting is done once, column by column, with errors kept.
-            return pl.read_csv(path, separator=settings.csv_separator, infer_schema=False, encoding="utf8")
+            return pl.scan_csv(path, separator=settings.csv_separator, infer_schema=False, encoding="utf8")
     except Exception as exc:  # noqa: BLE001 - re-raised with the file named
         raise SourceError(f"{path}: cannot read as {settings.format}: {exc}") from exc
     raise SourceError(f"{path}: unsupported format {settings.format!r} (parquet, csv)")
@@ -86,12 +87,14 @@ def _mapped_expr(name: str, theirs: str, frame: pl.DataFrame, source: str, path:
     )
 
 
-def _map_columns(frame: pl.DataFrame, source: str, settings: SourceSettings, path: str) -> pl.DataFrame:
+def _map_columns(frame: pl.LazyFrame, schema: pl.Schema, source: str, settings: SourceSettings,
+                 path: str) -> pl.LazyFrame:
+    probe = pl.DataFrame(schema=schema)
     selected = []
     for name, dtype in SOURCES[source].items():
-        expr = _mapped_expr(name, settings.columns.get(name, name), frame, source, path)
+        expr = _mapped_expr(name, settings.columns.get(name, name), probe, source, path)
         selected.append((expr if expr is not None else pl.lit(None, dtype=dtype)).alias(name))
-    return frame.select(selected)
+    return frame.select(*selected, pl.col("_source_row"))
 
 
 def _cast_expr(name: str, dtype: pl.DataType, raw_dtype: pl.DataType) -> pl.Expr:
@@ -117,15 +120,16 @@ def _cast_expr(name: str, dtype: pl.DataType, raw_dtype: pl.DataType) -> pl.Expr
     return col.cast(dtype, strict=False)
 
 
-def cast_to_schema(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+def cast_to_schema(frame: pl.LazyFrame, source: str) -> pl.LazyFrame:
     """Cast canonical columns to their types; record the first failing cast per row."""
     canonical = SOURCES[source]
-    casts = {name: _cast_expr(name, dtype, frame.schema[name]) for name, dtype in canonical.items()}
+    schema = frame.collect_schema()
+    casts = {name: _cast_expr(name, dtype, schema[name]) for name, dtype in canonical.items()}
     failures = [
         pl.when(pl.col(name).is_not_null() & expr.is_null())
         .then(pl.format(f"column {name!r}: cannot cast {{}} to {canonical[name]}", pl.col(name).cast(pl.String)))
         for name, expr in casts.items()
-        if frame.schema[name] != canonical[name]
+        if schema[name] != canonical[name]
     ]
     parse_error = pl.coalesce(failures) if failures else pl.lit(None, dtype=pl.String)
     return frame.with_columns(parse_error.alias("_parse_error")).with_columns(
@@ -139,17 +143,71 @@ def empty_source(source: str) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
-def read_source(source: str, settings: SourceSettings, location: str) -> SourceRead:
-    """Read every file at ``location`` for ``source``; a location with no file gives an empty frame."""
+@dataclass(frozen=True)
+class PeriodFilter:
+    """Keep rows whose ``column`` falls in [start, end); rows where it is null are kept only if
+    ``keep_nulls`` (so that exactly one partition sees, and quarantines, each unplaceable row)."""
+
+    column: str
+    start: datetime | date | None
+    end: datetime | date
+    keep_nulls: bool
+
+    def expr(self) -> pl.Expr:
+        col = pl.col(self.column)
+        inside = col < self.end if self.start is None else (col >= self.start) & (col < self.end)
+        return inside.fill_null(self.keep_nulls)
+
+
+def read_source(source: str, settings: SourceSettings, location: str, period_filter: PeriodFilter | None = None
+                ) -> SourceRead:
+    """Read every file at ``location`` for ``source``; a location with no file gives an empty frame.
+
+    ``period_filter`` places rows of a file that spans many months into this partition.
+    """
     files = _expand(location)
     if not files:
         return SourceRead(empty_source(source), ())
     frames = []
     for path in files:
-        raw = _read_file(path, settings)
-        mapped = _map_columns(raw, source, settings, path)
-        typed = cast_to_schema(mapped, source).with_columns(
-            pl.lit(path).alias("_source_file"), pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_row")
-        )
+        scan = _scan_file(path, settings)
+        try:
+            schema = scan.collect_schema()
+        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+            raise SourceError(f"{path}: cannot read as {settings.format}: {exc}") from exc
+        numbered = scan.with_row_index("_source_row").with_columns(pl.col("_source_row").cast(pl.Int64))
+        mapped = _map_columns(numbered, schema, source, settings, path)
+        typed = cast_to_schema(mapped, source).with_columns(pl.lit(path).alias("_source_file"))
+        if period_filter is not None:
+            typed = typed.filter(period_filter.expr())
         frames.append(typed.select([*SOURCES[source], *META_COLUMNS]))
-    return SourceRead(pl.concat(frames, how="vertical"), tuple(files))
+    try:
+        frame = pl.concat(frames, how="vertical").collect()
+    except SourceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the files named
+        raise SourceError(f"{', '.join(files)}: cannot read source {source!r}: {exc}") from exc
+    return SourceRead(frame, tuple(files))
+
+
+# The column that places a row of a many-month file into a monthly partition.
+TIME_COLUMNS = {
+    "customers": "signup_date",
+    "transactions": "invoiced_at",
+    "engagement": "event_at",
+    "surveys": "answered_at",
+    "campaigns": "exposed_at",
+}
+
+
+def period_filter_for(source: str, location_template: str, start: datetime, end: datetime,
+                      is_first_partition: bool) -> PeriodFilter | None:
+    """None for per-period files (``{period}`` in the location): their rows belong to the period,
+    and a row dated elsewhere is quarantined. A shared file is split by its time column; a CRM
+    snapshot keeps everyone signed up by the period's end.
+    """
+    if "{period}" in location_template:
+        return None
+    if source == "customers":
+        return PeriodFilter("signup_date", None, end.date(), keep_nulls=True)
+    return PeriodFilter(TIME_COLUMNS[source], start, end, keep_nulls=is_first_partition)

@@ -7,7 +7,8 @@ import polars as pl
 from segflow.defs.lineage import OWNERS, lineage
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.resources import SegflowSettings
-from segflow.lib.ingest import empty_source, read_source
+from segflow.lib import periods
+from segflow.lib.ingest import empty_source, period_filter_for, read_source
 from segflow.lib.schema import SOURCES
 
 _DESCRIPTIONS = {
@@ -40,7 +41,10 @@ def raw_source_asset(source: str) -> dg.AssetsDefinition:
         if not source_settings.enabled:
             frame, files = empty_source(source), ()
         else:
-            read = read_source(source, source_settings, config.source_location(source, period))
+            start, end = periods.bounds(period)
+            first = period == config.partitions_start
+            split = period_filter_for(source, source_settings.location, start, end, is_first_partition=first)
+            read = read_source(source, source_settings, config.source_location(source, period), split)
             frame, files = read.frame, read.files
         parse_errors = frame["_parse_error"].is_not_null().sum()
         return dg.Output(
