@@ -36,7 +36,7 @@ class SourceSettings:
     canonical name to the user's column name.
     """
 
-    location: str
+    location: str = ""
     format: str = "parquet"  # parquet | csv
     columns: dict[str, str] = field(default_factory=dict)
     csv_separator: str = ","
@@ -169,7 +169,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
         for name, spec in (raw["sources"] or {}).items():
             if name not in sources:
                 raise ConfigError(f"{file}: sources.{name}: unknown source; known are {sorted(sources)}")
-            sources[name] = _build(SourceSettings, spec, f"{file}: sources.{name}")
+            source = _build(SourceSettings, spec, f"{file}: sources.{name}")
+            location = source.location
+            if location and "://" not in location and not location.startswith("{landing}"):
+                location = str(_resolve(base, location))
+            sources[name] = dataclasses.replace(source, location=location)
         if not sources["transactions"].enabled:
             raise ConfigError(f"{file}: sources.transactions: the transactions source is required")
         kwargs["sources"] = sources

@@ -27,6 +27,10 @@ def prepare_environment(config: str | None) -> Settings:
     return settings
 
 
+# The full event stream is in the instance (and the UI); the terminal gets warnings and errors.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 @dataclass
 class RunOutcome:
     period: str
@@ -71,7 +75,9 @@ def run_partition(job_name: str, period: str) -> RunOutcome:
     job = defs.resolve_job_def(job_name)
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(partition_key=period, instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            partition_key=period, instance=instance, raise_on_error=False, run_config=QUIET
+        )
     seconds = time.perf_counter() - started
     error = "" if result.success else _first_error(result)
     return RunOutcome(period, job_name, result.success, seconds, result.run_id, error)

@@ -19,6 +19,8 @@ import polars as pl
 
 # Row groups with statistics let later scans prune by customer or time.
 PARQUET_ROW_GROUP_SIZE = 512_000
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -32,6 +34,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644 & ~_UMASK)  # mkstemp creates 0600; published files are ordinary files
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
