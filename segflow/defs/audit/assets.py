@@ -66,7 +66,9 @@ def audit_report(
         kpis=kpi_audit,
         profile_z=segment_profile_z(customer_features, segment_assignments),
         sweep=segmentation_model["sweep"],
-        rfm_counts=segment_assignments.group_by("rfm_segment").len("customers").sort("customers", descending=True),
+        rfm_counts=segment_assignments.group_by("rfm_segment").len("customers").sort(
+            ["customers", "rfm_segment"], descending=[True, False]
+        ),
         model=segmentation_model,
         methods=methods_text(config, segmentation_model),
         quality=quality,
