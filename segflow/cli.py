@@ -64,7 +64,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     months = sorted(p.stem for p in (landing / "transactions").glob("*.parquet"))
     last = months[-DEMO_MONTHS:]
     print(f"materialising {last[0]} .. {last[-1]} (and the trailing window's profiles)")
-    summary = runner.backfill(settings, last[0], last[-1])
+    summary = runner.backfill(settings, last[0], last[-1], config=args.config)
     code = _finish_backfill(settings, summary)
     print("\nreports:")
     for period in last:
@@ -81,7 +81,8 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     from segflow import runner
 
     settings = runner.prepare_environment(args.config)
-    return _finish_backfill(settings, runner.backfill(settings, args.period, args.period))
+    summary = runner.backfill(settings, args.period, args.period, force=True, config=args.config)
+    return _finish_backfill(settings, summary)
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
@@ -90,7 +91,8 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     if args.to < args.from_:
         raise SystemExit(f"--to {args.to} is before --from {args.from_}")
     settings = runner.prepare_environment(args.config)
-    return _finish_backfill(settings, runner.backfill(settings, args.from_, args.to))
+    summary = runner.backfill(settings, args.from_, args.to, workers=args.workers, force=args.force, config=args.config)
+    return _finish_backfill(settings, summary)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -142,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--from", dest="from_", type=_period, required=True)
     back.add_argument("--to", type=_period, required=True)
     back.add_argument("--config")
+    back.add_argument("--workers", type=int, default=1, help="months run in parallel within a phase")
+    back.add_argument("--force", action="store_true", help="rebuild months that are already built")
     back.set_defaults(func=_cmd_backfill)
 
     exp = sub.add_parser("export", help="write a stored table asset for a month to CSV or Parquet")

@@ -23,3 +23,11 @@ ingest_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Sources and profiles only: what later months' trailing windows need.",
 )
+
+modelling_job = dg.define_asset_job(
+    name="modelling_job",
+    selection=dg.AssetSelection.groups("features", "models", "segments", "audit"),
+    partitions_def=monthly_partitions,
+    executor_def=dg.in_process_executor,
+    description="Features to report for one month, reading profiles already built (the backfill's second phase).",
+)
