@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import storage
@@ -19,6 +20,8 @@ from segflow.lib.report.methods import methods_text
     kinds={"polars", "parquet"},
     owners=OWNERS,
     code_version="1",
+    automation_condition=AUTOMATION,
+    freshness_policy=PUBLISHED_FRESHNESS,
 )
 def kpi_audit(context: dg.AssetExecutionContext, segment_assignments: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     """Per segment: customers and share, net revenue and its share, average order value, mean frequency
@@ -40,6 +43,8 @@ def kpi_audit(context: dg.AssetExecutionContext, segment_assignments: pl.DataFra
     kinds={"html"},
     owners=OWNERS,
     code_version="1",
+    automation_condition=AUTOMATION,
+    freshness_policy=PUBLISHED_FRESHNESS,
 )
 def audit_report(
     context: dg.AssetExecutionContext,

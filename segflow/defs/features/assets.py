@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.policies import AUTOMATION
 from segflow.defs.partitions import WINDOW_MONTHS, monthly_partitions, trailing_window
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import periods, rfm
@@ -18,6 +19,7 @@ from segflow.lib.behaviour import build_features
     kinds={"polars", "parquet"},
     owners=OWNERS,
     code_version="1",
+    automation_condition=AUTOMATION,
 )
 def customer_features(
     context: dg.AssetExecutionContext, settings: SegflowSettings, customer_profiles: dict[str, pl.LazyFrame]

@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.policies import AUTOMATION
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.resources import SegflowSettings
 from segflow.lib.clustering import fit_model
@@ -17,6 +18,7 @@ from segflow.lib.clustering import fit_model
     kinds={"scikitlearn", "json"},
     owners=OWNERS,
     code_version="1",
+    automation_condition=AUTOMATION,
 )
 def segmentation_model(
     context: dg.AssetExecutionContext, settings: SegflowSettings, customer_features: pl.DataFrame

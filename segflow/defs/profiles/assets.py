@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.policies import AUTOMATION
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import periods
@@ -21,6 +22,7 @@ from segflow.lib.profiles import RawSources, build_profiles
             kinds={"polars", "parquet"},
             owners=OWNERS,
             code_version="1",
+            automation_condition=AUTOMATION,
         ),
         "quarantined_rows": dg.AssetOut(
             description="Every raw row rejected by a row rule this month, with its source, file, row number, rule id "
@@ -29,6 +31,7 @@ from segflow.lib.profiles import RawSources, build_profiles
             kinds={"polars", "parquet"},
             owners=OWNERS,
             code_version="1",
+            automation_condition=AUTOMATION,
         ),
         "row_accounting": dg.AssetOut(
             description="Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month.",
@@ -36,6 +39,7 @@ from segflow.lib.profiles import RawSources, build_profiles
             kinds={"polars", "parquet"},
             owners=OWNERS,
             code_version="1",
+            automation_condition=AUTOMATION,
         ),
     },
     partitions_def=monthly_partitions,

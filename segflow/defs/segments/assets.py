@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage
+from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.partitions import monthly_partitions
 from segflow.lib.clustering import assign
 
@@ -15,6 +16,8 @@ from segflow.lib.clustering import assign
     kinds={"polars", "parquet"},
     owners=OWNERS,
     code_version="1",
+    automation_condition=AUTOMATION,
+    freshness_policy=PUBLISHED_FRESHNESS,
 )
 def segment_assignments(
     context: dg.AssetExecutionContext, customer_features: pl.DataFrame, segmentation_model: dict
