@@ -6,12 +6,10 @@ several partitions (runs) at once through the run launcher or ``segflow backfill
 
 import dagster as dg
 
-from segflow.defs.partitions import monthly_partitions
 
 segmentation_job = dg.define_asset_job(
     name="segmentation_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=monthly_partitions,
     executor_def=dg.in_process_executor,
     description="The whole monthly flow for one partition: sources, profiles, features, model, segments, audit.",
 )
@@ -19,7 +17,6 @@ segmentation_job = dg.define_asset_job(
 ingest_job = dg.define_asset_job(
     name="ingest_job",
     selection=dg.AssetSelection.groups("raw", "profiles"),
-    partitions_def=monthly_partitions,
     executor_def=dg.in_process_executor,
     description="Sources and profiles only: what later months' trailing windows need.",
 )
@@ -27,7 +24,6 @@ ingest_job = dg.define_asset_job(
 modelling_job = dg.define_asset_job(
     name="modelling_job",
     selection=dg.AssetSelection.groups("features", "models", "segments", "audit"),
-    partitions_def=monthly_partitions,
     executor_def=dg.in_process_executor,
     description="Features to report for one month, reading profiles already built (the backfill's second phase).",
 )

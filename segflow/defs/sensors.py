@@ -6,6 +6,7 @@ import dagster as dg
 
 from segflow.config import get_settings
 from segflow.defs.jobs import segmentation_job
+from segflow.defs.partitions import monthly_partitions
 from segflow.lib import landing
 
 
@@ -22,7 +23,7 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     current = landing.scan(templates, str(settings.landing_dir))
     previous = json.loads(context.cursor) if context.cursor else {}
     months = [m for m in landing.changed_periods(previous, current)
-              if m in set(segmentation_job.partitions_def.get_partition_keys())]  # fmt: skip
+              if m in set(monthly_partitions.get_partition_keys())]  # fmt: skip
     requests = [dg.RunRequest(partition_key=month, run_key=landing.month_key(current, month)) for month in months]
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
 
