@@ -57,14 +57,17 @@ def _definitions():
 
 
 def _first_error(result) -> str:
+    """The most useful line about why a run failed: a failed blocking check names its rules."""
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed and evaluation.severity.value == "ERROR":
+                failing = evaluation.metadata.get("failing_rules")
+                detail = failing.value if failing is not None else (evaluation.description or "")
+                return f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed: {detail}"
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             return f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            data = event.event_specific_data.evaluation
-            if not data.passed:
-                return f"check {data.check_name} on {data.asset_key.to_user_string()} failed: {data.description or ''}"
     return "run failed"
 
 
