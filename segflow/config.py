@@ -78,7 +78,7 @@ class ModelSettings:
     seed: int = 42
     k_min: int = 2
     k_max: int = 8
-    silhouette_sample: int = 10_000
+    silhouette_sample: int = 5_000
     min_segment_share: float = 0.02
     n_init: int = 10
     max_fit_rows: int = 200_000

@@ -6,7 +6,6 @@ several partitions (runs) at once through the run launcher or ``segflow backfill
 
 import dagster as dg
 
-
 segmentation_job = dg.define_asset_job(
     name="segmentation_job",
     selection=dg.AssetSelection.all(),

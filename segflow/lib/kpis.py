@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from segflow.lib.exact import exact_sum
+
 
 def segment_kpis(assignments: pl.DataFrame) -> pl.DataFrame:
     """Per segment: customers, share, revenue and its share, order value, frequency, recency.
@@ -12,12 +14,12 @@ def segment_kpis(assignments: pl.DataFrame) -> pl.DataFrame:
     invoice of the segment as a whole (not a mean of customer means).
     """
     total_customers = assignments.height
-    total_revenue = assignments["net_revenue_window"].sum()
+    total_revenue = assignments.select(exact_sum(pl.col("net_revenue_window"))).item()
     return (
         assignments.group_by("segment_id", "segment_name")
         .agg(
             pl.len().alias("customers"),
-            pl.col("net_revenue_window").sum().alias("revenue"),
+            exact_sum(pl.col("net_revenue_window")).alias("revenue"),
             pl.col("invoices_window").sum().alias("invoices"),
             pl.col("invoices_window").mean().alias("mean_frequency"),
             pl.col("recency_days").mean().alias("mean_recency_days"),

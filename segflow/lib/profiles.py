@@ -16,7 +16,8 @@ import polars as pl
 from segflow.config import CleaningSettings
 from segflow.lib import cleaning
 from segflow.lib.cleaning import Cleaned
-from segflow.lib.imputation import CATEGORICAL, NUMERIC, imputed_flag, impute_demographics
+from segflow.lib.exact import exact_sum
+from segflow.lib.imputation import CATEGORICAL, NUMERIC, impute_demographics, imputed_flag
 from segflow.lib.schema import CHANNELS, CUSTOMERS, PII_COLUMNS, SURVEY_QUESTIONS
 
 GENDERS = ("F", "M", "X")
@@ -84,9 +85,9 @@ def _transaction_activity(tx: pl.DataFrame) -> pl.DataFrame:
             pl.col("invoice_id").filter(~cancel & (pl.col("channel") == c)).n_unique().alias(f"{c}_invoices")
             for c in CHANNELS
         ],
-        amount.filter(~cancel).sum().alias("gross_revenue"),
-        (-amount.filter(cancel)).sum().alias("returns_value"),
-        amount.sum().alias("net_revenue"),
+        exact_sum(amount.filter(~cancel)).alias("gross_revenue"),
+        exact_sum(-amount.filter(cancel)).alias("returns_value"),
+        exact_sum(amount).alias("net_revenue"),
         pl.col("invoiced_at").filter(~cancel).min().alias("first_purchase_at"),
         pl.col("invoiced_at").filter(~cancel).max().alias("last_purchase_at"),
     )

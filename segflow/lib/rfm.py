@@ -19,6 +19,8 @@ from datetime import date
 
 import polars as pl
 
+from segflow.lib.exact import exact_sum
+
 SEGMENT_GRID: dict[str, tuple[str, ...]] = {
     "Champions": ("55", "54", "45"),
     "Loyal": ("53", "44", "35", "34"),
@@ -46,7 +48,7 @@ def rfm_values(window: pl.LazyFrame, as_of: date, frequency: str = "invoices", m
         window.group_by("customer_id")
         .agg(
             pl.col("n_invoices").sum().alias("invoices"),
-            pl.col("net_revenue").sum().alias("net_revenue_window"),
+            exact_sum(pl.col("net_revenue")).alias("net_revenue_window"),
             pl.col("last_purchase_at").max().alias("last_purchase_at"),
         )
         .filter(pl.col("invoices") > 0)

@@ -5,8 +5,8 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
-from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.partitions import monthly_partitions
+from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import storage
 from segflow.lib.kpis import segment_kpis

@@ -5,8 +5,8 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
-from segflow.defs.policies import AUTOMATION
 from segflow.defs.partitions import monthly_partitions
+from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.lib.clustering import fit_model
 

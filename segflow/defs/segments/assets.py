@@ -5,8 +5,8 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage
-from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.partitions import monthly_partitions
+from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.lib.clustering import assign
 
 
