@@ -87,7 +87,7 @@ def run_partition(job_name: str, period: str) -> RunOutcome:
 
 
 def _materialized(settings: Settings, asset: str, period: str) -> bool:
-    suffix = "html" if asset == "reports" else "parquet"
+    suffix = {"reports": "html", "segmentation_model": "json"}.get(asset, "parquet")
     return (settings.storage_dir / asset / f"{period}.{suffix}").exists()
 
 
@@ -101,9 +101,13 @@ class BackfillPlan:
 def plan_backfill(settings: Settings, first: str, last: str, force: bool = False) -> BackfillPlan:
     """Two phases: profiles for every month the targets' trailing windows read, then the rest.
 
-    Months are independent within a phase, so each phase can run in parallel. Without ``force``,
+    Ingest months are independent and run in parallel with ``workers``; modelling runs in order. Without ``force``,
     months already built are skipped, so an interrupted backfill resumes where it stopped.
     """
+    # Segment ids are aligned to the previous month's model, so the chain must be complete: extend
+    # the range back to the first month whose previous month has a model (or the first partition).
+    while first > settings.partitions_start and not _materialized(settings, "segmentation_model", shift(first, -1)):
+        first = shift(first, -1)
     targets = month_range(first, last)
     window_start = max(shift(first, -(settings.features.window_months - 1)), settings.partitions_start)
     needed = month_range(window_start, last)
@@ -170,7 +174,9 @@ def backfill(settings: Settings, first: str, last: str, workers: int = 1, force:
     runnable = [m for m in plan.model if not _window_failed(settings, m, failed_ingest)]
     for month in sorted(set(plan.model) - set(runnable)):
         summary.outcomes.append(RunOutcome(month, "modelling_job", False, 0.0, "", "skipped: a month of its window failed"))
-    _execute([("modelling_job", m) for m in runnable], workers, config, echo, summary, started, total)
+    # Modelling is a chain: each month's model aligns its segment ids to the previous month's,
+    # so this phase runs in month order whatever --workers says.
+    _execute([("modelling_job", m) for m in runnable], 1, config, echo, summary, started, total)
     return summary
 
 

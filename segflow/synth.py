@@ -942,7 +942,7 @@ class _CsvSink:
 
 
 class _Sinks:
-    """The five files of one month, committed together or not at all."""
+    """The five files of one month, under temporary names until the whole month is written."""
 
     def __init__(self, out: Path, period: str) -> None:
         self.sinks: dict[str, _ParquetSink | _CsvSink] = {}
@@ -982,12 +982,14 @@ SOURCE_DIRS = {"customers": "crm_customers", "transactions": "transactions", "en
                "surveys": "surveys", "campaigns": "campaigns"}  # fmt: skip
 
 
-def _file_layout() -> dict[str, str]:
-    layout = {source: f"{folder}/{{period}}.parquet" for source, folder in SOURCE_DIRS.items()}
-    return layout | {
-        "customers": "crm_customers/{period}.csv",
-        "ground_truth": "_ground_truth/segments.parquet",
-    }
+FILE_LAYOUT = {
+    "customers": "crm_customers/{period}.csv",
+    "transactions": "transactions/{period}.parquet",
+    "engagement": "engagement/{period}.parquet",
+    "surveys": "surveys/{period}.parquet",
+    "campaigns": "campaigns/{period}.parquet",
+    "ground_truth": "_ground_truth/segments.parquet",
+}
 
 
 def _block_outputs(
@@ -1079,7 +1081,7 @@ def generate(
         "segment_counts": segment_counts,
         "row_counts": row_counts,
         "injected_dirt": injected,
-        "files": _file_layout(),
+        "files": FILE_LAYOUT,
     }
     _write_json(out / "_manifest.json", manifest)
     say(f"wrote {len(months)} months for {pop.total:,} customers to {out}")

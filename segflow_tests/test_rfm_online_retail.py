@@ -25,7 +25,7 @@ def _profiles(path: str, period: str) -> pl.DataFrame:
     split = period_filter_for("transactions", path, start, end, is_first_partition=False)
     raw = read_source("transactions", MAPPING, path, split).frame
     sources = RawSources(customers=None, transactions=raw, engagement=None, surveys=None, campaigns=None)
-    return build_profiles(sources, period, start, end, CleaningSettings(), seed=0).profiles
+    return build_profiles(sources, period, start, end, CleaningSettings(max_abs_quantity=20_000), seed=0).profiles
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ WITH lines AS (
     WHERE InvoiceDate >= TIMESTAMP '2010-12-01' AND InvoiceDate < TIMESTAMP '2011-12-01'
 ), accepted AS (
     SELECT * FROM lines
-    WHERE customer IS NOT NULL AND Price > 0 AND Quantity <> 0 AND Price <= 50000 AND abs(Quantity) <= 10000
+    WHERE customer IS NOT NULL AND Price > 0 AND Quantity <> 0 AND Price <= 50000 AND abs(Quantity) <= 20000
       AND NOT (Quantity < 0 AND NOT starts_with(Invoice, 'C'))
       AND NOT (Quantity > 0 AND starts_with(Invoice, 'C'))
 )

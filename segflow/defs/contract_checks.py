@@ -230,3 +230,12 @@ def _fmt(value: object) -> str:
     if value is None:  # open bound
         return "…"
     return value.isoformat() if isinstance(value, dt.datetime) else str(value)
+
+
+def contract_metadata(contract_name: str) -> dict[str, object]:
+    """Asset definition metadata from a contract: the column schema the UI shows, and its version."""
+    return {
+        "dagster/column_schema": column_schema(contract_name),
+        "contract": contract_name,
+        "contract_version": contract_version(contract_name),
+    }

@@ -226,3 +226,9 @@ def apply_rules(frame: pl.DataFrame, rules: list[Rule], source: str, period: str
     )
     accepted = judged.filter(pl.col("_rule_id").is_null()).drop("_rule_id", "_reason")
     return Cleaned(accepted, quarantined.cast(QUARANTINE_SCHEMA), duplicates, raw_rows)
+
+
+def accounting_imbalances(accounting: pl.DataFrame) -> pl.DataFrame:
+    """Sources whose raw rows differ from accepted + quarantined + duplicates (empty when balanced)."""
+    unaccounted = pl.col("raw_rows") - pl.col("accepted_rows") - pl.col("quarantined_rows") - pl.col("duplicates_dropped")
+    return accounting.with_columns(unaccounted.alias("unaccounted")).filter(pl.col("unaccounted") != 0)

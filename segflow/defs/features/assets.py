@@ -4,6 +4,7 @@
 import dagster as dg
 import polars as pl
 
+from segflow.defs.contract_checks import contract_metadata
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
 from segflow.defs.partitions import WINDOW_MONTHS, monthly_partitions, trailing_window
 from segflow.defs.policies import AUTOMATION
@@ -19,6 +20,7 @@ from segflow.lib.behaviour import build_features
     kinds={"polars", "parquet"},
     owners=OWNERS,
     code_version="1",
+    metadata=contract_metadata("customer_features"),
     automation_condition=AUTOMATION,
 )
 def customer_features(

@@ -4,6 +4,7 @@
 import dagster as dg
 import polars as pl
 
+from segflow.defs.contract_checks import contract_metadata
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION
@@ -21,6 +22,7 @@ from segflow.lib.profiles import RawSources, build_profiles
             group_name="profiles",
             kinds={"polars", "parquet"},
             owners=OWNERS,
+            metadata=contract_metadata("customer_profiles"),
             code_version="1",
             automation_condition=AUTOMATION,
         ),
@@ -30,6 +32,7 @@ from segflow.lib.profiles import RawSources, build_profiles
             group_name="profiles",
             kinds={"polars", "parquet"},
             owners=OWNERS,
+            metadata=contract_metadata("quarantined_rows"),
             code_version="1",
             automation_condition=AUTOMATION,
         ),
@@ -38,6 +41,7 @@ from segflow.lib.profiles import RawSources, build_profiles
             group_name="profiles",
             kinds={"polars", "parquet"},
             owners=OWNERS,
+            metadata=contract_metadata("row_accounting"),
             code_version="1",
             automation_condition=AUTOMATION,
         ),
