@@ -57,7 +57,7 @@ def _default_sources() -> dict[str, SourceSettings]:
 class CleaningSettings:
     """Row-level thresholds applied while building customer profiles."""
 
-    max_abs_quantity: int = 10_000
+    max_abs_quantity: int = 1_000  # synthetic default; set per data set (wholesale data needs more)
     max_unit_price: float = 50_000.0
     min_age_years: int = 14
 
