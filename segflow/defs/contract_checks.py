@@ -18,6 +18,7 @@ import warnings
 import dagster as dg
 import polars as pl
 
+from segflow.lib import periods
 from segflow.lib.contracts import Contract, Rule, load_contract
 from segflow.lib.quality import ValidationReport, validate_frame
 
@@ -239,3 +240,22 @@ def contract_metadata(contract_name: str) -> dict[str, object]:
         "contract": contract_name,
         "contract_version": contract_version(contract_name),
     }
+
+
+def publish_gate(frame: pl.DataFrame, contract_name: str, period: str) -> None:
+    """Write-audit-publish for the tables segflow computes itself.
+
+    A blocking check stops downstream steps, but Dagster still writes the checked asset, and a
+    later run (a modelling phase, a trailing window) would read it. So the error rules are also
+    validated here, before the value reaches the IO manager: a violating table is never written,
+    and the previous good version of the partition stays in place.
+    """
+    start, end = periods.bounds(period)
+    report = validate_frame(frame, load_contract(contract_name), "error", None, start, end)
+    if not report.success:
+        failed = [r for r in report.results if r.success is False]
+        raise dg.Failure(
+            description=f"{contract_name} {period} not published: contract rules failed: "
+            + "; ".join(f"{r.rule_id} (observed {r.observed_value}, unexpected {r.unexpected_count})" for r in failed),
+            metadata={"failing_rules": ", ".join(r.rule_id for r in failed)},
+        )

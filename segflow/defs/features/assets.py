@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from segflow.defs.contract_checks import contract_metadata
+from segflow.defs.contract_checks import contract_metadata, publish_gate
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
 from segflow.defs.partitions import WINDOW_MONTHS, monthly_partitions, trailing_window
 from segflow.defs.policies import AUTOMATION
@@ -42,6 +42,7 @@ def customer_features(
         frequency=config.features.frequency,
         monetary=config.features.monetary,
     )
+    publish_gate(features, "customer_features", period)
     return dg.Output(
         features,
         metadata=lineage(

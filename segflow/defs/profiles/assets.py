@@ -4,7 +4,7 @@
 import dagster as dg
 import polars as pl
 
-from segflow.defs.contract_checks import contract_metadata
+from segflow.defs.contract_checks import contract_metadata, publish_gate
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION
@@ -97,6 +97,9 @@ def customer_profiles(
         "quarantine_by_rule": table_metadata(by_rule),
         "row_accounting": dg.MetadataValue.json(build.accounting),
     }
+    for table, name in ((build.profiles, "customer_profiles"), (build.quarantined, "quarantined_rows"),
+                        (accounting, "row_accounting")):  # fmt: skip
+        publish_gate(table, name, period)
     return (
         dg.Output(build.profiles, output_name="customer_profiles", metadata=profiles_meta),
         dg.Output(build.quarantined, output_name="quarantined_rows", metadata=quarantine_meta),

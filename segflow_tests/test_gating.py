@@ -1,0 +1,71 @@
+"""Blocking gates: a failed contract check stops everything downstream, and computed tables that
+break their contract are never published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from segflow.synth import DirtRates, SynthConfig, generate
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    generate(tmp_path / "landing", SynthConfig(customers=600, months=2, start="2024-01", seed=3, dirt=DirtRates.none()))
+    monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
+    monkeypatch.delenv("SEGFLOW_CONFIG", raising=False)
+    return tmp_path
+
+
+def test_failed_blocking_check_stops_everything_downstream(home: Path) -> None:
+    from segflow.definitions import defs
+
+    path = home / "landing" / "transactions" / "2024-02.parquet"
+    tx = pl.read_parquet(path)
+    broken = tx.with_columns(
+        pl.when(pl.int_range(pl.len()) % 10 < 6).then(None).otherwise(pl.col("customer_id")).alias("customer_id")
+    )
+    broken.write_parquet(path)
+    (home / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as instance:
+        job = defs().resolve_job_def("segmentation_job")
+        result = job.execute_in_process(partition_key="2024-02", instance=instance, raise_on_error=False)
+        assert not result.success
+        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        failed = evaluations["raw_transactions_contract_errors"]
+        assert not failed.passed
+        assert "raw_transactions.customer_id.null_rate" in failed.metadata["failing_rules"].value
+        materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+        # raw_transactions is the staging copy and is written; nothing downstream of it is.
+        assert "raw_transactions" in materialised
+        assert not {"customer_profiles", "quarantined_rows", "customer_features", "segmentation_model",
+                    "segment_assignments", "kpi_audit", "audit_report"} & materialised  # fmt: skip
+        assert not (home / "storage" / "customer_profiles" / "2024-02.parquet").exists()
+
+
+def test_publish_gate_refuses_a_table_that_breaks_its_contract() -> None:
+    from segflow.defs.contract_checks import publish_gate
+
+    good = pl.DataFrame({"period": ["2024-02"], "source": ["transactions"], "raw_rows": [5], "accepted_rows": [3],
+                         "quarantined_rows": [1], "duplicates_dropped": [1]})  # fmt: skip
+    publish_gate(good, "row_accounting", "2024-02")
+    bad = good.with_columns(pl.lit("pos").alias("source"), pl.lit(-1).cast(pl.Int64).alias("accepted_rows"))
+    with pytest.raises(dg.Failure) as err:
+        publish_gate(bad, "row_accounting", "2024-02")
+    message = err.value.description
+    assert "row_accounting.source.allowed" in message and "row_accounting.accepted_rows.range" in message
+
+
+def test_accounting_balance_check_catches_lost_rows() -> None:
+    from segflow.defs.profiles.checks import row_accounting_balances
+
+    frame = pl.DataFrame({"period": ["2024-02"] * 2, "source": ["transactions", "customers"], "raw_rows": [10, 4],
+                          "accepted_rows": [7, 4], "quarantined_rows": [2, 0], "duplicates_dropped": [1, 0]})  # fmt: skip
+    assert row_accounting_balances(frame).passed
+    lost = frame.with_columns(pl.when(pl.col("source") == "transactions").then(6).otherwise(pl.col("accepted_rows"))
+                              .alias("accepted_rows"))  # fmt: skip
+    result = row_accounting_balances(lost)
+    assert not result.passed and "transactions: 1 rows unaccounted" in result.description
