@@ -67,7 +67,11 @@ def _first_error(result) -> str:
                 return f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed: {detail}"
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            return f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+            error = event.step_failure_data.error
+            # Dagster wraps the user's exception; show the user's (which names file, column, rule).
+            while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+                error = error.cause
+            return f"{event.step_key}: {error.message.strip()}"
     return "run failed"
 
 

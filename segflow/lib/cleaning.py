@@ -95,6 +95,13 @@ def transaction_rules(
         ),
         Rule("missing_quantity", "quantity is missing", pl.col("quantity").is_null()),
         Rule("missing_price", "unit price is missing or not finite", ~pl.col("unit_price").is_finite().fill_null(False)),
+        Rule(
+            "invoice_customer_conflict",
+            "invoice line names a different customer than the invoice's first line",
+            pl.col("customer_id") != pl.col("customer_id").first().over("invoice_id"),
+        ),
+        Rule("unknown_channel", f"channel not in {list(CHANNELS)}",
+             pl.col("channel").is_not_null() & ~pl.col("channel").is_in(CHANNELS)),
         Rule("zero_quantity", "quantity is zero", pl.col("quantity") == 0),
         Rule(
             "non_positive_price",
