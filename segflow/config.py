@@ -60,6 +60,7 @@ class CleaningSettings:
     max_abs_quantity: int = 1_000  # synthetic default; set per data set (wholesale data needs more)
     max_unit_price: float = 50_000.0
     min_age_years: int = 14
+    adjustment_prefixes: tuple[str, ...] = ("A",)  # invoice ids of accounting adjustments, not sales
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,11 @@ def test_each_rule_fires_on_its_own_bad_input() -> None:
     assert _rule_of({"invoiced_at": "not a date"}) == "unparseable_value"
     assert _rule_of({"quantity": "abc"}) == "unparseable_value"
     assert _rule_of({"quantity": "0"}) == "zero_quantity"
-    assert _rule_of({"unit_price": "0"}) == "non_positive_price"
-    assert _rule_of({"unit_price": "-2"}) == "non_positive_price"
+    assert _rule_of({"unit_price": "0"}) == "zero_price"
+    assert _rule_of({"unit_price": "0", "customer_id": None}) == "zero_price"  # the specific reason wins
+    assert _rule_of({"unit_price": "-2"}) == "negative_price"
+    assert _rule_of({"invoice_id": "A563185", "unit_price": "-11062.06", "customer_id": None}) == "adjustment_invoice"
+    assert _rule_of({"quantity": "-5", "customer_id": None}) == "negative_quantity_not_cancellation"
     assert _rule_of({"unit_price": "NaN"}) == "missing_price"
     assert _rule_of({"unit_price": "inf"}) == "missing_price"
     assert _rule_of({"quantity": "-2"}) == "negative_quantity_not_cancellation"

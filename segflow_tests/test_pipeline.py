@@ -90,7 +90,7 @@ def test_outputs_hold_what_they_promise(built, home: Path) -> None:
     balance = accounting["accepted_rows"] + accounting["quarantined_rows"] + accounting["duplicates_dropped"]
     assert (accounting["raw_rows"] == balance).all()
     quarantine = pl.read_parquet(_stored(home, "quarantined_rows", "2024-08"))
-    assert {"missing_customer_id", "non_positive_price", "outside_partition"} <= set(quarantine["rule_id"])
+    assert {"missing_customer_id", "negative_price", "outside_partition", "quantity_outlier"} <= set(quarantine["rule_id"])
 
 
 def test_planted_segments_are_recovered(built, home: Path) -> None:

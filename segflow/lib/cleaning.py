@@ -84,9 +84,15 @@ def transaction_rules(
 ) -> list[Rule]:
     is_cancellation = pl.col("invoice_id").str.starts_with("C")
     return [
+        # Order matters: the first broken rule names the row, so the specific shapes of known dirt
+        # (adjustments, write-offs, free lines) come before the generic missing-customer rule.
         _parse_rule(),
         Rule("missing_invoice_id", "invoice id is missing", pl.col("invoice_id").is_null()),
-        *_customer_id_rules(known_customers),
+        Rule(
+            "adjustment_invoice",
+            f"accounting adjustment (invoice id starts with {list(settings.adjustment_prefixes)}), not a sale",
+            pl.any_horizontal([pl.col("invoice_id").str.starts_with(p) for p in settings.adjustment_prefixes] or [False]),
+        ),
         Rule("missing_timestamp", "invoice timestamp is missing", pl.col("invoiced_at").is_null()),
         Rule(
             "outside_partition",
@@ -95,19 +101,9 @@ def transaction_rules(
         ),
         Rule("missing_quantity", "quantity is missing", pl.col("quantity").is_null()),
         Rule("missing_price", "unit price is missing or not finite", ~pl.col("unit_price").is_finite().fill_null(False)),
-        Rule(
-            "invoice_customer_conflict",
-            "invoice line names a different customer than the invoice's first line",
-            pl.col("customer_id") != pl.col("customer_id").first().over("invoice_id"),
-        ),
-        Rule("unknown_channel", f"channel not in {list(CHANNELS)}",
-             pl.col("channel").is_not_null() & ~pl.col("channel").is_in(CHANNELS)),
         Rule("zero_quantity", "quantity is zero", pl.col("quantity") == 0),
-        Rule(
-            "non_positive_price",
-            "unit price is zero or negative (free items, bad-debt adjustments)",
-            pl.col("unit_price") <= 0,
-        ),
+        Rule("zero_price", "unit price is zero (free or unpriced line)", pl.col("unit_price") == 0),
+        Rule("negative_price", "unit price is negative", pl.col("unit_price") < 0),
         Rule(
             "negative_quantity_not_cancellation",
             "negative quantity on an invoice that is not a cancellation (stock write-off)",
@@ -118,6 +114,14 @@ def transaction_rules(
             "positive quantity on a cancellation invoice",
             (pl.col("quantity") > 0) & is_cancellation,
         ),
+        *_customer_id_rules(known_customers),
+        Rule(
+            "invoice_customer_conflict",
+            "invoice line names a different customer than the invoice's first line",
+            pl.col("customer_id") != pl.col("customer_id").first().over("invoice_id"),
+        ),
+        Rule("unknown_channel", f"channel not in {list(CHANNELS)}",
+             pl.col("channel").is_not_null() & ~pl.col("channel").is_in(CHANNELS)),
         Rule(
             "quantity_outlier",
             f"absolute quantity above {settings.max_abs_quantity}",

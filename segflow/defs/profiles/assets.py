@@ -13,37 +13,35 @@ from segflow.lib import periods
 from segflow.lib.profiles import RawSources, build_profiles
 
 
+def _table_out(name: str, description: str) -> dg.AssetOut:
+    """The three outputs differ only in name and description; each has its own contract."""
+    return dg.AssetOut(
+        description=description,
+        group_name="profiles",
+        kinds={"polars", "parquet"},
+        owners=OWNERS,
+        metadata=contract_metadata(name),
+        code_version="1",
+        automation_condition=AUTOMATION,
+    )
+
+
 @dg.multi_asset(
     outs={
-        "customer_profiles": dg.AssetOut(
-            description="One row per customer known at the month's end: typed, deduplicated, PII removed, invalid "
+        "customer_profiles": _table_out(
+            "customer_profiles",
+            "One row per customer known at the month's end: typed, deduplicated, PII removed, invalid "
             "demographics recoded and imputed by a model (flagged `*_imputed`), and the month's purchases net of "
             "cancellations and returns, engagement, survey answers and campaign exposures.",
-            group_name="profiles",
-            kinds={"polars", "parquet"},
-            owners=OWNERS,
-            metadata=contract_metadata("customer_profiles"),
-            code_version="1",
-            automation_condition=AUTOMATION,
         ),
-        "quarantined_rows": dg.AssetOut(
-            description="Every raw row rejected by a row rule this month, with its source, file, row number, rule id "
+        "quarantined_rows": _table_out(
+            "quarantined_rows",
+            "Every raw row rejected by a row rule this month, with its source, file, row number, rule id "
             "and reason; PII in the kept record is masked.",
-            group_name="profiles",
-            kinds={"polars", "parquet"},
-            owners=OWNERS,
-            metadata=contract_metadata("quarantined_rows"),
-            code_version="1",
-            automation_condition=AUTOMATION,
         ),
-        "row_accounting": dg.AssetOut(
-            description="Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month.",
-            group_name="profiles",
-            kinds={"polars", "parquet"},
-            owners=OWNERS,
-            metadata=contract_metadata("row_accounting"),
-            code_version="1",
-            automation_condition=AUTOMATION,
+        "row_accounting": _table_out(
+            "row_accounting",
+            "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month.",
         ),
     },
     partitions_def=monthly_partitions,
