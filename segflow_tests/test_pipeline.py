@@ -128,3 +128,8 @@ def test_lineage_metadata_recorded(built, instance) -> None:
     upstream = meta["upstream_partitions"].value["customer_profiles"]
     assert upstream == month_range("2024-01", event.asset_materialization.partition)[-12:]
     assert meta["dagster/row_count"].value > 0
+    lineage = meta["dagster/column_lineage"].value.deps_by_column
+    assert {d.column_name for d in lineage["recency_days"]} == {"last_purchase_at"}
+    assert all(d.asset_key == dg.AssetKey("customer_profiles") for deps in lineage.values() for d in deps)
+    version = event.asset_materialization.tags["dagster/data_version"]
+    assert version.startswith(f"{meta['dagster/row_count'].value}-")

@@ -77,3 +77,33 @@ def build_features(
     )
     scored = rfm.score(joined)
     return scored.select(pl.lit(period).alias("period"), pl.all())
+
+
+# Column lineage of the feature table: each feature and the profile columns it is computed from.
+FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
+    "recency_days": ("last_purchase_at",),
+    "frequency": ("n_invoices",),
+    "monetary": ("net_revenue", "n_invoices"),
+    "invoices_window": ("n_invoices",),
+    "net_revenue_window": ("net_revenue",),
+    "tenure_months": ("period",),
+    "active_months": ("period", "n_invoices"),
+    "invoices_per_month": ("n_invoices", "period"),
+    "avg_order_value": ("net_revenue", "n_invoices"),
+    "return_rate": ("returns_value", "gross_revenue"),
+    "gross_revenue_window": ("gross_revenue",),
+    "returns_value_window": ("returns_value",),
+    "digital_share": ("web_invoices", "app_invoices", "n_invoices"),
+    "sessions_per_month": ("sessions", "period"),
+    "pages_per_session": ("page_views", "sessions"),
+    "email_open_rate": ("email_opens", "email_sends"),
+    "email_click_rate": ("email_clicks", "email_opens"),
+    "campaign_response_rate": ("campaign_responses", "campaign_exposures"),
+    **{f"survey_{q}": (f"survey_{q}", "period") for q in SURVEY_QUESTIONS},
+    **{d: (d,) for d in DEMOGRAPHICS},
+    "r_score": ("last_purchase_at",),
+    "f_score": ("n_invoices",),
+    "m_score": ("net_revenue",),
+    "rfm_code": ("last_purchase_at", "n_invoices", "net_revenue"),
+    "rfm_segment": ("last_purchase_at", "n_invoices", "net_revenue"),
+}

@@ -5,12 +5,12 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.contract_checks import contract_metadata, publish_gate
-from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.lineage import OWNERS, column_lineage, data_version, lineage, table_metadata
 from segflow.defs.partitions import WINDOW_MONTHS, monthly_partitions, trailing_window
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import periods, rfm
-from segflow.lib.behaviour import build_features
+from segflow.lib.behaviour import FEATURE_SOURCES, build_features
 
 
 @dg.asset(
@@ -45,6 +45,7 @@ def customer_features(
     publish_gate(features, "customer_features", period)
     return dg.Output(
         features,
+        data_version=data_version(features),
         metadata=lineage(
             context,
             rows_in={"customer_profiles": int(window.select(pl.len()).collect().item())},
@@ -55,6 +56,7 @@ def customer_features(
             rfm_definitions=dg.MetadataValue.json(
                 {"frequency": config.features.frequency, "monetary": config.features.monetary}
             ),
+            **{"dagster/column_lineage": column_lineage("customer_profiles", FEATURE_SOURCES)},
             rfm_thresholds=table_metadata(rfm.thresholds(features)) if features.height else "no customers",
         ),
     )

@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.contract_checks import contract_metadata, publish_gate
-from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.lineage import OWNERS, data_version, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
@@ -99,7 +99,10 @@ def customer_profiles(
                         (accounting, "row_accounting")):  # fmt: skip
         publish_gate(table, name, period)
     return (
-        dg.Output(build.profiles, output_name="customer_profiles", metadata=profiles_meta),
-        dg.Output(build.quarantined, output_name="quarantined_rows", metadata=quarantine_meta),
-        dg.Output(accounting, output_name="row_accounting", metadata={"dagster/row_count": accounting.height}),
+        dg.Output(build.profiles, output_name="customer_profiles", metadata=profiles_meta,
+                  data_version=data_version(build.profiles)),
+        dg.Output(build.quarantined, output_name="quarantined_rows", metadata=quarantine_meta,
+                  data_version=data_version(build.quarantined)),
+        dg.Output(accounting, output_name="row_accounting", metadata={"dagster/row_count": accounting.height},
+                  data_version=data_version(accounting)),
     )
