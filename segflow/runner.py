@@ -160,7 +160,9 @@ def _report(outcomes, echo, summary: "BackfillSummary", started: float, total: i
         elapsed = time.perf_counter() - started
         eta = elapsed / done * (total - done)
         status = "ok" if outcome.success else f"FAILED: {outcome.error}"
-        echo(f"[{done}/{total}] {outcome.period} {outcome.job:<16} {outcome.seconds:6.1f}s  eta {eta:5.0f}s  {status}")
+        bar = "#" * round(20 * done / total)
+        echo(f"[{bar:<20}] {done}/{total} {outcome.period} {outcome.job:<16} {outcome.seconds:6.1f}s  "
+             f"eta {eta:5.0f}s  {status}")
         sys.stdout.flush()
 
 
