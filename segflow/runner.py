@@ -115,7 +115,8 @@ def plan_backfill(settings: Settings, first: str, last: str, force: bool = False
     targets = month_range(first, last)
     window_start = max(shift(first, -(settings.features.window_months - 1)), settings.partitions_start)
     needed = month_range(window_start, last)
-    ingest = [m for m in needed if force or not _materialized(settings, "customer_profiles", m)]
+    # --force rebuilds the target months; window months before them are only built when missing.
+    ingest = [m for m in needed if (force and m in targets) or not _materialized(settings, "customer_profiles", m)]
     done = [] if force else [m for m in targets if _materialized(settings, "reports", m)]
     model = [m for m in targets if m not in done or m in ingest]
     return BackfillPlan(ingest, model, [m for m in done if m not in model])
