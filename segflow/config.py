@@ -70,6 +70,8 @@ class FeatureSettings:
     window_months: int = 12
     monetary: str = "sum"  # sum: net revenue in the window | mean: net revenue per invoice
     frequency: str = "invoices"  # invoices: distinct purchase invoices | repeat: invoices - 1
+    # Months of history a window needs before it is modelled; earlier partitions are not segmented.
+    min_history_months: int = 1
 
 
 @dataclass(frozen=True)

@@ -110,8 +110,12 @@ def plan_backfill(settings: Settings, first: str, last: str, force: bool = False
     """
     # Segment ids are aligned to the previous month's model, so the chain must be complete: extend
     # the range back to the first month whose previous month has a model (or the first partition).
-    while first > settings.partitions_start and not _materialized(settings, "segmentation_model", shift(first, -1)):
+    first_modelled = shift(settings.partitions_start, settings.features.min_history_months - 1)
+    first = max(first, first_modelled)
+    while first > first_modelled and not _materialized(settings, "segmentation_model", shift(first, -1)):
         first = shift(first, -1)
+    if first > last:
+        return BackfillPlan([], [], [])
     targets = month_range(first, last)
     window_start = max(shift(first, -(settings.features.window_months - 1)), settings.partitions_start)
     needed = month_range(window_start, last)

@@ -33,6 +33,13 @@ def customer_features(
     """
     config = settings.load()
     period = context.partition_key
+    history = len(customer_profiles)
+    if history < config.features.min_history_months:
+        raise dg.Failure(
+            f"customer_features {period}: the window holds {history} month(s) of history; "
+            f"features.min_history_months is {config.features.min_history_months}. Months before "
+            f"{periods.shift(config.partitions_start, config.features.min_history_months - 1)} are not segmented."
+        )
     window = pl.concat([customer_profiles[key] for key in sorted(customer_profiles)], how="diagonal_relaxed")
     features = build_features(
         window,
