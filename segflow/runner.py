@@ -147,6 +147,13 @@ def _execute(runs: list[tuple[str, str]], workers: int, config: str | None, echo
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    import dagster as dg
+
+    # Create and migrate the SQLite instance once, here: workers opening a new instance at the
+    # same moment race on its schema ("more than one head present").
+    with dg.DagsterInstance.get():
+        pass
+
     # spawn, not fork: a forked copy of a process that already imported Dagster and opened its
     # instance is not safe.
     threads = str(max(1, (os.cpu_count() or 1) // workers))
