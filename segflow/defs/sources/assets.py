@@ -45,7 +45,11 @@ def raw_source_asset(source: str) -> dg.AssetsDefinition:
             first = period == config.partitions_start
             split = period_filter_for(source, source_settings.location, start, end, is_first_partition=first)
             read = read_source(source, source_settings, config.source_location(source, period), split)
-            frame, files = read.frame, read.files
+            # Files under the landing zone are recorded relative to it, so outputs do not depend on
+            # where the landing zone sits (the same data gives the same bytes on every machine).
+            prefix = str(config.landing_dir).rstrip("/") + "/"
+            frame = read.frame.with_columns(pl.col("_source_file").str.strip_prefix(prefix))
+            files = tuple(f.removeprefix(prefix) for f in read.files)
         parse_errors = frame["_parse_error"].is_not_null().sum()
         return dg.Output(
             frame,
