@@ -188,8 +188,9 @@ def fit_model(features: pl.DataFrame, settings: ModelSettings, period: str) -> d
     design = fit_design(features)
     # scikit-learn's OpenMP k-means ran 2.4x (200k rows) to 50x (5k rows) slower with 2 threads
     # than with 1 on our 2-core machines, so the sweep runs single-threaded; partitions and
-    # backfill workers provide the parallelism instead.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    # backfill workers provide the parallelism instead. BLAS is pinned too: its thread count
+    # changes the last bits of inertia, and a model must be byte-identical however it was run.
+    with threadpool_limits(limits=1):
         sweep, centroids_by_k = sweep_kmeans(design.matrix, settings)
     k = select_k(sweep, settings.min_segment_share)
     centroids = centroids_by_k[k]

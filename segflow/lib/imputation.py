@@ -80,8 +80,8 @@ def impute_demographics(customers: pl.DataFrame, seed: int) -> pl.DataFrame:
 
     flags = [pl.col(c).is_null().alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
     flagged = customers.with_columns(flags)
-    # Single-threaded OpenMP: see segflow.lib.clustering.fit_model for the measurement.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    # Single-threaded OpenMP and BLAS: see segflow.lib.clustering.fit_model for why.
+    with threadpool_limits(limits=1):
         filled = _impute_numeric(flagged, seed)
         for column in CATEGORICAL:
             filled = _impute_categorical(filled, column, seed)
