@@ -185,6 +185,9 @@ def fit_model(features: pl.DataFrame, settings: ModelSettings, period: str) -> d
     """Fit the segmentation model on a feature table; return it as plain data."""
     from threadpoolctl import threadpool_limits
 
+    import sklearn.cluster  # noqa: F401 - loaded before the limit below, so the limit covers its OpenMP
+    import sklearn.metrics  # noqa: F401
+
     design = fit_design(features)
     # scikit-learn's OpenMP k-means ran 2.4x (200k rows) to 50x (5k rows) slower with 2 threads
     # than with 1 on our 2-core machines, so the sweep runs single-threaded; partitions and

@@ -76,6 +76,8 @@ def _impute_categorical(frame: pl.DataFrame, column: str, seed: int) -> pl.DataF
 
 def impute_demographics(customers: pl.DataFrame, seed: int) -> pl.DataFrame:
     """Fill missing demographics and add one ``<column>_imputed`` flag per demographic column."""
+    import sklearn.ensemble  # noqa: F401 - loaded before the limit below, so the limit covers its OpenMP
+    import sklearn.impute  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     flags = [pl.col(c).is_null().alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
