@@ -63,7 +63,7 @@ class PolarsParquetIOManager(dg.UPathIOManager):
     def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
-        _publish(path, lambda tmp: storage.write_parquet(obj, tmp))
+        _publish(path, lambda tmp: storage.write_parquet_in_place(obj, tmp))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame | pl.LazyFrame:
         if _element_type(context) is pl.LazyFrame:

@@ -46,14 +46,18 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def write_parquet_in_place(frame: pl.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` as Parquet with statistics and bounded row groups, not atomically.
+
+    Only for a path that is itself a temporary file: nesting ``atomic_write`` would leave a
+    temporary file of a temporary file behind a killed writer, which the stale sweep misses.
+    """
+    frame.write_parquet(path, compression="zstd", statistics=True, row_group_size=PARQUET_ROW_GROUP_SIZE)
+
+
 def write_parquet(frame: pl.DataFrame, path: str | Path) -> Path:
     """Write ``frame`` atomically as Parquet with statistics and bounded row groups."""
-    return atomic_write(
-        path,
-        lambda tmp: frame.write_parquet(
-            tmp, compression="zstd", statistics=True, row_group_size=PARQUET_ROW_GROUP_SIZE
-        ),
-    )
+    return atomic_write(path, lambda tmp: write_parquet_in_place(frame, tmp))
 
 
 def write_text(text: str, path: str | Path) -> Path:
