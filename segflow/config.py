@@ -30,17 +30,117 @@ def _default_home() -> Path:
 
 @dataclass(frozen=True)
 class SourceSettings:
-    """Where one source lives and how its columns map onto segflow's canonical names.
+    """Where one source lives, how to read it, and how its columns map onto canonical names.
 
-    ``location`` may contain ``{landing}`` and ``{period}`` (YYYY-MM); ``columns`` maps a
-    canonical name to the user's column name.
+    ``location`` may contain ``{landing}`` and ``{period}`` (YYYY-MM): with ``{period}`` there is one
+    file per month, without it one file (or glob) holds every month and rows are placed in months by
+    ``time_column``. ``columns`` maps a canonical name to the user's column name or to an SQL
+    expression over the user's columns (``"Qty * 1"``, ``"'web'"``). See docs/use-your-own-data.md.
     """
 
     location: str = ""
-    format: str = "parquet"  # parquet | csv
+    format: str = "parquet"  # one of SOURCE_FORMATS
     columns: dict[str, str] = field(default_factory=dict)
-    csv_separator: str = ","
+    # Delimited text (csv, tsv). Every value is read as text and cast once, so nothing is guessed.
+    csv_separator: str = ","  # tsv: a tab, whatever this says
+    quote_char: str | None = '"'  # null: no quoting at all
+    encoding: str = "utf8"  # any Python codec: latin-1, cp1252, utf-16 ...
+    decimal_comma: bool = False  # "1.234,5" means 1234.5 (numbers only; "." is a thousands mark)
+    has_header: bool = True  # false: columns are named column_1, column_2, ... (fixed_width: ignored)
+    skip_rows: int = 0  # lines before the header (titles, export banners)
+    # Text to date/time, polars strftime formats; null means ISO 8601 (2024-03-01, 2024-03-01 10:00:00).
+    date_format: str | None = None  # e.g. "%d-%m-%Y"
+    datetime_format: str | None = None  # e.g. "%d/%m/%Y %H:%M"
+    # excel: a sheet name, a list of names stacked in order, "*" for every sheet; null: the first.
+    sheets: str | list[str] | None = None
+    # fixed_width: their column name -> [start, end) character offsets, 0-based.
+    fixed_columns: dict[str, list[int]] = field(default_factory=dict)
+    # sql: a database URI (sqlite:///relative.db, sqlite:////abs.db, postgresql://user@host:port/db)
+    # and a query taking the partition window as bound parameters :start and :end (and :period).
+    uri: str = ""
+    query: str = ""
+    # transactions: an SQL expression over their columns that is true on cancellation lines; null
+    # means the invoice id starts with "C". Carried to cleaning as the boolean `_is_cancellation`.
+    cancellation: str | None = None
+    timezone: str | None = None  # naive timestamps are in this zone; all are stored as naive UTC
+    currency: str | None = None  # the currency of money columns as delivered (recorded only)
+    currency_rate: float = 1.0  # money columns (unit_price, income) are multiplied by this
+    time_column: str | None = None  # the canonical column placing a row in a month (default per source)
+    starts: str | None = None  # YYYY-MM: the first month with data; earlier months are expected empty
     enabled: bool = True
+
+    def problems(self, source: str) -> list[str]:
+        """What is wrong with these settings for ``source`` (empty when usable)."""
+        from segflow.lib.schema import SOURCES  # lazy: keeps config importable without polars loaded
+
+        out = []
+        if self.format not in SOURCE_FORMATS:
+            out.append(f"format: {self.format!r} is not one of {list(SOURCE_FORMATS)}")
+        canonical = SOURCES.get(source, {})
+        unknown = sorted(set(self.columns) - set(canonical))
+        if unknown:
+            out.append(f"columns: unknown canonical name(s) {unknown}; known are {list(canonical)}")
+        bad_values = sorted(k for k, v in self.columns.items() if not isinstance(v, str) or not v.strip())
+        if bad_values:
+            out.append(f"columns: {bad_values} must map to a column name or an expression string")
+        if self.time_column is not None:
+            temporal = [c for c, t in canonical.items() if t.is_temporal()]
+            if self.time_column not in temporal:
+                out.append(
+                    f"time_column: {self.time_column!r} is not one of this source's time columns {temporal}"
+                )
+        if self.starts is not None and not _is_period(self.starts):
+            out.append(f"starts: {self.starts!r} is not a month YYYY-MM")
+        if self.format == "sql":
+            if not (self.uri or self.location):
+                out.append("format sql needs `uri` (or `location`) naming the database")
+            if not self.query.strip():
+                out.append("format sql needs `query`, with :start and :end as bound parameters")
+            uri = self.uri or self.location
+            if uri and not uri.startswith(SQL_SCHEMES):
+                out.append(
+                    f"uri: {uri.split('://')[0]!r} is not a supported database; use {list(SQL_SCHEMES)}"
+                )
+        if self.format == "fixed_width":
+            spans = [v for v in self.fixed_columns.values()]
+            if not spans:
+                out.append("format fixed_width needs `fixed_columns`: {their_name: [start, end], ...}")
+            if any(not isinstance(v, list | tuple) or len(v) != 2 or not all(isinstance(i, int) for i in v)
+                   or not 0 <= v[0] < v[1] for v in spans):  # fmt: skip
+                out.append("fixed_columns: every span must be [start, end] with 0 <= start < end")
+        if self.encoding:
+            import codecs
+
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                out.append(f"encoding: {self.encoding!r} is not a known text encoding")
+        if not isinstance(self.currency_rate, int | float) or not self.currency_rate > 0:
+            out.append(f"currency_rate: {self.currency_rate!r} must be a positive number")
+        if self.timezone is not None:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                out.append(f"timezone: {self.timezone!r} is not an IANA time zone (e.g. Europe/London)")
+        if source != "transactions" and self.cancellation is not None:
+            out.append("cancellation: only the transactions source has cancellations")
+        return out
+
+
+SOURCE_FORMATS = ("parquet", "csv", "tsv", "excel", "fixed_width", "whitespace", "sql")
+SQL_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
+
+
+def _is_period(text: str) -> bool:
+    return (
+        len(text) == 7
+        and text[4] == "-"
+        and text[:4].isdigit()
+        and text[5:].isdigit()
+        and 1 <= int(text[5:]) <= 12
+    )
 
 
 def _default_sources() -> dict[str, SourceSettings]:
@@ -76,7 +176,7 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """k-means sweep and selection thresholds."""
+    """Candidate model sweeps, selection thresholds, id alignment and churn settings."""
 
     seed: int = 42
     k_min: int = 2
@@ -85,11 +185,32 @@ class ModelSettings:
     min_segment_share: float = 0.02
     n_init: int = 10
     max_fit_rows: int = 200_000
+    # Candidate families and their sweeps (see segflow/lib/selection.py for the selection rule).
+    families: tuple[str, ...] = ("kmeans", "ward", "hdbscan", "gmm")
+    minibatch_above: int = 100_000  # k-means fits MiniBatchKMeans above this many fit rows
+    ward_sample: int = 3_000  # Ward is O(n^2): fitted on a seeded sample, extended by nearest centroid
+    hdbscan_sample: int = 3_000
+    hdbscan_min_cluster_shares: tuple[float, ...] = (0.02, 0.05)  # min cluster size as a share of the sample
+    hdbscan_metrics: tuple[str, ...] = ("euclidean",)
+    gmm_covariance_types: tuple[str, ...] = ("full", "diag")
+    gmm_fit_rows: int = 20_000
+    gap_references: int = 5  # uniform reference sets per k for the gap statistic
+    stability_resamples: int = 5  # B bootstrap refits per candidate (Hennig 2007 Jaccard, ARI)
+    stability_sample: int = 1_500  # rows each bootstrap refit draws from
+    min_stability: float = 0.75  # candidates with a lower mean per-segment Jaccard are discarded
+    align_max_distance: float = 1.0  # Hungarian match beyond this (pooled-sd units) is a new segment
+    churn_horizon_months: int = 3  # h: churned = no purchase in the next h months
+    churn_min_customers: int = 200  # fewer labelled customers in train or validation: no churn model
 
 
 @dataclass(frozen=True)
 class ReportSettings:
     min_cell_customers: int = 10  # cells describing fewer customers are suppressed
+    min_arm_size: int = 50  # campaign lift: fewer exposed per arm is "insufficient sample", no p-value
+    alpha: float = 0.05  # significance level of the lift tests (Holm-adjusted) and the backtest
+    backtest_horizon_months: int = 3  # h: segments of month T-h are scored on months T-h+1..T
+    psi_bins: int = 10  # quantile bins of the reference month for feature PSI
+    trend_months: int = 6  # months of history in segment trends and data-quality trends
 
 
 @dataclass(frozen=True)
@@ -159,8 +280,12 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if unknown:
         raise ConfigError(f"{file}: unknown key(s) {unknown}; known keys are {sorted(top_known)}")
     kwargs: dict[str, Any] = {"home": home, "config_file": file}
-    kwargs["storage_dir"] = _resolve(base, raw["storage_dir"]) if "storage_dir" in raw else defaults.storage_dir
-    kwargs["landing_dir"] = _resolve(base, raw["landing_dir"]) if "landing_dir" in raw else defaults.landing_dir
+    kwargs["storage_dir"] = (
+        _resolve(base, raw["storage_dir"]) if "storage_dir" in raw else defaults.storage_dir
+    )
+    kwargs["landing_dir"] = (
+        _resolve(base, raw["landing_dir"]) if "landing_dir" in raw else defaults.landing_dir
+    )
     parts = raw.get("partitions", {}) or {}
     kwargs["partitions_start"] = str(parts.get("start", defaults.partitions_start))
     kwargs["partitions_end"] = str(parts["end"]) if parts.get("end") else None
@@ -172,11 +297,25 @@ def load_settings(path: str | Path | None = None) -> Settings:
         for name, spec in (raw["sources"] or {}).items():
             if name not in sources:
                 raise ConfigError(f"{file}: sources.{name}: unknown source; known are {sorted(sources)}")
+            if isinstance(spec, dict) and spec.get("starts") is not None:
+                # YAML reads 2024-03 as text but 2024-03-01 as a date.
+                spec = {**spec, "starts": str(spec["starts"])}
+            location_text = str(spec.get("location", "")) if isinstance(spec, dict) else ""
+            if isinstance(spec, dict) and "format" not in spec and location_text.startswith(SQL_SCHEMES):
+                spec = {**spec, "format": "sql"}  # location: "postgresql://..." with a query
             source = _build(SourceSettings, spec, f"{file}: sources.{name}")
+            problems = source.problems(name) if source.enabled else []
+            if problems:
+                raise ConfigError(f"{file}: sources.{name}: " + "; ".join(problems))
             location = source.location
             if location and "://" not in location and not location.startswith("{landing}"):
                 location = str(_resolve(base, location))
-            sources[name] = dataclasses.replace(source, location=location)
+            uri = source.uri or (location if source.format == "sql" else "")
+            if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+                uri = "sqlite:///" + str(
+                    _resolve(base, uri.removeprefix("sqlite:///"))
+                )  # relative to the file
+            sources[name] = dataclasses.replace(source, location=location, uri=uri)
         if not sources["transactions"].enabled:
             raise ConfigError(f"{file}: sources.transactions: the transactions source is required")
         kwargs["sources"] = sources

@@ -2,14 +2,33 @@
 
 Reading never drops a row: a value that cannot be cast to its canonical type becomes null and the
 row carries a ``_parse_error`` naming the column and the raw value, so cleaning can quarantine it
-with a reason. Every row also carries ``_source_file`` and ``_source_row`` (0-based, within its
-file), so that errors and quarantine name the exact place.
+with a reason. Every row also carries ``_source_file`` and ``_source_row`` (0-based data row,
+within its file or sheet), so that errors and quarantine name the exact place.
+
+Formats (``SourceSettings.format``): parquet, csv, tsv, excel (one sheet or several stacked),
+fixed_width (character spans), whitespace (columns aligned by runs of blanks) and sql (a query
+with bound parameters, see :mod:`segflow.lib.sql_source`). Text is read as text and cast once, so
+no type is guessed from the first rows.
+
+Derived at read time (see docs/use-your-own-data.md):
+
+* ``invoice_id``, when the source has none and none is mapped: one invoice per customer per day;
+* ``_is_cancellation`` (transactions): the configured ``cancellation`` expression, by default the
+  invoice id starts with ``C``; cleaning and profiles read it;
+* timestamps are stored naive UTC: naive values are read in ``timezone`` (when set), zoned values
+  are converted; money columns are multiplied by ``currency_rate``.
+
+A required column whose values mostly fail to cast (more than half of at least
+``WHOLE_COLUMN_MIN_VALUES`` non-null values) is a wrong mapping or date format, not dirt: it raises
+:class:`SourceError` naming the file, column, an example value and its row.
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import glob
+import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,6 +40,11 @@ from segflow.config import SourceSettings
 from segflow.lib.schema import SOURCES
 
 META_COLUMNS = ("_source_file", "_source_row", "_parse_error")
+# Columns a source carries beyond its canonical ones, derived at read time.
+DERIVED_COLUMNS: dict[str, dict[str, pl.DataType]] = {"transactions": {"_is_cancellation": pl.Boolean()}}
+MONEY_COLUMNS = frozenset({"unit_price", "income"})
+WHOLE_COLUMN_MIN_VALUES = 5
+WHOLE_COLUMN_FAILED_SHARE = 0.5
 
 
 class SourceError(ValueError):
@@ -31,6 +55,7 @@ class SourceError(ValueError):
 class SourceRead:
     frame: pl.DataFrame
     files: tuple[str, ...]
+    derived: tuple[str, ...] = ()  # canonical columns derived rather than read (e.g. invoice_id)
 
 
 def _expand(location: str) -> list[str]:
@@ -41,16 +66,117 @@ def _expand(location: str) -> list[str]:
     return [location] if Path(location).exists() else []
 
 
-def _scan_file(path: str, settings: SourceSettings) -> pl.LazyFrame:
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding or "utf8").name == "utf-8"
+
+
+def _text(path: str, settings: SourceSettings) -> str | bytes:
+    """The file itself when it is UTF-8 (polars reads it lazily), else its bytes re-encoded to UTF-8."""
+    if _is_utf8(settings.encoding):
+        return path
+    return Path(path).read_bytes().decode(settings.encoding).encode("utf-8")
+
+
+def _lines(path: str, settings: SourceSettings) -> pl.LazyFrame:
+    """One string column ``_line`` per text line after ``skip_rows``; blank lines dropped."""
+    text = _text(path, settings)
+    source = io.BytesIO(text) if isinstance(text, bytes) else text
+    lines = pl.read_csv(
+        source,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        infer_schema=False,
+        skip_rows=settings.skip_rows,
+        new_columns=["_line"],
+        raise_if_empty=True,
+        truncate_ragged_lines=True,
+    ).lazy()
+    return lines.filter(pl.col("_line").str.strip_chars() != "")
+
+
+def _fixed_width(path: str, settings: SourceSettings) -> pl.LazyFrame:
+    lines = _lines(path, settings)
+    if settings.has_header:
+        lines = lines.slice(1)
+    fields = [
+        pl.col("_line").str.slice(start, end - start).str.strip_chars().alias(name)
+        for name, (start, end) in settings.fixed_columns.items()
+    ]
+    return lines.select(fields).with_columns(pl.all().replace("", None))
+
+
+def _whitespace(path: str, settings: SourceSettings) -> pl.LazyFrame:
+    lines = _lines(path, settings)
+    parts = pl.col("_line").str.strip_chars().str.replace_all(r"\s+", "\x1f").str.split("\x1f")
+    split = lines.select(parts.alias("_parts"))
+    if settings.has_header:
+        header = split.head(1).collect()
+        names = header["_parts"][0].to_list() if header.height else []
+        split = split.slice(1)
+    else:
+        width = split.select(pl.col("_parts").list.len().max()).collect().item() or 0
+        names = [f"column_{i + 1}" for i in range(width)]
+    return split.select(
+        [pl.col("_parts").list.get(i, null_on_oob=True).alias(n) for i, n in enumerate(names)]
+    )
+
+
+def _excel(path: str, settings: SourceSettings) -> list[tuple[str, pl.LazyFrame]]:
+    sheets = settings.sheets
+    kwargs = {
+        "engine": "calamine",
+        "has_header": settings.has_header,
+        "infer_schema_length": None,
+        "read_options": {"header_row": settings.skip_rows} if settings.skip_rows else None,
+    }
+    if sheets is None:
+        read = {"": pl.read_excel(path, sheet_id=1, **kwargs)}
+    elif sheets == "*":
+        read = pl.read_excel(path, sheet_id=0, **kwargs)
+    else:
+        names = [sheets] if isinstance(sheets, str) else list(sheets)
+        read = pl.read_excel(path, sheet_name=names, **kwargs)
+        read = read if isinstance(read, dict) else {names[0]: read}
+    return [(f"{path}#{name}" if name else path, frame.lazy()) for name, frame in read.items()]
+
+
+def _scan_file(path: str, settings: SourceSettings) -> list[tuple[str, pl.LazyFrame]]:
+    """(label, frame) pairs for one file: one pair, or one per Excel sheet."""
+    fmt = settings.format
     try:
-        if settings.format == "parquet":
-            return pl.scan_parquet(path)
-        if settings.format == "csv":
+        if fmt == "parquet":
+            return [(path, pl.scan_parquet(path))]
+        if fmt in ("csv", "tsv"):
             # Everything as text first: casting is done once, column by column, with errors kept.
-            return pl.scan_csv(path, separator=settings.csv_separator, infer_schema=False, encoding="utf8")
+            text = _text(path, settings)
+            options = {
+                "separator": "\t" if fmt == "tsv" else settings.csv_separator,
+                "quote_char": settings.quote_char,
+                "has_header": settings.has_header,
+                "skip_rows": settings.skip_rows,
+                "infer_schema": False,
+            }
+            if isinstance(text, bytes):
+                frame = pl.read_csv(io.BytesIO(text), **options).lazy()
+            else:
+                frame = pl.scan_csv(text, encoding="utf8", **options)
+            if not settings.has_header:  # column_1, column_2, ... as a spreadsheet user counts
+                frame = frame.rename(lambda c: f"column_{int(c.removeprefix('column_')) + 1}")
+            return [(path, frame)]
+        if fmt == "excel":
+            return _excel(path, settings)
+        if fmt == "fixed_width":
+            return [(path, _fixed_width(path, settings))]
+        if fmt == "whitespace":
+            return [(path, _whitespace(path, settings))]
+    except SourceError:
+        raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-        raise SourceError(f"{path}: cannot read as {settings.format}: {exc}") from exc
-    raise SourceError(f"{path}: unsupported format {settings.format!r} (parquet, csv)")
+        raise SourceError(f"{path}: cannot read as {fmt}: {exc}") from exc
+    raise SourceError(
+        f"{path}: unsupported format {fmt!r} (parquet, csv, tsv, excel, fixed_width, whitespace, sql)"
+    )
 
 
 # Columns without which a source means nothing; the others are null when a source lacks them.
@@ -64,19 +190,22 @@ REQUIRED: dict[str, frozenset[str]] = {
 _IDENTIFIER = re.compile(r"^[\w .-]+$")
 
 
+def _sql_expr(text: str, frame: pl.DataFrame, source: str, key: str, path: str) -> pl.Expr:
+    try:
+        expr = pl.sql_expr(text)
+        frame.head(0).select(expr)
+    except Exception as exc:  # noqa: BLE001 - re-raised naming the source and key
+        raise SourceError(
+            f"{path}: source {source!r}, column mapping {key!r}: cannot evaluate expression {text!r}: {exc}"
+        ) from exc
+    return expr
+
+
 def _mapped_expr(name: str, theirs: str, frame: pl.DataFrame, source: str, path: str) -> pl.Expr | None:
     if theirs in frame.columns:
         return pl.col(theirs)
     if not _IDENTIFIER.match(theirs) or theirs.startswith("="):
-        text = theirs.removeprefix("=")
-        try:
-            expr = pl.sql_expr(text)
-            frame.head(0).select(expr)
-        except Exception as exc:  # noqa: BLE001 - re-raised naming the source and key
-            raise SourceError(
-                f"{path}: source {source!r}, column mapping {name!r}: cannot evaluate expression {text!r}: {exc}"
-            ) from exc
-        return expr
+        return _sql_expr(theirs.removeprefix("="), frame, source, name, path)
     if name not in REQUIRED[source] and name not in frame.columns and theirs == name:
         return None
     hint = difflib.get_close_matches(theirs, frame.columns, n=1, cutoff=0.5)
@@ -87,47 +216,118 @@ def _mapped_expr(name: str, theirs: str, frame: pl.DataFrame, source: str, path:
     )
 
 
-def _map_columns(frame: pl.LazyFrame, schema: pl.Schema, source: str, settings: SourceSettings,
-                 path: str) -> pl.LazyFrame:
+def _derives_invoice(source: str, settings: SourceSettings, schema: pl.Schema) -> bool:
+    """No invoice id in the source and none mapped: one invoice per customer per day."""
+    return source == "transactions" and "invoice_id" not in settings.columns and "invoice_id" not in schema
+
+
+def _map_columns(
+    frame: pl.LazyFrame, schema: pl.Schema, source: str, settings: SourceSettings, path: str
+) -> pl.LazyFrame:
     probe = pl.DataFrame(schema=schema)
     selected = []
     for name, dtype in SOURCES[source].items():
+        if name == "invoice_id" and _derives_invoice(source, settings, schema):
+            selected.append(pl.lit(None, dtype=pl.String).alias(name))  # filled in after casting
+            continue
         expr = _mapped_expr(name, settings.columns.get(name, name), probe, source, path)
         selected.append((expr if expr is not None else pl.lit(None, dtype=dtype)).alias(name))
+    if source == "transactions" and settings.cancellation is not None:
+        flag = _sql_expr(settings.cancellation, probe, source, "cancellation", path)
+        selected.append(flag.cast(pl.Boolean).alias("_is_cancellation"))
     return frame.select(*selected, pl.col("_source_row"))
 
 
-def _cast_expr(name: str, dtype: pl.DataType, raw_dtype: pl.DataType) -> pl.Expr:
+@dataclass(frozen=True)
+class CastOptions:
+    """How text becomes typed values; from :class:`SourceSettings`."""
+
+    date_format: str | None = None
+    datetime_format: str | None = None
+    decimal_comma: bool = False
+    timezone: str | None = None
+
+    @classmethod
+    def of(cls, settings: SourceSettings) -> CastOptions:
+        return cls(settings.date_format, settings.datetime_format, settings.decimal_comma, settings.timezone)
+
+
+def _to_utc_naive(expr: pl.Expr, timezone: str | None) -> pl.Expr:
+    if timezone is None:
+        return expr
+    local = expr.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    return local.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+
+
+# Without a configured format, text dates must be ISO 8601. polars would otherwise infer a format
+# from the first value, so one "01/03/2024" at the top would silently re-read the whole column.
+ISO_DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+)
+
+
+def _iso_datetime(text: pl.Expr, time_unit: str) -> pl.Expr:
+    return pl.coalesce(
+        [text.str.to_datetime(f, time_unit=time_unit, strict=False) for f in ISO_DATETIME_FORMATS]
+    )
+
+
+def _cast_expr(
+    name: str, dtype: pl.DataType, raw_dtype: pl.DataType, options: CastOptions = CastOptions()
+) -> pl.Expr:
     col = pl.col(name)
+    if isinstance(raw_dtype, pl.Datetime) and raw_dtype.time_zone is not None:
+        # A zoned instant: stored as naive UTC, whatever zone it was delivered in.
+        utc = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return (
+            utc.cast(dtype, strict=False) if isinstance(dtype, pl.Datetime) else utc.cast(dtype, strict=False)
+        )
     if raw_dtype == dtype:
-        return col
+        return _to_utc_naive(col, options.timezone) if isinstance(dtype, pl.Datetime) else col
     if raw_dtype == pl.String:
         text = col.str.strip_chars()
         if dtype == pl.Date:
-            return text.str.to_date(strict=False)
+            if options.date_format:
+                return text.str.to_date(options.date_format, strict=False)
+            return pl.coalesce(
+                text.str.to_date("%Y-%m-%d", strict=False), _iso_datetime(text, "us").dt.date()
+            )
         if isinstance(dtype, pl.Datetime):
-            return text.str.to_datetime(time_unit=dtype.time_unit, strict=False)
+            parsed = (
+                text.str.to_datetime(options.datetime_format, time_unit=dtype.time_unit, strict=False)
+                if options.datetime_format
+                else _iso_datetime(text, dtype.time_unit)
+            )
+            return _to_utc_naive(parsed, options.timezone)
         if dtype == pl.Boolean:
             lowered = text.str.to_lowercase()
             truthy = lowered.is_in(["true", "1", "yes", "y", "t"])
             falsy = lowered.is_in(["false", "0", "no", "n", "f"])
             return pl.when(truthy).then(True).when(falsy).then(False).otherwise(None)
+        if options.decimal_comma and dtype.is_numeric():
+            text = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
         if dtype.is_integer():
             # Accept "3.0" from spreadsheets, but not "3.5".
             as_float = text.cast(pl.Float64, strict=False)
             return pl.when(as_float == as_float.round(0)).then(as_float).otherwise(None).cast(dtype)
         return text.cast(dtype, strict=False)
-    return col.cast(dtype, strict=False)
+    cast = col.cast(dtype, strict=False)
+    return _to_utc_naive(cast, options.timezone) if isinstance(dtype, pl.Datetime) else cast
 
 
-def cast_to_schema(frame: pl.LazyFrame, source: str) -> pl.LazyFrame:
+def cast_to_schema(frame: pl.LazyFrame, source: str, options: CastOptions = CastOptions()) -> pl.LazyFrame:
     """Cast canonical columns to their types; record the first failing cast per row."""
     canonical = SOURCES[source]
     schema = frame.collect_schema()
-    casts = {name: _cast_expr(name, dtype, schema[name]) for name, dtype in canonical.items()}
+    casts = {name: _cast_expr(name, dtype, schema[name], options) for name, dtype in canonical.items()}
     failures = [
-        pl.when(pl.col(name).is_not_null() & expr.is_null())
-        .then(pl.format(f"column {name!r}: cannot cast {{}} to {canonical[name]}", pl.col(name).cast(pl.String)))
+        pl.when(pl.col(name).is_not_null() & expr.is_null()).then(
+            pl.format(f"column {name!r}: cannot cast {{}} to {canonical[name]}", pl.col(name).cast(pl.String))
+        )
         for name, expr in casts.items()
         if schema[name] != canonical[name]
     ]
@@ -137,10 +337,149 @@ def cast_to_schema(frame: pl.LazyFrame, source: str) -> pl.LazyFrame:
     )
 
 
+def _cast_stats(
+    mapped: pl.LazyFrame, source: str, options: CastOptions
+) -> tuple[list[str], pl.LazyFrame | None]:
+    """Per required column that needs a cast: non-null values, failures, and the first failure."""
+    canonical = SOURCES[source]
+    schema = mapped.collect_schema()
+    names = [n for n in sorted(REQUIRED[source]) if schema[n] != canonical[n] and schema[n] != pl.Null]
+    if not names:
+        return [], None
+    aggs = []
+    for name in names:
+        raw = pl.col(name)
+        failed = raw.is_not_null() & _cast_expr(name, canonical[name], schema[name], options).is_null()
+        aggs += [
+            raw.is_not_null().sum().alias(f"{name}|values"),
+            failed.sum().alias(f"{name}|failed"),
+            raw.cast(pl.String).filter(failed).first().alias(f"{name}|example"),
+            pl.col("_source_row").filter(failed).first().alias(f"{name}|row"),
+        ]
+    return names, mapped.select(aggs)
+
+
+def _raise_on_failed_columns(
+    names: list[str], stats: pl.DataFrame, source: str, path: str, options: CastOptions
+) -> None:
+    row = stats.row(0, named=True)
+    for name in names:
+        values, failed = row[f"{name}|values"], row[f"{name}|failed"]
+        if values >= WHOLE_COLUMN_MIN_VALUES and failed > WHOLE_COLUMN_FAILED_SHARE * values:
+            dtype = SOURCES[source][name]
+            fmt = (
+                options.date_format
+                if dtype == pl.Date
+                else options.datetime_format
+                if dtype.is_temporal()
+                else None
+            )
+            hint = (
+                (f" with format {fmt!r}" if fmt else " (ISO 8601; set date_format/datetime_format)")
+                if dtype.is_temporal()
+                else (" (set decimal_comma?)" if dtype.is_numeric() else "")
+            )
+            raise SourceError(
+                f"{path}: source {source!r}, column {name!r}: {failed} of {values} values cannot be cast to "
+                f"{dtype}{hint}, e.g. {row[f'{name}|example']!r} "
+                f"at row {row[f'{name}|row']} (0-based data row); "
+                "a whole column failing means a wrong mapping or format, not dirty rows"
+            )
+
+
 def empty_source(source: str) -> pl.DataFrame:
     schema = dict(SOURCES[source])
     schema |= {"_source_file": pl.String(), "_source_row": pl.Int64(), "_parse_error": pl.String()}
+    schema |= DERIVED_COLUMNS.get(source, {})
     return pl.DataFrame(schema=schema)
+
+
+def _derive(frame: pl.LazyFrame, source: str, settings: SourceSettings, derive_invoice: bool) -> pl.LazyFrame:
+    """Fill what the source lacks, and convert currency (after casting, on canonical columns)."""
+    if derive_invoice:
+        day = pl.col("invoiced_at").dt.date().cast(pl.String)
+        frame = frame.with_columns(
+            pl.when(pl.col("customer_id").is_not_null() & day.is_not_null())
+            .then(pl.format("{}/{}", day, pl.col("customer_id").str.strip_chars()))
+            .alias("invoice_id")
+        )
+    out = []
+    if source == "transactions" and settings.cancellation is None:
+        # The default rule; derived ids start with a date, so they are never cancellations.
+        out.append(pl.col("invoice_id").str.strip_chars().str.starts_with("C").alias("_is_cancellation"))
+    if settings.currency_rate != 1.0:
+        out += [(pl.col(c) * settings.currency_rate).alias(c) for c in MONEY_COLUMNS if c in SOURCES[source]]
+    return frame.with_columns(out) if out else frame
+
+
+def _read_sql_source(
+    source: str, settings: SourceSettings, window: tuple[datetime, datetime] | None
+) -> tuple[str, pl.LazyFrame]:
+    from segflow.lib import sql_source
+
+    if window is None:
+        raise SourceError(f"source {source!r}: a SQL source needs the partition window (:start, :end)")
+    uri = settings.uri or settings.location
+    label = sql_source.redact(uri)
+    try:
+        frame = sql_source.read_query(uri, settings.query, start=window[0], end=window[1])
+    except Exception as exc:  # noqa: BLE001 - re-raised naming the database, never its password
+        raise SourceError(f"{label}: source {source!r}: query failed: {exc}") from exc
+    return label, frame.lazy()
+
+
+def read_source(
+    source: str,
+    settings: SourceSettings,
+    location: str,
+    period_filter: PeriodFilter | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> SourceRead:
+    """Read every file at ``location`` for ``source``; a location with no file gives an empty frame.
+
+    ``period_filter`` places rows of a file that spans many months into this partition.
+    ``window`` is the partition's [start, end), bound as ``:start``/``:end`` in a SQL source's query.
+    """
+    if settings.format == "sql":
+        scans = [_read_sql_source(source, settings, window)]
+        files = [scans[0][0]]
+    else:
+        files = _expand(location)
+        if not files:
+            return SourceRead(empty_source(source), ())
+        scans = [pair for path in files for pair in _scan_file(path, settings)]
+    options = CastOptions.of(settings)
+    derived: set[str] = set()
+    frames = []
+    for label, scan in scans:
+        try:
+            schema = scan.collect_schema()
+        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+            raise SourceError(f"{label}: cannot read as {settings.format}: {exc}") from exc
+        numbered = scan.with_row_index("_source_row").with_columns(pl.col("_source_row").cast(pl.Int64))
+        derive_invoice = _derives_invoice(source, settings, schema)
+        if derive_invoice:
+            derived.add("invoice_id")
+        mapped = _map_columns(numbered, schema, source, settings, label)
+        names, stats = _cast_stats(mapped, source, options)
+        if stats is not None:
+            try:
+                stats_frame = stats.collect()
+            except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+                raise SourceError(f"{label}: cannot read source {source!r}: {exc}") from exc
+            _raise_on_failed_columns(names, stats_frame, source, label, options)
+        typed = cast_to_schema(mapped, source, options).with_columns(pl.lit(label).alias("_source_file"))
+        typed = _derive(typed, source, settings, derive_invoice)
+        if period_filter is not None:
+            typed = typed.filter(period_filter.expr())
+        frames.append(typed.select([*SOURCES[source], *META_COLUMNS, *DERIVED_COLUMNS.get(source, {})]))
+    try:
+        frame = pl.concat(frames, how="vertical").collect()
+    except SourceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the files named
+        raise SourceError(f"{', '.join(files)}: cannot read source {source!r}: {exc}") from exc
+    return SourceRead(frame, tuple(files), tuple(sorted(derived)))
 
 
 @dataclass(frozen=True)
@@ -159,38 +498,8 @@ class PeriodFilter:
         return inside.fill_null(self.keep_nulls)
 
 
-def read_source(source: str, settings: SourceSettings, location: str, period_filter: PeriodFilter | None = None
-                ) -> SourceRead:
-    """Read every file at ``location`` for ``source``; a location with no file gives an empty frame.
-
-    ``period_filter`` places rows of a file that spans many months into this partition.
-    """
-    files = _expand(location)
-    if not files:
-        return SourceRead(empty_source(source), ())
-    frames = []
-    for path in files:
-        scan = _scan_file(path, settings)
-        try:
-            schema = scan.collect_schema()
-        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-            raise SourceError(f"{path}: cannot read as {settings.format}: {exc}") from exc
-        numbered = scan.with_row_index("_source_row").with_columns(pl.col("_source_row").cast(pl.Int64))
-        mapped = _map_columns(numbered, schema, source, settings, path)
-        typed = cast_to_schema(mapped, source).with_columns(pl.lit(path).alias("_source_file"))
-        if period_filter is not None:
-            typed = typed.filter(period_filter.expr())
-        frames.append(typed.select([*SOURCES[source], *META_COLUMNS]))
-    try:
-        frame = pl.concat(frames, how="vertical").collect()
-    except SourceError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - re-raised with the files named
-        raise SourceError(f"{', '.join(files)}: cannot read source {source!r}: {exc}") from exc
-    return SourceRead(frame, tuple(files))
-
-
-# The column that places a row of a many-month file into a monthly partition.
+# The column that places a row of a many-month file into a monthly partition (``time_column``
+# overrides it per source).
 TIME_COLUMNS = {
     "customers": "signup_date",
     "transactions": "invoiced_at",
@@ -200,14 +509,27 @@ TIME_COLUMNS = {
 }
 
 
-def period_filter_for(source: str, location_template: str, start: datetime, end: datetime,
-                      is_first_partition: bool) -> PeriodFilter | None:
+def period_filter_for(
+    source: str,
+    location_template: str,
+    start: datetime,
+    end: datetime,
+    is_first_partition: bool,
+    time_column: str | None = None,
+) -> PeriodFilter | None:
     """None for per-period files (``{period}`` in the location): their rows belong to the period,
-    and a row dated elsewhere is quarantined. A shared file is split by its time column; a CRM
-    snapshot keeps everyone signed up by the period's end.
+    and a row dated elsewhere is quarantined. A shared file (or a SQL query) is split by its time
+    column; a CRM snapshot keeps everyone signed up by the period's end.
     """
     if "{period}" in location_template:
         return None
+    column = time_column or TIME_COLUMNS[source]
     if source == "customers":
-        return PeriodFilter("signup_date", None, end.date(), keep_nulls=True)
-    return PeriodFilter(TIME_COLUMNS[source], start, end, keep_nulls=is_first_partition)
+        bound = end.date() if SOURCES[source][column] == pl.Date else end
+        return PeriodFilter(column, None, bound, keep_nulls=True)
+    return PeriodFilter(column, start, end, keep_nulls=is_first_partition)
+
+
+def expects_data(settings: SourceSettings, period: str) -> bool:
+    """False for months before the source's ``starts``: they are empty by design, not by failure."""
+    return settings.starts is None or period >= settings.starts

@@ -1,6 +1,5 @@
 """Raw source assets: one per source, read for the partition's month and mapped to canonical columns."""
 
-
 import dagster as dg
 import polars as pl
 
@@ -8,7 +7,7 @@ from segflow.defs.lineage import OWNERS, lineage
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import periods
-from segflow.lib.ingest import empty_source, period_filter_for, read_source
+from segflow.lib.ingest import empty_source, expects_data, period_filter_for, read_source
 from segflow.lib.schema import SOURCES
 
 _DESCRIPTIONS = {
@@ -38,19 +37,40 @@ def raw_source_asset(source: str) -> dg.AssetsDefinition:
         config = settings.load()
         period = context.partition_key
         source_settings = config.sources[source]
-        if not source_settings.enabled:
+        expected = expects_data(source_settings, period)
+        derived: tuple[str, ...] = ()
+        if not source_settings.enabled or not expected:
+            # Disabled, or a month before the source's history starts: empty by design.
             frame, files = empty_source(source), ()
         else:
             start, end = periods.bounds(period)
-            first = period == config.partitions_start
-            split = period_filter_for(source, source_settings.location, start, end, is_first_partition=first)
-            read = read_source(source, source_settings, config.source_location(source, period), split)
+            first = period == max(config.partitions_start, source_settings.starts or "")
+            split = period_filter_for(
+                source,
+                source_settings.location,
+                start,
+                end,
+                is_first_partition=first,
+                time_column=source_settings.time_column,
+            )
+            read = read_source(
+                source, source_settings, config.source_location(source, period), split, window=(start, end)
+            )
             # Files under the landing zone are recorded relative to it, so outputs do not depend on
             # where the landing zone sits (the same data gives the same bytes on every machine).
             prefix = str(config.landing_dir).rstrip("/") + "/"
             frame = read.frame.with_columns(pl.col("_source_file").str.strip_prefix(prefix))
             files = tuple(f.removeprefix(prefix) for f in read.files)
+            derived = read.derived
         parse_errors = frame["_parse_error"].is_not_null().sum()
+        extra: dict[str, object] = {}
+        if source_settings.starts:
+            extra["source_starts"] = source_settings.starts
+        if source_settings.currency or source_settings.currency_rate != 1.0:
+            extra["currency"] = source_settings.currency or "unspecified"
+            extra["currency_rate"] = float(source_settings.currency_rate)
+        if source_settings.timezone:
+            extra["source_timezone"] = source_settings.timezone
         return dg.Output(
             frame,
             metadata=lineage(
@@ -60,6 +80,9 @@ def raw_source_asset(source: str) -> dg.AssetsDefinition:
                 source_files=dg.MetadataValue.json(list(files)),
                 source_enabled=source_settings.enabled,
                 rows_with_parse_errors=int(parse_errors),
+                expected_empty=source_settings.enabled and not expected,
+                derived_columns=dg.MetadataValue.json(list(derived)),
+                **extra,
             ),
         )
 
