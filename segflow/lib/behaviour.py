@@ -26,18 +26,35 @@ def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
 
 def behaviour_features(window: pl.LazyFrame, period: str) -> pl.LazyFrame:
     """Per customer: tenure, purchase rate, order value, returns, channel mix and engagement."""
-    month_index = pl.col("period").str.to_date("%Y-%m").dt.year() * 12 + pl.col("period").str.to_date("%Y-%m").dt.month()
+    month_index = (
+        pl.col("period").str.to_date("%Y-%m").dt.year() * 12
+        + pl.col("period").str.to_date("%Y-%m").dt.month()
+    )
     current = int(period[:4]) * 12 + int(period[5:7])
     sums = window.group_by("customer_id").agg(
         (pl.lit(current) - month_index.min() + 1).alias("tenure_months"),
         *[exact_sum(pl.col(c)).alias(c) for c in ("gross_revenue", "returns_value", "net_revenue")],
-        *[pl.col(c).sum() for c in ("n_invoices", "n_cancellations",
-                                     "sessions", "page_views", "email_sends", "email_opens", "email_clicks",
-                                     "campaign_exposures", "campaign_responses")],
+        *[
+            pl.col(c).sum()
+            for c in (
+                "n_invoices",
+                "n_cancellations",
+                "sessions",
+                "page_views",
+                "email_sends",
+                "email_opens",
+                "email_clicks",
+                "campaign_exposures",
+                "campaign_responses",
+            )
+        ],
         *[pl.col(f"{c}_invoices").sum() for c in CHANNELS],
         pl.col("period").filter(pl.col("n_invoices") > 0).n_unique().alias("active_months"),
         # Latest answer in the window; sorted by period because scan order across files is not fixed.
-        *[pl.col(f"survey_{q}").sort_by("period").drop_nulls().last().alias(f"survey_{q}") for q in SURVEY_QUESTIONS],
+        *[
+            pl.col(f"survey_{q}").sort_by("period").drop_nulls().last().alias(f"survey_{q}")
+            for q in SURVEY_QUESTIONS
+        ],
     )
     tenure = pl.col("tenure_months").cast(pl.Float64)
     return sums.select(

@@ -63,7 +63,9 @@ def _in_period(column: str, start: datetime, end: datetime) -> pl.Expr:
 
 
 def _parse_rule() -> Rule:
-    return Rule("unparseable_value", "a value could not be cast to its type", pl.col("_parse_error").is_not_null())
+    return Rule(
+        "unparseable_value", "a value could not be cast to its type", pl.col("_parse_error").is_not_null()
+    )
 
 
 def _customer_id_rules(known_customers: pl.Series | None) -> list[Rule]:
@@ -79,10 +81,22 @@ def _customer_id_rules(known_customers: pl.Series | None) -> list[Rule]:
     return rules
 
 
+def cancellation_expr(columns: list[str] | None = None) -> pl.Expr:
+    """True on cancellation lines: the ``_is_cancellation`` flag that ingest derives from the source's
+    ``cancellation`` setting, or, for frames without it, an invoice id starting with "C"."""
+    if columns is not None and "_is_cancellation" in columns:
+        return pl.col("_is_cancellation")
+    return pl.col("invoice_id").str.starts_with("C")
+
+
 def transaction_rules(
-    start: datetime, end: datetime, settings: CleaningSettings, known_customers: pl.Series | None
+    start: datetime,
+    end: datetime,
+    settings: CleaningSettings,
+    known_customers: pl.Series | None,
+    columns: list[str] | None = None,
 ) -> list[Rule]:
-    is_cancellation = pl.col("invoice_id").str.starts_with("C")
+    is_cancellation = cancellation_expr(columns)
     return [
         # Order matters: the first broken rule names the row, so the specific shapes of known dirt
         # (adjustments, write-offs, free lines) come before the generic missing-customer rule.
@@ -91,7 +105,9 @@ def transaction_rules(
         Rule(
             "adjustment_invoice",
             f"accounting adjustment (invoice id starts with {list(settings.adjustment_prefixes)}), not a sale",
-            pl.any_horizontal([pl.col("invoice_id").str.starts_with(p) for p in settings.adjustment_prefixes] or [False]),
+            pl.any_horizontal(
+                [pl.col("invoice_id").str.starts_with(p) for p in settings.adjustment_prefixes] or [False]
+            ),
         ),
         Rule("missing_timestamp", "invoice timestamp is missing", pl.col("invoiced_at").is_null()),
         Rule(
@@ -100,7 +116,11 @@ def transaction_rules(
             ~_in_period("invoiced_at", start, end),
         ),
         Rule("missing_quantity", "quantity is missing", pl.col("quantity").is_null()),
-        Rule("missing_price", "unit price is missing or not finite", ~pl.col("unit_price").is_finite().fill_null(False)),
+        Rule(
+            "missing_price",
+            "unit price is missing or not finite",
+            ~pl.col("unit_price").is_finite().fill_null(False),
+        ),
         Rule("zero_quantity", "quantity is zero", pl.col("quantity") == 0),
         Rule("zero_price", "unit price is zero (free or unpriced line)", pl.col("unit_price") == 0),
         Rule("negative_price", "unit price is negative", pl.col("unit_price") < 0),
@@ -120,8 +140,11 @@ def transaction_rules(
             "invoice line names a different customer than the invoice's first line",
             pl.col("customer_id") != pl.col("customer_id").first().over("invoice_id"),
         ),
-        Rule("unknown_channel", f"channel not in {list(CHANNELS)}",
-             pl.col("channel").is_not_null() & ~pl.col("channel").is_in(CHANNELS)),
+        Rule(
+            "unknown_channel",
+            f"channel not in {list(CHANNELS)}",
+            pl.col("channel").is_not_null() & ~pl.col("channel").is_in(CHANNELS),
+        ),
         Rule(
             "quantity_outlier",
             f"absolute quantity above {settings.max_abs_quantity}",
@@ -156,10 +179,16 @@ def engagement_rules(start: datetime, end: datetime, known_customers: pl.Series 
     return [
         _parse_rule(),
         *_customer_id_rules(known_customers),
-        Rule("outside_partition", "event timestamp is outside the partition's month",
-             ~_in_period("event_at", start, end).fill_null(False)),
-        Rule("unknown_event_type", f"event type not in {list(ENGAGEMENT_EVENT_TYPES)}",
-             ~pl.col("event_type").is_in(ENGAGEMENT_EVENT_TYPES).fill_null(False)),
+        Rule(
+            "outside_partition",
+            "event timestamp is outside the partition's month",
+            ~_in_period("event_at", start, end).fill_null(False),
+        ),
+        Rule(
+            "unknown_event_type",
+            f"event type not in {list(ENGAGEMENT_EVENT_TYPES)}",
+            ~pl.col("event_type").is_in(ENGAGEMENT_EVENT_TYPES).fill_null(False),
+        ),
     ]
 
 
@@ -167,12 +196,21 @@ def survey_rules(start: datetime, end: datetime, known_customers: pl.Series | No
     return [
         _parse_rule(),
         *_customer_id_rules(known_customers),
-        Rule("outside_partition", "answer timestamp is outside the partition's month",
-             ~_in_period("answered_at", start, end).fill_null(False)),
-        Rule("unknown_question", f"question not in {list(SURVEY_QUESTIONS)}",
-             ~pl.col("question_id").is_in(SURVEY_QUESTIONS).fill_null(False)),
-        Rule("answer_out_of_range", "Likert answer outside 1..5",
-             ~pl.col("answer").is_between(1, 5).fill_null(False)),
+        Rule(
+            "outside_partition",
+            "answer timestamp is outside the partition's month",
+            ~_in_period("answered_at", start, end).fill_null(False),
+        ),
+        Rule(
+            "unknown_question",
+            f"question not in {list(SURVEY_QUESTIONS)}",
+            ~pl.col("question_id").is_in(SURVEY_QUESTIONS).fill_null(False),
+        ),
+        Rule(
+            "answer_out_of_range",
+            "Likert answer outside 1..5",
+            ~pl.col("answer").is_between(1, 5).fill_null(False),
+        ),
     ]
 
 
@@ -181,17 +219,25 @@ def campaign_rules(start: datetime, end: datetime, known_customers: pl.Series | 
         _parse_rule(),
         *_customer_id_rules(known_customers),
         Rule("missing_campaign_id", "campaign id is missing", pl.col("campaign_id").is_null()),
-        Rule("outside_partition", "exposure timestamp is outside the partition's month",
-             ~_in_period("exposed_at", start, end).fill_null(False)),
-        Rule("unknown_arm", f"arm not in {list(CAMPAIGN_ARMS)}",
-             ~pl.col("arm").is_in(CAMPAIGN_ARMS).fill_null(False)),
+        Rule(
+            "outside_partition",
+            "exposure timestamp is outside the partition's month",
+            ~_in_period("exposed_at", start, end).fill_null(False),
+        ),
+        Rule(
+            "unknown_arm",
+            f"arm not in {list(CAMPAIGN_ARMS)}",
+            ~pl.col("arm").is_in(CAMPAIGN_ARMS).fill_null(False),
+        ),
         Rule("missing_response", "response flag is missing", pl.col("responded").is_null()),
     ]
 
 
 def normalise_codes(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     """Trim whitespace and fold case of code columns, so ' Web' and 'WEB' mean 'web'."""
-    lower = [c for c in ("channel", "event_type", "question_id", "arm", "preferred_channel") if c in frame.columns]
+    lower = [
+        c for c in ("channel", "event_type", "question_id", "arm", "preferred_channel") if c in frame.columns
+    ]
     upper = [c for c in ("gender",) if c in frame.columns]
     strip = [c for c in ("customer_id", "invoice_id", "product_id", "campaign_id") if c in frame.columns]
     return frame.with_columns(
@@ -241,5 +287,10 @@ def apply_rules(frame: pl.DataFrame, rules: list[Rule], source: str, period: str
 
 def accounting_imbalances(accounting: pl.DataFrame) -> pl.DataFrame:
     """Sources whose raw rows differ from accepted + quarantined + duplicates (empty when balanced)."""
-    unaccounted = pl.col("raw_rows") - pl.col("accepted_rows") - pl.col("quarantined_rows") - pl.col("duplicates_dropped")
+    unaccounted = (
+        pl.col("raw_rows")
+        - pl.col("accepted_rows")
+        - pl.col("quarantined_rows")
+        - pl.col("duplicates_dropped")
+    )
     return accounting.with_columns(unaccounted.alias("unaccounted")).filter(pl.col("unaccounted") != 0)

@@ -27,7 +27,6 @@ MODEL_FEATURES: tuple[tuple[str, str], ...] = (
     ("email_open_rate", "identity"),
     ("email_click_rate", "identity"),
 )
-MODEL_FAMILY = "kmeans"
 
 # Phrases for naming a segment by its most distinctive features: (above average, below average).
 _PHRASES = {
@@ -40,6 +39,13 @@ _PHRASES = {
     "digital_share": ("Digital-first", "Store-first"),
     "email_open_rate": ("Email-responsive", "Email-quiet"),
 }
+
+
+SELECTION_RULE = (
+    "discard candidates with a segment under the minimum share or mean bootstrap Jaccard under the minimum "
+    "stability; choose the highest (silhouette + 1/(1+DB) + CH/max CH)/3 + 0.5 * mean ARI of refits "
+    "(ties: family order, then smaller k)"
+)
 
 
 @dataclass(frozen=True)
@@ -90,64 +96,14 @@ def fit_design(frame: pl.DataFrame) -> Design:
 
 def transform(frame: pl.DataFrame, model: dict) -> np.ndarray:
     features = [(f["name"], f["transform"]) for f in model["features"]]
-    raw = np.clip(_raw_matrix(frame, features, model["fill_values"]), model["clip_lower"], model["clip_upper"])
+    raw = np.clip(
+        _raw_matrix(frame, features, model["fill_values"]), model["clip_lower"], model["clip_upper"]
+    )
     return (raw - np.array(model["scaler_mean"])) / np.array(model["scaler_scale"])
-
-
-def nearest(matrix: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of the nearest centroid per row (ties go to the lower index, deterministically)."""
-    out = np.empty(len(matrix), dtype=np.int64)
-    for start in range(0, len(matrix), 100_000):  # chunked: n x k x d at once would not fit at 1M+
-        block = matrix[start : start + 100_000]
-        out[start : start + len(block)] = ((block[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-    return out
 
 
 def _shares(labels: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(labels, minlength=k) / len(labels)
-
-
-def sweep_kmeans(matrix: np.ndarray, settings: ModelSettings) -> tuple[pl.DataFrame, dict[int, np.ndarray]]:
-    """Fit k-means for every k in the range; score each by validity indices on seeded samples."""
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
-
-    rng = np.random.default_rng(settings.seed)
-    fit_rows = np.sort(rng.permutation(len(matrix))[: settings.max_fit_rows])
-    score_rows = np.sort(rng.permutation(len(matrix))[: settings.silhouette_sample])
-    rows, centroids = [], {}
-    for k in range(settings.k_min, settings.k_max + 1):
-        if k >= len(fit_rows):
-            break
-        estimator_cls = MiniBatchKMeans if len(fit_rows) > 100_000 else KMeans
-        estimator = estimator_cls(n_clusters=k, n_init=settings.n_init, random_state=settings.seed)
-        estimator.fit(matrix[fit_rows])
-        labels = nearest(matrix, estimator.cluster_centers_)
-        sample_labels = labels[score_rows]
-        valid = len(set(sample_labels)) > 1
-        rows.append(
-            {
-                "k": k,
-                "silhouette": float(silhouette_score(matrix[score_rows], sample_labels)) if valid else None,
-                "calinski_harabasz": float(calinski_harabasz_score(matrix[score_rows], sample_labels)) if valid else None,
-                "davies_bouldin": float(davies_bouldin_score(matrix[score_rows], sample_labels)) if valid else None,
-                "inertia": float(estimator.inertia_),
-                "min_segment_share": float(_shares(labels, k).min()),
-            }
-        )
-        centroids[k] = estimator.cluster_centers_
-    return pl.DataFrame(rows), centroids
-
-
-def select_k(sweep: pl.DataFrame, min_share: float) -> int:
-    """Best silhouette among candidates whose smallest segment holds at least ``min_share``.
-
-    If none qualifies, the best silhouette overall is returned and the model's gating check fails.
-    """
-    ranked = sweep.filter(pl.col("silhouette").is_not_null()).sort(["silhouette", "k"], descending=[True, False])
-    viable = ranked.filter(pl.col("min_segment_share") >= min_share)
-    chosen = viable if viable.height else ranked
-    return int(chosen["k"][0])
 
 
 def _segment_profiles(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
@@ -181,56 +137,176 @@ def model_version(model: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def fit_model(features: pl.DataFrame, settings: ModelSettings, period: str) -> dict:
-    """Fit the segmentation model on a feature table; return it as plain data."""
+def segment_means(model: dict) -> dict[str, np.ndarray]:
+    """Per-segment means of the transformed, unscaled features (log1p where declared), by feature name.
+
+    Centroids are means in the scaled space, so un-scaling them gives every family's segment profile
+    in a space that models with different feature sets or scalers share feature by feature.
+    """
+    centroids = np.asarray(model["centroids"]) * np.asarray(model["scaler_scale"]) + np.asarray(
+        model["scaler_mean"]
+    )
+    return {f["name"]: centroids[:, j] for j, f in enumerate(model["features"])}
+
+
+def align_to_previous(model: dict, previous: dict | None, max_distance: float) -> tuple[list[int], dict]:
+    """Hungarian matching of this model's segments to the previous month's, on segment means of the
+    features both share, in units of this month's pooled standard deviation.
+
+    Returns (order, record): ``order[new_id]`` is the current segment index that takes id ``new_id``.
+    Matched segments keep the previous id when it is below k; the others (new segments, or matches
+    whose old id no longer fits 0..k-1) take the lowest free ids. Ids stay 0..k-1 within a month.
+    """
+    from segflow.lib.stability import align_segments
+
+    k = model["k"]
+    if not previous:
+        return list(range(k)), {"previous_period": None, "matched": {}, "new": list(range(k)), "vanished": []}
+    cur, prev = segment_means(model), segment_means(previous)
+    common = [f["name"] for f in model["features"] if f["name"] in prev]
+    if not common:
+        return list(range(k)), {
+            "previous_period": previous.get("period"),
+            "matched": {},
+            "new": list(range(k)),
+            "vanished": list(range(previous["k"])),
+            "common_features": [],
+        }
+    scale = {f["name"]: s for f, s in zip(model["features"], model["scaler_scale"], strict=True)}
+    a = np.column_stack([cur[f] / scale[f] for f in common])
+    b = np.column_stack([prev[f] / scale[f] for f in common])
+    matched, new, vanished = align_segments(a, b, max_distance)
+    ids: dict[int, int] = {c: p for c, p in matched.items() if p < k}
+    free = iter(i for i in range(k) if i not in ids.values())
+    for c in sorted(set(range(k)) - set(ids)):
+        ids[c] = next(free)
+    order = [c for _, c in sorted((i, c) for c, i in ids.items())]
+    record = {
+        "previous_period": previous.get("period"),
+        "previous_version": previous.get("version"),
+        "common_features": common,
+        "matched": {
+            str(ids[c]): {"previous_id": p, "distance": round(float(np.sqrt(((a[c] - b[p]) ** 2).sum())), 6)}
+            for c, p in sorted(matched.items())
+        },
+        "new": sorted(ids[c] for c in new),
+        "vanished": vanished,
+        "reused_ids": sorted(ids[c] for c, p in matched.items() if p >= k),
+    }
+    return order, record
+
+
+def fit_model(
+    features: pl.DataFrame, settings: ModelSettings, period: str, previous: dict | None = None
+) -> dict:
+    """Fit every candidate family, select one, number its segments stably; return it as plain data.
+
+    ``previous`` is last month's stored model, if any: segments are renumbered to match it.
+    """
     from threadpoolctl import threadpool_limits
 
-    import sklearn.cluster  # noqa: F401 - loaded before the limit below, so the limit covers its OpenMP
-    import sklearn.metrics  # noqa: F401
+    from segflow.lib.selection import apply, permute, select, sweep
 
     design = fit_design(features)
     # scikit-learn's OpenMP k-means ran 2.4x (200k rows) to 50x (5k rows) slower with 2 threads
-    # than with 1 on our 2-core machines, so the sweep runs single-threaded; partitions and
-    # backfill workers provide the parallelism instead. BLAS is pinned too: its thread count
-    # changes the last bits of inertia, and a model must be byte-identical however it was run.
+    # than with 1 on our 2-core machines, so the sweep runs single-threaded (OpenMP and BLAS: BLAS
+    # threads cost another ~1.4x on the sweep's small matrices); partitions and backfill workers
+    # provide the parallelism instead.
     with threadpool_limits(limits=1):
-        sweep, centroids_by_k = sweep_kmeans(design.matrix, settings)
-    k = select_k(sweep, settings.min_segment_share)
-    centroids = centroids_by_k[k]
-    labels = nearest(design.matrix, centroids)
-    # k-means numbers clusters arbitrarily; order them by mean monetary value (highest first)
-    # so that the same model always numbers its segments the same way.
+        rows, rules, sampling = sweep(design.matrix, settings)
+    chosen = select(rows)
+    rule, k = rules[chosen], rows[chosen]["k"]
+    labels = apply(rule, design.matrix)
+    # Number segments by mean monetary value (highest first), so a model without a predecessor always
+    # numbers its segments the same way; then keep last month's ids where segments match.
     monetary = features["monetary"].cast(pl.Float64).to_numpy()
-    order = np.argsort([-monetary[labels == i].mean() if (labels == i).any() else np.inf for i in range(k)],
-                       kind="stable")
-    centroids = centroids[order]
-    labels = nearest(design.matrix, centroids)
+    order = np.argsort(
+        [-monetary[labels == i].mean() if (labels == i).any() else np.inf for i in range(k)], kind="stable"
+    ).tolist()
+    rule = permute(rule, order)
+    draft = {"k": k, "centroids": rule["centroids"], **design.model}
+    aligned, alignment = align_to_previous(draft, previous, settings.align_max_distance)
+    rule = permute(rule, aligned)
+    labels = apply(rule, design.matrix)
     shares = _shares(labels, k)
+    winner = rows[chosen]
     model = {
-        "family": MODEL_FAMILY,
+        "family": winner["family"],
+        "params": winner["params"],
         "period": period,
         "seed": settings.seed,
         "k": k,
         **design.model,
-        "centroids": centroids.tolist(),
+        "rule": {key: v for key, v in rule.items() if key != "centroids"},
+        "centroids": rule["centroids"],
         "segment_names": {str(i): n for i, n in name_segments(features, labels).items()},
         "segment_shares": shares.tolist(),
         "min_segment_share": float(shares.min()),
         "min_segment_share_threshold": settings.min_segment_share,
+        "stability": winner["stability"],
+        "segment_jaccard": [winner["segment_jaccard"][i] for i in order_compose(order, aligned)],
+        "ari_refits": winner["ari_refits"],
+        "min_stability_threshold": settings.min_stability,
+        "selection_rule": SELECTION_RULE,
+        "chosen_index": chosen,
+        "sampling": sampling,
+        "alignment": alignment,
         "n_customers": int(len(labels)),
-        "sweep": sweep.to_dicts(),
-        "settings": {"k_min": settings.k_min, "k_max": settings.k_max, "n_init": settings.n_init,
-                     "silhouette_sample": settings.silhouette_sample, "max_fit_rows": settings.max_fit_rows},
+        "sweep": rows,
+        "settings": {
+            "k_min": settings.k_min,
+            "k_max": settings.k_max,
+            "n_init": settings.n_init,
+            "silhouette_sample": settings.silhouette_sample,
+            "max_fit_rows": settings.max_fit_rows,
+        },
     }
     model["version"] = model_version(model)
     return model
 
 
+def order_compose(first: list[int], second: list[int]) -> list[int]:
+    """Original segment index behind each final id after two ``permute`` steps."""
+    return [first[j] for j in second]
+
+
+def rule_of(model: dict) -> dict:
+    return {**model.get("rule", {"kind": "centroid"}), "centroids": model["centroids"]}
+
+
 def assign(features: pl.DataFrame, model: dict) -> pl.DataFrame:
     """Segment every customer with a stored model: customer_id, segment_id, segment_name."""
-    labels = nearest(transform(features, model), np.array(model["centroids"]))
+    from segflow.lib.selection import apply
+
+    labels = apply(rule_of(model), transform(features, model))
     names = model["segment_names"]
     return features.select("customer_id").with_columns(
         pl.Series("segment_id", labels, dtype=pl.Int32),
         pl.Series("segment_name", [names[str(i)] for i in labels], dtype=pl.String),
     )
+
+
+def gating_failures(model: dict) -> dict[str, list[str]]:
+    """Why a model must not be published: segments under the minimum share, and an unstable model
+    (mean bootstrap Jaccard under the threshold; the segments below it are named with their Jaccard).
+    """
+    names, threshold = model["segment_names"], model["min_segment_share_threshold"]
+    size = [
+        f"segment {i}: {names[str(i)]} holds {share:.2%}, {threshold - share:.2%} below the minimum "
+        f"{threshold:.0%}"
+        for i, share in enumerate(model["segment_shares"])
+        if share < threshold
+    ]
+    stability = []
+    minimum = model.get("min_stability_threshold")
+    if minimum is not None and model.get("stability") is not None and model["stability"] < minimum:
+        weak = [
+            f"segment {i}: {names[str(i)]} Jaccard {j:.2f}"
+            for i, j in enumerate(model["segment_jaccard"])
+            if j < minimum
+        ]
+        stability = [
+            f"mean bootstrap Jaccard {model['stability']:.3f} is {minimum - model['stability']:.3f} "
+            f"below the minimum {minimum:.2f} ({', '.join(weak)})"
+        ]
+    return {"size": size, "stability": stability}

@@ -76,18 +76,19 @@ def _impute_categorical(frame: pl.DataFrame, column: str, seed: int) -> pl.DataF
 
 def impute_demographics(customers: pl.DataFrame, seed: int) -> pl.DataFrame:
     """Fill missing demographics and add one ``<column>_imputed`` flag per demographic column."""
-    import sklearn.ensemble  # noqa: F401 - loaded before the limit below, so the limit covers its OpenMP
-    import sklearn.impute  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     flags = [pl.col(c).is_null().alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
     flagged = customers.with_columns(flags)
-    # Single-threaded OpenMP and BLAS: see segflow.lib.clustering.fit_model for why.
-    with threadpool_limits(limits=1):
+    # Single-threaded OpenMP: see segflow.lib.clustering.fit_model for the measurement.
+    with threadpool_limits(limits=1, user_api="openmp"):
         filled = _impute_numeric(flagged, seed)
         for column in CATEGORICAL:
             filled = _impute_categorical(filled, column, seed)
     # A flag is true only where a value was really filled in.
     return filled.with_columns(
-        [(pl.col(imputed_flag(c)) & pl.col(c).is_not_null()).alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
+        [
+            (pl.col(imputed_flag(c)) & pl.col(c).is_not_null()).alias(imputed_flag(c))
+            for c in (*NUMERIC, *CATEGORICAL)
+        ]
     )

@@ -48,7 +48,9 @@ class ProfileBuild:
     recoded: dict[str, int]  # invalid demographic values recoded to null before imputation
 
 
-def _recode_invalid(customers: pl.DataFrame, year: int, settings: CleaningSettings) -> tuple[pl.DataFrame, dict]:
+def _recode_invalid(
+    customers: pl.DataFrame, year: int, settings: CleaningSettings
+) -> tuple[pl.DataFrame, dict]:
     """Null out impossible demographic values so imputation treats them as missing."""
     valid = {
         "birth_year": pl.col("birth_year").is_between(1900, year - settings.min_age_years),
@@ -69,11 +71,13 @@ def _recode_invalid(customers: pl.DataFrame, year: int, settings: CleaningSettin
 def _customers_from_transactions(transactions: pl.DataFrame) -> pl.DataFrame:
     """When there is no CRM source, the customers are the ids seen in accepted transactions."""
     ids = transactions.select(pl.col("customer_id").unique().sort())
-    return ids.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in CUSTOMERS.items() if c != "customer_id"])
+    return ids.with_columns(
+        [pl.lit(None, dtype=t).alias(c) for c, t in CUSTOMERS.items() if c != "customer_id"]
+    )
 
 
 def _transaction_activity(tx: pl.DataFrame) -> pl.DataFrame:
-    cancel = pl.col("invoice_id").str.starts_with("C")
+    cancel = cleaning.cancellation_expr(tx.columns)
     amount = pl.col("quantity") * pl.col("unit_price")
     purchase_invoice = pl.col("invoice_id").filter(~cancel)
     return tx.group_by("customer_id").agg(
@@ -102,13 +106,18 @@ def _engagement_activity(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def _survey_answers(answers: pl.DataFrame) -> pl.DataFrame:
-    latest = answers.sort("answered_at", "customer_id", "question_id").group_by(
-        "customer_id", "question_id", maintain_order=True
-    ).last()
+    latest = (
+        answers.sort("answered_at", "customer_id", "question_id")
+        .group_by("customer_id", "question_id", maintain_order=True)
+        .last()
+    )
     wide = latest.pivot(on="question_id", index="customer_id", values="answer")
     return wide.select(
         "customer_id",
-        *[(pl.col(q) if q in wide.columns else pl.lit(None)).cast(pl.Int32).alias(f"survey_{q}") for q in SURVEY_QUESTIONS],
+        *[
+            (pl.col(q) if q in wide.columns else pl.lit(None)).cast(pl.Int32).alias(f"survey_{q}")
+            for q in SURVEY_QUESTIONS
+        ],
     )
 
 
@@ -137,7 +146,7 @@ def build_profiles(
         results["customers"] = customers_clean
         known = customers_clean.accepted["customer_id"]
     rules = {
-        "transactions": cleaning.transaction_rules(start, end, settings, known),
+        "transactions": cleaning.transaction_rules(start, end, settings, known, raw.transactions.columns),
         "engagement": cleaning.engagement_rules(start, end, known),
         "surveys": cleaning.survey_rules(start, end, known),
         "campaigns": cleaning.campaign_rules(start, end, known),
@@ -149,12 +158,16 @@ def build_profiles(
 
     tx = results["transactions"].accepted
     if "customers" in results:
-        customers = results["customers"].accepted.drop(*PII_COLUMNS, "_source_file", "_source_row", "_parse_error")
+        customers = results["customers"].accepted.drop(
+            *PII_COLUMNS, "_source_file", "_source_row", "_parse_error"
+        )
         customers, recoded = _recode_invalid(customers, start.year, settings)
         customers = impute_demographics(customers.sort("customer_id"), seed)
     else:
         customers = _customers_from_transactions(tx).drop(*PII_COLUMNS)
-        customers = customers.with_columns([pl.lit(False).alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)])
+        customers = customers.with_columns(
+            [pl.lit(False).alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
+        )
 
     activity = [_transaction_activity(tx)]
     if "engagement" in results:
@@ -171,7 +184,9 @@ def build_profiles(
     fill += [pl.col(c).fill_null(0.0).cast(pl.Float64) for c in ACTIVITY_AMOUNTS]
     missing = [pl.lit(0, dtype=pl.Int64).alias(c) for c in ACTIVITY_COUNTS if c not in profiles.columns]
     missing += [
-        pl.lit(None, dtype=pl.Int32).alias(f"survey_{q}") for q in SURVEY_QUESTIONS if f"survey_{q}" not in profiles.columns
+        pl.lit(None, dtype=pl.Int32).alias(f"survey_{q}")
+        for q in SURVEY_QUESTIONS
+        if f"survey_{q}" not in profiles.columns
     ]
     profiles = (
         profiles.with_columns(*fill, *missing, pl.lit(period).alias("period"))

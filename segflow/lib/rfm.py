@@ -38,7 +38,9 @@ RFM_SEGMENTS = tuple(SEGMENT_GRID)
 _CODE_TO_SEGMENT = {code: name for name, codes in SEGMENT_GRID.items() for code in codes}
 
 
-def rfm_values(window: pl.LazyFrame, as_of: date, frequency: str = "invoices", monetary: str = "sum") -> pl.LazyFrame:
+def rfm_values(
+    window: pl.LazyFrame, as_of: date, frequency: str = "invoices", monetary: str = "sum"
+) -> pl.LazyFrame:
     """Per customer: ``recency_days``, ``frequency``, ``monetary`` from monthly profile rows.
 
     ``window`` holds the profile rows of every month in the window (columns customer_id,
@@ -54,10 +56,17 @@ def rfm_values(window: pl.LazyFrame, as_of: date, frequency: str = "invoices", m
         .filter(pl.col("invoices") > 0)
     )
     freq = pl.col("invoices") - 1 if frequency == "repeat" else pl.col("invoices")
-    money = pl.col("net_revenue_window") / pl.col("invoices") if monetary == "mean" else pl.col("net_revenue_window")
+    money = (
+        pl.col("net_revenue_window") / pl.col("invoices")
+        if monetary == "mean"
+        else pl.col("net_revenue_window")
+    )
     return totals.select(
         "customer_id",
-        (pl.lit(as_of) - pl.col("last_purchase_at").dt.date()).dt.total_days().cast(pl.Int64).alias("recency_days"),
+        (pl.lit(as_of) - pl.col("last_purchase_at").dt.date())
+        .dt.total_days()
+        .cast(pl.Int64)
+        .alias("recency_days"),
         freq.cast(pl.Int64).alias("frequency"),
         money.alias("monetary"),
         pl.col("invoices").cast(pl.Int64).alias("invoices_window"),
@@ -95,8 +104,11 @@ def thresholds(scored: pl.DataFrame) -> pl.DataFrame:
     for metric, column in (("recency_days", "r_score"), ("frequency", "f_score"), ("monetary", "m_score")):
         parts.append(
             scored.group_by(pl.col(column).alias("score"))
-            .agg(pl.col(metric).min().cast(pl.Float64).alias("min"), pl.col(metric).max().cast(pl.Float64).alias("max"),
-                 pl.len().alias("customers"))
+            .agg(
+                pl.col(metric).min().cast(pl.Float64).alias("min"),
+                pl.col(metric).max().cast(pl.Float64).alias("max"),
+                pl.len().alias("customers"),
+            )
             .with_columns(pl.lit(metric).alias("metric"))
         )
     return pl.concat(parts).select("metric", "score", "min", "max", "customers").sort("metric", "score")

@@ -1,10 +1,12 @@
 """Segment assignments: every customer's cluster segment, RFM segment and the model that assigned them."""
 
+from typing import Optional
 
 import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage
+from segflow.defs.models.assets import PREVIOUS_MONTH, previous_partition
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.lib.clustering import assign
@@ -15,25 +17,51 @@ from segflow.lib.clustering import assign
     group_name="segments",
     kinds={"polars", "parquet"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     automation_condition=AUTOMATION,
     freshness_policy=PUBLISHED_FRESHNESS,
+    ins={
+        "previous_assignments": dg.AssetIn(
+            key="segment_assignments",
+            partition_mapping=PREVIOUS_MONTH,
+            metadata={"allow_missing_partitions": True},
+        )
+    },
 )
 def segment_assignments(
-    context: dg.AssetExecutionContext, customer_features: pl.DataFrame, segmentation_model: dict
+    context: dg.AssetExecutionContext,
+    customer_features: pl.DataFrame,
+    segmentation_model: dict,
+    previous_assignments: Optional[pl.DataFrame],  # noqa: UP045 - Dagster resolves typing.Optional
 ) -> dg.Output[pl.DataFrame]:
-    """Per customer: segment id and name from the month's model, RFM segment and scores, the RFM values,
-    and the model version, so every assignment can be traced to the model that made it.
+    """Per customer: segment id and name from the month's model, last month's segment id (null for a
+    customer not segmented last month), RFM segment and scores, the RFM values, churn risk (null until
+    a churn model is available) and the model version, so every assignment can be traced to its model.
     """
     segments = assign(customer_features, segmentation_model)
-    assignments = customer_features.select(
-        "customer_id", "period", "rfm_segment", "rfm_code", "r_score", "f_score", "m_score",
-        "recency_days", "frequency", "monetary", "invoices_window", "net_revenue_window",
-    ).join(segments, on="customer_id", how="left", maintain_order="left").with_columns(
-        pl.lit(segmentation_model["version"]).alias("model_version")
-    ).select("customer_id", "period", "segment_id", "segment_name", pl.exclude("customer_id", "period", "segment_id",
-                                                                               "segment_name"))  # fmt: skip
+    previous = previous_partition(previous_assignments)
+    if previous is None:
+        previous = pl.DataFrame(schema={"customer_id": pl.String, "previous_segment_id": pl.Int32})
+    else:
+        previous = previous.select(
+            "customer_id", pl.col("segment_id").cast(pl.Int32).alias("previous_segment_id")
+        )
+    assignments = (
+        customer_features.select(
+            "customer_id", "period", "rfm_segment", "rfm_code", "r_score", "f_score", "m_score",
+            "recency_days", "frequency", "monetary", "invoices_window", "net_revenue_window",
+        )
+        .join(segments, on="customer_id", how="left", maintain_order="left")
+        .join(previous, on="customer_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.lit(segmentation_model["version"]).alias("model_version"),
+            pl.lit(None, dtype=pl.Float64).alias("churn_risk"),
+        )
+        .select("customer_id", "period", "segment_id", "segment_name",
+                pl.exclude("customer_id", "period", "segment_id", "segment_name"))
+    )  # fmt: skip
     sizes = assignments.group_by("segment_id").len().sort("segment_id")
+    kept = assignments.filter(pl.col("previous_segment_id").is_not_null())
     return dg.Output(
         assignments,
         metadata=lineage(
@@ -42,5 +70,9 @@ def segment_assignments(
             rows_out=assignments.height,
             model_version=segmentation_model["version"],
             segment_sizes=dg.MetadataValue.json({str(r[0]): r[1] for r in sizes.iter_rows()}),
+            same_segment_as_last_month=(
+                float((kept["segment_id"] == kept["previous_segment_id"]).mean()) if kept.height else None
+            ),
+            churn_risk=dg.MetadataValue.json({"available": False, "reason": "churn model not built yet"}),
         ),
     )

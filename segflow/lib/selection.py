@@ -1,0 +1,362 @@
+"""Candidate segmentation models (four families), their validity and stability scores, and selection.
+
+Every fitted candidate is a *rule*: plain JSON-able parameters that assign any row, so the winner is
+stored without pickle and re-assigning with it is exact.
+
+- ``kmeans``: k-means over k (MiniBatchKMeans above ``minibatch_above`` fit rows); nearest centroid.
+- ``ward``: agglomerative Ward on a seeded sample of ``ward_sample`` rows, cut at every k from one
+  tree; extended to every row by nearest centroid.
+- ``hdbscan``: HDBSCAN on a seeded sample of ``hdbscan_sample`` rows over minimum cluster size (a share
+  of the sample) and metric. Clusters are extended by nearest centroid within the cluster's radius (the
+  farthest member); anything farther, like HDBSCAN's own noise, is the noise segment, which is counted
+  as a segment (the last id) in ``k``, the shares and the indices.
+- ``gmm``: Gaussian mixture over components and covariance type, fitted on ``gmm_fit_rows`` rows;
+  a row goes to its most probable component.
+
+Scores per candidate: silhouette, Calinski-Harabasz and Davies-Bouldin on a seeded sample of
+``silhouette_sample`` rows; the gap statistic (Tibshirani 2001; reference sets uniform over the
+sample's bounding box, clustered by k-means) for kmeans and ward; the smallest segment's share on
+every row; bootstrap stability on ``stability_sample`` rows (see ``segflow.lib.stability``).
+
+Selection rule (deterministic): discard candidates whose smallest segment holds less than
+``min_segment_share`` or whose mean per-segment Jaccard is below ``min_stability``; among the rest
+take the highest combined criterion ``(silhouette + 1 / (1 + davies_bouldin) + calinski_harabasz /
+max calinski_harabasz over the sweep) / 3 + 0.5 * ari_refits`` (three validity indices on comparable
+0-1 scales, plus a partition that refits to itself); ties go to the earlier family
+in ``families`` and then the smaller k. If
+nothing is viable, the best combined criterion overall is returned, and the gating checks fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FAMILY_ORDER = ("kmeans", "ward", "hdbscan", "gmm")
+
+
+def nearest(matrix: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid per row (ties go to the lower index, deterministically)."""
+    out = np.empty(len(matrix), dtype=np.int64)
+    for start in range(0, len(matrix), 100_000):  # chunked: n x k x d at once would not fit at 1M+
+        block = matrix[start : start + 100_000]
+        out[start : start + len(block)] = (
+            ((block[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+        )
+    return out
+
+
+def predict(rule: dict, matrix: np.ndarray) -> np.ndarray:
+    """Segment index per row of a scaled design matrix under a stored rule."""
+    centroids = np.asarray(rule["centroids"], dtype=np.float64)
+    if rule["kind"] == "centroid":
+        return nearest(matrix, centroids)
+    if rule["kind"] == "centroid_noise":
+        ids = np.array([i for i in range(len(centroids)) if i != rule["noise_id"]])
+        radii = np.array([np.inf if r is None else r for r in rule["radii"]])
+        labels = ids[nearest(matrix, centroids[ids])]
+        for start in range(0, len(matrix), 100_000):
+            block, lab = matrix[start : start + 100_000], labels[start : start + 100_000]
+            dist = np.sqrt(((block - centroids[lab]) ** 2).sum(axis=1))
+            labels[start : start + len(block)] = np.where(dist > radii[lab], rule["noise_id"], lab)
+        return labels
+    if rule["kind"] == "gmm":
+        logp = np.empty((len(matrix), len(centroids)))
+        for j, (mu, cov, w) in enumerate(zip(centroids, rule["covariances"], rule["weights"], strict=True)):
+            chol = np.linalg.cholesky(np.asarray(cov))
+            z = np.linalg.solve(chol, (matrix - mu).T)
+            logp[:, j] = np.log(w) - np.log(np.diag(chol)).sum() - 0.5 * (z**2).sum(axis=0)
+        return logp.argmax(axis=1)
+    raise ValueError(f"unknown rule kind {rule['kind']!r}")
+
+
+def permute(rule: dict, order: list[int]) -> dict:
+    """The same rule with segment ``order[i]`` renumbered ``i``."""
+    out = dict(rule, centroids=[rule["centroids"][i] for i in order])
+    if rule["kind"] == "gmm":
+        out["covariances"] = [rule["covariances"][i] for i in order]
+        out["weights"] = [rule["weights"][i] for i in order]
+    if rule["kind"] == "centroid_noise":
+        out["radii"] = [rule["radii"][i] for i in order]
+        out["noise_id"] = order.index(rule["noise_id"])
+    return out
+
+
+def apply(rule: dict, matrix: np.ndarray) -> np.ndarray:
+    """Alias of ``predict``: segment ids per row under a stored rule."""
+    return predict(rule, matrix)
+
+
+def _means(matrix: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    return np.vstack(
+        [
+            matrix[labels == c].mean(axis=0) if (labels == c).any() else np.zeros(matrix.shape[1])
+            for c in range(k)
+        ]
+    )
+
+
+def fit_family(
+    family: str, grid: list[dict], matrix: np.ndarray, seed: int, n_init: int, minibatch_above: int
+) -> list[dict | None]:
+    """Fit every parameter set in ``grid`` of one family on ``matrix``; a rule per set (None: degenerate)."""
+    rules: list[dict | None] = []
+    if family == "kmeans":
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+
+        cls = MiniBatchKMeans if len(matrix) > minibatch_above else KMeans
+        for p in grid:
+            if p["k"] >= len(matrix):
+                rules.append(None)
+                continue
+            est = cls(n_clusters=p["k"], n_init=n_init, random_state=seed).fit(matrix)
+            rules.append({"kind": "centroid", "centroids": est.cluster_centers_.tolist()})
+    elif family == "ward":
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        tree = linkage(matrix, method="ward")
+        for p in grid:
+            labels = fcluster(tree, t=p["k"], criterion="maxclust") - 1
+            k = int(labels.max()) + 1
+            rules.append(
+                {"kind": "centroid", "centroids": _means(matrix, labels, k).tolist()} if k == p["k"] else None
+            )
+    elif family == "hdbscan":
+        from sklearn.cluster import HDBSCAN
+
+        for p in grid:
+            size = max(5, int(round(p["min_cluster_share"] * len(matrix))))
+            labels = HDBSCAN(min_cluster_size=size, metric=p["metric"], copy=True).fit_predict(matrix)
+            k = int(labels.max()) + 1
+            if k < 2:
+                rules.append(None)
+                continue
+            centroids = _means(matrix, labels, k)
+            radii = [
+                float(np.sqrt(((matrix[labels == c] - centroids[c]) ** 2).sum(axis=1)).max())
+                for c in range(k)
+            ]
+            noise = matrix[labels < 0].mean(axis=0) if (labels < 0).any() else centroids.mean(axis=0)
+            rules.append(
+                {
+                    "kind": "centroid_noise",
+                    "centroids": [*centroids.tolist(), noise.tolist()],
+                    "radii": [*radii, None],
+                    "noise_id": k,
+                }
+            )
+    elif family == "gmm":
+        from sklearn.mixture import GaussianMixture
+
+        for p in grid:
+            if p["k"] >= len(matrix):
+                rules.append(None)
+                continue
+            est = GaussianMixture(
+                n_components=p["k"], covariance_type=p["covariance_type"], random_state=seed, reg_covar=1e-4
+            ).fit(matrix)
+            rules.append(
+                {
+                    "kind": "gmm",
+                    "centroids": est.means_.tolist(),
+                    "weights": est.weights_.tolist(),
+                    "covariances": _full_covariances(
+                        est.covariances_, p["covariance_type"], p["k"], matrix.shape[1]
+                    ).tolist(),
+                }
+            )
+    else:
+        raise ValueError(f"unknown model family {family!r}")
+    return rules
+
+
+def _full_covariances(cov: np.ndarray, kind: str, k: int, d: int) -> np.ndarray:
+    if kind == "full":
+        return cov
+    if kind == "tied":
+        return np.repeat(cov[None], k, axis=0)
+    if kind == "diag":
+        return np.stack([np.diag(v) for v in cov])
+    return np.stack([np.eye(d) * v for v in cov])  # spherical
+
+
+def grids(settings) -> dict[str, list[dict]]:
+    """The parameter sets swept per enabled family, in a fixed order."""
+    ks = list(range(settings.k_min, settings.k_max + 1))
+    all_grids = {
+        "kmeans": [{"k": k} for k in ks],
+        "ward": [{"k": k} for k in ks],
+        "hdbscan": [
+            {"min_cluster_share": s, "metric": m}
+            for m in settings.hdbscan_metrics
+            for s in settings.hdbscan_min_cluster_shares
+        ],
+        "gmm": [{"k": k, "covariance_type": c} for c in settings.gmm_covariance_types for k in ks],
+    }
+    return {f: all_grids[f] for f in FAMILY_ORDER if f in settings.families}
+
+
+def _sample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    return np.sort(rng.permutation(n)[:size])
+
+
+def silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette from a precomputed distance matrix (sklearn's definition; singletons score 0).
+
+    One matrix product per candidate instead of recomputing distances: the sweep scores ~30 candidates
+    on the same sample.
+    """
+    _, lab = np.unique(labels, return_inverse=True)
+    onehot = np.eye(lab.max() + 1)[lab]
+    sums, counts = distances @ onehot, onehot.sum(axis=0)
+    rows = np.arange(len(lab))
+    a = sums[rows, lab] / np.maximum(counts[lab] - 1, 1)
+    others = sums / counts
+    others[rows, lab] = np.inf
+    b = others.min(axis=1)
+    s = np.where(counts[lab] > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
+    return float(s.mean())
+
+
+def _log_w(matrix: np.ndarray, labels: np.ndarray) -> float:
+    total = sum(
+        ((matrix[labels == c] - matrix[labels == c].mean(axis=0)) ** 2).sum() for c in np.unique(labels)
+    )
+    return float(np.log(max(total, 1e-12)))
+
+
+def _reference_log_w(
+    sample: np.ndarray, ks: list[int], references: int, seed: int
+) -> dict[int, tuple[float, float]]:
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(seed)
+    lo, hi = sample.min(axis=0), sample.max(axis=0)
+    refs = [rng.uniform(lo, hi, size=sample.shape) for _ in range(references)]
+    out = {}
+    for k in ks:
+        logs = [
+            _log_w(r, KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=seed).fit_predict(r))
+            for r in refs
+        ]
+        out[k] = (float(np.mean(logs)), float(np.std(logs) * np.sqrt(1 + 1 / references)))
+    return out
+
+
+def sweep(matrix: np.ndarray, settings) -> tuple[list[dict], list[dict | None], dict]:
+    """Fit and score every candidate. Returns (sweep rows, rules in the same order, sampling record)."""
+    from scipy.spatial.distance import cdist
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+    from segflow.lib.stability import bootstrap_stability
+
+    n, seed = len(matrix), settings.seed
+    rng = np.random.default_rng(seed)
+    fit_rows = {
+        "kmeans": _sample(rng, n, settings.max_fit_rows),
+        "ward": _sample(rng, n, settings.ward_sample),
+        "hdbscan": _sample(rng, n, settings.hdbscan_sample),
+        "gmm": _sample(rng, n, settings.gmm_fit_rows),
+    }
+    score_rows = _sample(rng, n, settings.silhouette_sample)
+    stab_rows = _sample(rng, n, settings.stability_sample)
+    score_x, stab_x = matrix[score_rows], matrix[stab_rows]
+    family_grids = grids(settings)
+    gap_ks = sorted({p["k"] for f in ("kmeans", "ward") for p in family_grids.get(f, [])})
+    gap_ref = _reference_log_w(score_x[:2_000], gap_ks, settings.gap_references, seed) if gap_ks else {}
+    distances = cdist(score_x, score_x)
+    # The same B resamples for every candidate (common random numbers), so stabilities compare fairly.
+    draws = [rng.integers(0, len(stab_x), len(stab_x)) for _ in range(settings.stability_resamples)]
+    points = [np.unique(d) for d in draws]
+    rows, rules = [], []
+    for family, grid in family_grids.items():
+        fitted = fit_family(
+            family, grid, matrix[fit_rows[family]], seed, settings.n_init, settings.minibatch_above
+        )
+        # Refits use n_init <= 3 (cheaper; a less lucky refit only lowers the measured stability).
+        boot = [
+            fit_family(
+                family, grid, stab_x[d], seed + b + 1, min(settings.n_init, 3), settings.minibatch_above
+            )
+            for b, d in enumerate(draws)
+        ]
+        for i, (params, rule) in enumerate(zip(grid, fitted, strict=True)):
+            row = {
+                "family": family,
+                "params": dict(params),
+                "k": params.get("k"),
+                "silhouette": None,
+                "calinski_harabasz": None,
+                "davies_bouldin": None,
+                "gap": None,
+                "gap_sd": None,
+                "min_segment_share": None,
+                "noise_share": None,
+                "stability": None,
+                "stability_min": None,
+                "ari_refits": None,
+                "segment_jaccard": None,
+                "combined": None,
+                "viable": False,
+            }
+            rules.append(rule)
+            rows.append(row)
+            if rule is None:
+                continue
+            k = len(rule["centroids"])
+            labels = apply(rule, matrix)
+            shares = np.bincount(labels, minlength=k) / n
+            row.update(k=k, min_segment_share=float(shares.min()))
+            if rule["kind"] == "centroid_noise":
+                row["noise_share"] = float(shares[rule["noise_id"]])
+            sample_labels = labels[score_rows]
+            if len(np.unique(sample_labels)) > 1:
+                row.update(
+                    silhouette=silhouette(distances, sample_labels),
+                    calinski_harabasz=float(calinski_harabasz_score(score_x, sample_labels)),
+                    davies_bouldin=float(davies_bouldin_score(score_x, sample_labels)),
+                )
+            if family in ("kmeans", "ward") and k in gap_ref:
+                ref_mean, ref_sd = gap_ref[k]
+                row.update(gap=ref_mean - _log_w(score_x[:2_000], sample_labels[:2_000]), gap_sd=ref_sd)
+
+            refits = [
+                (pts, None if fits[i] is None else apply(fits[i], stab_x[pts]))
+                for pts, fits in zip(points, boot, strict=True)
+            ]
+            row.update(bootstrap_stability(labels[stab_rows], k, refits))
+    ch_max = max((r["calinski_harabasz"] for r in rows if r["calinski_harabasz"] is not None), default=1.0)
+    for row in rows:
+        if row["silhouette"] is not None:
+            validity = row["silhouette"] + 1 / (1 + row["davies_bouldin"]) + row["calinski_harabasz"] / ch_max
+            row["combined"] = validity / 3 + 0.5 * row["ari_refits"]
+        row["viable"] = bool(
+            row["combined"] is not None
+            and row["min_segment_share"] >= settings.min_segment_share
+            and row["stability"] >= settings.min_stability
+        )
+    sampling = {
+        "rows": n,
+        "fit_rows": {f: int(len(r)) for f, r in fit_rows.items()},
+        "index_sample_rows": int(len(score_rows)),
+        "gap_sample_rows": int(min(2_000, len(score_rows))),
+        "stability_sample_rows": int(len(stab_rows)),
+        "stability_resamples": settings.stability_resamples,
+    }
+    return rows, rules, sampling
+
+
+def select(rows: list[dict]) -> int:
+    """Index of the chosen candidate under the documented rule (see the module docstring)."""
+    scored = [i for i, r in enumerate(rows) if r["combined"] is not None]
+    if not scored:
+        raise ValueError("no candidate produced a valid segmentation (every fit was degenerate)")
+    viable = [i for i in scored if rows[i]["viable"]] or scored
+    return min(
+        viable,
+        key=lambda i: (
+            -round(rows[i]["combined"], 12),
+            FAMILY_ORDER.index(rows[i]["family"]),
+            rows[i]["k"],
+            i,
+        ),
+    )
