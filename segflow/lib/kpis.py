@@ -1,4 +1,14 @@
-"""Per-segment KPI audit of one period's assignments."""
+"""Per-segment KPI audit of one period's assignments.
+
+Population flows use the segmented population (customers with a purchase in the trailing window):
+
+* **new**: segmented this month, not segmented last month. With a trailing window that means the
+  customer's first purchase in the window is in this month (acquired, or reactivated after a full
+  window without purchases). Null for the first month, when there is no previous month.
+* **retained**: segmented this month and last month (in any segment).
+* **lost** (churned): segmented last month, not this month: a full window without a purchase.
+  Counted against the segment the customer was in last month.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +16,184 @@ import polars as pl
 
 from segflow.lib.exact import exact_sum
 
+CAMPAIGN_ARMS = ("treatment", "control")
 
-def segment_kpis(assignments: pl.DataFrame) -> pl.DataFrame:
-    """Per segment: customers, share, revenue and its share, order value, frequency, recency.
+KPI_COLUMNS = (
+    "segment_id",
+    "segment_name",
+    "customers",
+    "customer_share",
+    "new_customers",
+    "retained_customers",
+    "lost_customers",
+    "revenue",
+    "revenue_share",
+    "avg_order_value",
+    "mean_frequency",
+    "mean_recency_days",
+    "median_recency_days",
+    "return_rate",
+    "email_open_rate",
+    "email_click_rate",
+    "sessions_per_month",
+    "mean_churn_risk",
+    "treatment_exposed",
+    "treatment_response_rate",
+    "control_exposed",
+    "control_response_rate",
+)
 
-    ``revenue`` is net revenue in the RFM window; ``avg_order_value`` is revenue per purchase
-    invoice of the segment as a whole (not a mean of customer means).
+
+def clean_exposures(campaigns: pl.DataFrame) -> pl.DataFrame:
+    """Usable campaign exposures: a customer, a known arm and a response flag; one row per
+    (campaign, customer), the first in file order. Raw rows that fail this are quarantined upstream.
+    """
+    if campaigns.height == 0 or not {"campaign_id", "customer_id", "arm", "responded"} <= set(
+        campaigns.columns
+    ):
+        return pl.DataFrame(
+            schema={
+                "campaign_id": pl.String,
+                "customer_id": pl.String,
+                "arm": pl.String,
+                "responded": pl.Boolean,
+            }
+        )
+    return (
+        campaigns.select(
+            "campaign_id", "customer_id", pl.col("arm").str.strip_chars().str.to_lowercase(), "responded"
+        )
+        .filter(
+            pl.col("campaign_id").is_not_null()
+            & pl.col("customer_id").is_not_null()
+            & pl.col("arm").is_in(CAMPAIGN_ARMS)
+            & pl.col("responded").is_not_null()
+        )
+        .unique(["campaign_id", "customer_id"], keep="first", maintain_order=True)
+    )
+
+
+def _mean_or_null(frame: pl.DataFrame, column: str) -> pl.Expr:
+    if column in frame.columns:
+        return pl.col(column).cast(pl.Float64).fill_nan(None).mean().alias(column)
+    return pl.lit(None, dtype=pl.Float64).alias(column)
+
+
+def segment_kpis(
+    assignments: pl.DataFrame,
+    features: pl.DataFrame | None = None,
+    previous: pl.DataFrame | None = None,
+    campaigns: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Per segment: size and flows, value, behaviour, engagement, churn risk and campaign response.
+
+    ``assignments``: one row per customer (``customer_id``, ``segment_id``, ``segment_name``,
+    ``net_revenue_window``, ``invoices_window``, ``recency_days``; ``churn_risk`` when the model
+    provides it). ``features``: the month's customer features (return and engagement columns).
+    ``previous``: last month's assignments, or None for the first month. ``campaigns``: the month's
+    exposures (``campaign_id, customer_id, arm, responded``).
+
+    ``revenue`` is net revenue in the window; ``avg_order_value`` is revenue per purchase invoice of
+    the segment as a whole; ``return_rate`` is returned value over gross revenue of the segment;
+    engagement rates are means of the customers' window rates; response rates are responders over
+    exposures per arm. Counts are Int64, rates Float64 (null when undefined).
     """
     total_customers = assignments.height
     total_revenue = assignments.select(exact_sum(pl.col("net_revenue_window"))).item()
-    return (
-        assignments.group_by("segment_id", "segment_name")
+    frame = assignments
+    if features is not None:
+        extra = [
+            c
+            for c in (
+                "gross_revenue_window",
+                "returns_value_window",
+                "email_open_rate",
+                "email_click_rate",
+                "sessions_per_month",
+            )
+            if c in features.columns and c not in assignments.columns
+        ]
+        frame = frame.join(features.select("customer_id", *extra), on="customer_id", how="left")
+    if previous is not None:
+        frame = frame.with_columns(
+            pl.col("customer_id").is_in(previous["customer_id"].implode()).alias("_was")
+        )
+    else:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Boolean).alias("_was"))
+    returns = (
+        (exact_sum(pl.col("returns_value_window")) / exact_sum(pl.col("gross_revenue_window"))).alias(
+            "return_rate"
+        )
+        if {"returns_value_window", "gross_revenue_window"} <= set(frame.columns)
+        else pl.lit(None, dtype=pl.Float64).alias("return_rate")
+    )
+    kpis = (
+        frame.group_by("segment_id", "segment_name")
         .agg(
-            pl.len().alias("customers"),
+            pl.len().cast(pl.Int64).alias("customers"),
+            (~pl.col("_was")).sum().cast(pl.Int64).alias("new_customers"),
+            pl.col("_was").sum().cast(pl.Int64).alias("retained_customers"),
             exact_sum(pl.col("net_revenue_window")).alias("revenue"),
             pl.col("invoices_window").sum().alias("invoices"),
-            pl.col("invoices_window").mean().alias("mean_frequency"),
-            pl.col("recency_days").mean().alias("mean_recency_days"),
-            pl.col("recency_days").median().alias("median_recency_days"),
+            pl.col("invoices_window").cast(pl.Float64).mean().alias("mean_frequency"),
+            pl.col("recency_days").cast(pl.Float64).mean().alias("mean_recency_days"),
+            pl.col("recency_days").cast(pl.Float64).median().alias("median_recency_days"),
+            returns,
+            _mean_or_null(frame, "email_open_rate"),
+            _mean_or_null(frame, "email_click_rate"),
+            _mean_or_null(frame, "sessions_per_month"),
+            _mean_or_null(frame, "churn_risk").alias("mean_churn_risk"),
         )
         .with_columns(
             (pl.col("customers") / total_customers).alias("customer_share"),
             (pl.col("revenue") / total_revenue if total_revenue else pl.lit(None, dtype=pl.Float64)).alias(
                 "revenue_share"
             ),
-            (pl.col("revenue") / pl.col("invoices")).alias("avg_order_value"),
+            pl.when(pl.col("invoices") > 0)
+            .then(pl.col("revenue") / pl.col("invoices"))
+            .alias("avg_order_value"),
         )
-        .select(
-            "segment_id", "segment_name", "customers", "customer_share", "revenue", "revenue_share",
-            "avg_order_value", "mean_frequency", "mean_recency_days", "median_recency_days",
-        )  # fmt: skip
-        .sort("segment_id")
     )
+    if previous is None:
+        kpis = kpis.with_columns(
+            pl.lit(None, dtype=pl.Int64).alias("new_customers"),
+            pl.lit(None, dtype=pl.Int64).alias("retained_customers"),
+            pl.lit(None, dtype=pl.Int64).alias("lost_customers"),
+        )
+    else:
+        lost = (
+            previous.filter(~pl.col("customer_id").is_in(assignments["customer_id"].implode()))
+            .group_by("segment_id")
+            .agg(pl.len().cast(pl.Int64).alias("lost_customers"))
+        )
+        kpis = kpis.join(lost, on="segment_id", how="left").with_columns(
+            pl.col("lost_customers").fill_null(0)
+        )
+    kpis = kpis.join(_arm_response(assignments, campaigns), on="segment_id", how="left").with_columns(
+        pl.col("treatment_exposed", "control_exposed").fill_null(0)
+    )
+    return kpis.select(
+        pl.col("segment_id").cast(pl.Int64),
+        pl.col("segment_name").cast(pl.String),
+        *[pl.col(c) for c in KPI_COLUMNS[2:]],
+    ).sort("segment_id")
+
+
+def _arm_response(assignments: pl.DataFrame, campaigns: pl.DataFrame | None) -> pl.DataFrame:
+    schema = {"segment_id": assignments.schema["segment_id"]}
+    columns = {}
+    for arm in CAMPAIGN_ARMS:
+        columns[f"{arm}_exposed"] = pl.Int64
+        columns[f"{arm}_response_rate"] = pl.Float64
+    exposures = clean_exposures(campaigns) if campaigns is not None else clean_exposures(pl.DataFrame())
+    joined = exposures.join(assignments.select("customer_id", "segment_id"), on="customer_id", how="inner")
+    if joined.height == 0:
+        return pl.DataFrame(schema={**schema, **columns})
+    aggs = []
+    for arm in CAMPAIGN_ARMS:
+        in_arm = pl.col("arm") == arm
+        aggs += [
+            in_arm.sum().cast(pl.Int64).alias(f"{arm}_exposed"),
+            pl.col("responded").filter(in_arm).cast(pl.Float64).mean().alias(f"{arm}_response_rate"),
+        ]
+    return joined.group_by("segment_id").agg(*aggs)

@@ -1,90 +1,490 @@
-"""KPI audit per segment and the stakeholder HTML report."""
+"""Audit of each month's segments: KPIs, campaign lift, migration, drift, an out-of-time backtest,
+and the stakeholder HTML report with its index page. Logic lives in segflow.lib; this is wiring.
 
+Inputs of other months (the previous month, a trend window, the backtest's assignment month) are
+read through time-window partition mappings with ``allow_missing_partitions``: a month that does
+not exist (before the first partition) or was never built is simply absent from the dict, and the
+asset reports "no previous month" instead of failing.
+
+The audit tables are guarded by their blocking contract checks (segflow/defs/audit/checks.py): a
+failure stops the report in the same run. They are not also validated inside the assets
+(write-audit-publish), since they are aggregates read by nothing but the report, and a second GX
+pass per table would double the audit's cost.
+"""
+
+import json
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from segflow.config import get_settings
+from segflow.defs.contract_checks import contract_metadata
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import storage
+from segflow.lib.backtest import BACKTEST_SCHEMA, backtest
+from segflow.lib.drift import DRIFT_SCHEMA, feature_drift, major_drift
 from segflow.lib.kpis import segment_kpis
+from segflow.lib.lift import campaign_lift as compute_lift
+from segflow.lib.migration import MIGRATION_SCHEMA, migration_matrix, stay_rate
+from segflow.lib.periods import shift
 from segflow.lib.report import ReportInputs, render_report, segment_profile_z
 from segflow.lib.report.methods import methods_text
+from segflow.lib.report.render import executive_summary, render_index, summary_record
+
+_report_settings = get_settings().report
+HORIZON = _report_settings.backtest_horizon_months
+TREND = _report_settings.trend_months
+
+
+def _window(start: int, end: int) -> dg.TimeWindowPartitionMapping:
+    return dg.TimeWindowPartitionMapping(
+        start_offset=start, end_offset=end, allow_nonexistent_upstream_partitions=True
+    )
+
+
+def _months_in(start: int, end: int) -> dg.AssetIn:
+    """An input of several months (relative offsets), missing months skipped. Every window ends at the
+    current month, so it always maps to at least one partition and the IO manager gives a dict."""
+    return dg.AssetIn(partition_mapping=_window(start, end), metadata={"allow_missing_partitions": True})
+
+
+def _frames(value: Any) -> dict[str, Any]:
+    """The dict a multi-month input gives, without the months that were not there."""
+    if not value:
+        return {}
+    return {key: frame for key, frame in sorted(value.items()) if frame is not None}
+
+
+def _current(frames: dict[str, Any], period: str, name: str) -> Any:
+    if period not in frames:
+        raise dg.Failure(f"{name} {period} is not materialized; build the month before its audit.")
+    return frames[period]
+
+
+def _tagged(frame: pl.DataFrame, period: str) -> pl.DataFrame:
+    return frame.select(pl.lit(period).alias("period"), pl.all())
+
+
+_AUDIT = {
+    "group_name": "audit",
+    "owners": OWNERS,
+    "partitions_def": monthly_partitions,
+    "automation_condition": AUTOMATION,
+}
 
 
 @dg.asset(
-    partitions_def=monthly_partitions,
-    group_name="audit",
+    **_AUDIT,
+    ins={"segment_assignments": _months_in(-1, 0)},
     kinds={"polars", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    automation_condition=AUTOMATION,
+    code_version="2",
+    metadata=contract_metadata("kpi_audit"),
     freshness_policy=PUBLISHED_FRESHNESS,
 )
-def kpi_audit(context: dg.AssetExecutionContext, segment_assignments: pl.DataFrame) -> dg.Output[pl.DataFrame]:
-    """Per segment: customers and share, net revenue and its share, average order value, mean frequency
-    and recency, over the RFM window.
+def kpi_audit(
+    context: dg.AssetExecutionContext,
+    segment_assignments: dict[str, pl.DataFrame],
+    customer_features: pl.DataFrame,
+    raw_campaigns: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    """Per segment and month: customers and share; new (not segmented last month), retained and lost
+    (segmented last month, no purchase in this window) customers; net revenue and its share, average
+    order value, mean frequency and recency over the RFM window; return rate, email open and click
+    rates, sessions per month; mean churn risk (when the model provides it); campaign exposures and
+    response rate per arm (treatment, control).
     """
-    kpis = segment_kpis(segment_assignments).with_columns(pl.lit(context.partition_key).alias("period"))
+    period = context.partition_key
+    months = _frames(segment_assignments)
+    current = _current(months, period, "segment_assignments")
+    previous = months.get(shift(period, -1))
+    kpis = _tagged(segment_kpis(current, customer_features, previous, raw_campaigns), period)
     return dg.Output(
         kpis,
         metadata=lineage(
-            context, rows_in={"segment_assignments": segment_assignments.height}, rows_out=kpis.height,
-            kpis=table_metadata(kpis.select("segment_id", "segment_name", "customers", "customer_share", "revenue_share")),
-        ),  # fmt: skip
+            context,
+            rows_in={
+                "segment_assignments": current.height,
+                "previous_assignments": previous.height if previous is not None else 0,
+                "raw_campaigns": raw_campaigns.height,
+            },
+            rows_out=kpis.height,
+            previous_period=shift(period, -1) if previous is not None else "none",
+            kpis=table_metadata(
+                kpis.select(
+                    "segment_id",
+                    "segment_name",
+                    "customers",
+                    "customer_share",
+                    "new_customers",
+                    "lost_customers",
+                    "revenue_share",
+                )
+            ),
+        ),
     )
 
 
 @dg.asset(
-    partitions_def=monthly_partitions,
-    group_name="audit",
-    kinds={"html"},
-    owners=OWNERS,
+    **_AUDIT,
+    kinds={"polars", "parquet", "scipy"},
     code_version="1",
-    automation_condition=AUTOMATION,
+    metadata=contract_metadata("campaign_lift"),
+)
+def campaign_lift(
+    context: dg.AssetExecutionContext,
+    settings: SegflowSettings,
+    segment_assignments: pl.DataFrame,
+    raw_campaigns: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    """Per segment and campaign of the month: treatment and control response rates, absolute and relative
+    lift, two-proportion z-test p-value (raw and Holm-adjusted over the month's tests) and 95% CI.
+    Arms under `report.min_arm_size` exposed customers are "insufficient sample", with no p-value.
+    The arm comes from `raw_campaigns`, the canonical exposures of the same month (upstream of profiles).
+    """
+    config = settings.load().report
+    period = context.partition_key
+    lift = _tagged(
+        compute_lift(raw_campaigns, segment_assignments, config.min_arm_size, config.alpha), period
+    )
+    tested = lift.filter(pl.col("status") == "tested")
+    return dg.Output(
+        lift,
+        metadata=lineage(
+            context,
+            rows_in={
+                "segment_assignments": segment_assignments.height,
+                "raw_campaigns": raw_campaigns.height,
+            },
+            rows_out=lift.height,
+            tests=tested.height,
+            significant=int(tested["significant"].sum()),
+            min_arm_size=config.min_arm_size,
+            alpha=config.alpha,
+        ),
+    )
+
+
+@dg.asset(
+    **_AUDIT,
+    ins={"segment_assignments": _months_in(-1, 0)},
+    kinds={"polars", "parquet"},
+    code_version="1",
+    metadata=contract_metadata("segment_migration"),
+)
+def segment_migration(
+    context: dg.AssetExecutionContext, segment_assignments: dict[str, pl.DataFrame]
+) -> dg.Output[pl.DataFrame]:
+    """Transitions from last month's segment to this month's, for cluster segments and RFM segments:
+    counts and row-normalised probabilities, with "(new)" and "(lost)" as pseudo-segments. Empty in a
+    month without a previous month.
+    """
+    period = context.partition_key
+    months = _frames(segment_assignments)
+    current = _current(months, period, "segment_assignments")
+    previous = months.get(shift(period, -1))
+    if previous is None:
+        matrix = pl.DataFrame(schema=MIGRATION_SCHEMA)
+    else:
+        matrix = pl.concat([migration_matrix(previous, current, kind) for kind in ("cluster", "rfm")])
+    matrix = _tagged(matrix, period).with_columns(pl.lit(shift(period, -1)).alias("previous_period"))
+    stays = {kind: stay_rate(matrix.filter(pl.col("kind") == kind)) for kind in ("cluster", "rfm")}
+    return dg.Output(
+        matrix,
+        metadata=lineage(
+            context,
+            rows_in={"segment_assignments": sum(f.height for f in months.values())},
+            rows_out=matrix.height,
+            previous_period=shift(period, -1) if previous is not None else "none",
+            stay_rate=dg.MetadataValue.json(
+                {k: (round(v, 4) if v is not None else None) for k, v in stays.items()}
+            ),
+        ),
+    )
+
+
+@dg.asset(
+    **_AUDIT,
+    ins={"customer_features": _months_in(-1, 0), "segment_assignments": _months_in(-1, 0)},
+    kinds={"polars", "parquet"},
+    code_version="1",
+    metadata=contract_metadata("segment_drift"),
+)
+def segment_drift(
+    context: dg.AssetExecutionContext,
+    settings: SegflowSettings,
+    customer_features: dict[str, pl.DataFrame],
+    segment_assignments: dict[str, pl.DataFrame],
+) -> dg.Output[pl.DataFrame]:
+    """Population stability index against the previous month: per numeric feature of customer_features
+    (bins: the previous month's deciles) and for cluster and RFM segment shares, with its band (< 0.1
+    stable, 0.1-0.25 moderate, > 0.25 major). The `segment_drift_major` check warns on major drift.
+    Empty in a month without a previous month.
+    """
+    config = settings.load().report
+    period = context.partition_key
+    features, assignments = _frames(customer_features), _frames(segment_assignments)
+    current = _current(features, period, "customer_features")
+    prev_key = shift(period, -1)
+    if prev_key in features:
+        drift = feature_drift(
+            features[prev_key],
+            current,
+            assignments.get(prev_key),
+            _current(assignments, period, "segment_assignments"),
+            config.psi_bins,
+        )
+    else:
+        drift = pl.DataFrame(schema=DRIFT_SCHEMA)
+    drift = _tagged(drift, period).with_columns(pl.lit(prev_key).alias("previous_period"))
+    major = major_drift(drift)
+    return dg.Output(
+        drift,
+        metadata=lineage(
+            context,
+            rows_in={"customer_features": sum(f.height for f in features.values())},
+            rows_out=drift.height,
+            previous_period=prev_key if prev_key in features else "none",
+            major_drift=major["name"].to_list(),
+            max_feature_psi=float(drift.filter(pl.col("kind") == "feature")["psi"].max() or 0.0),
+        ),
+    )
+
+
+@dg.asset(
+    **_AUDIT,
+    ins={
+        "segment_assignments": _months_in(-HORIZON, 0),
+        "customer_profiles": _months_in(-(HORIZON - 1), 0),
+    },
+    kinds={"polars", "parquet", "scipy"},
+    code_version="1",
+    metadata=contract_metadata("segment_backtest"),
+)
+def segment_backtest(
+    context: dg.AssetExecutionContext,
+    segment_assignments: dict[str, pl.DataFrame],
+    customer_profiles: dict[str, pl.LazyFrame],
+) -> dg.Output[pl.DataFrame]:
+    """Out-of-time backtest, computed at month T for the segments assigned at T-h (h =
+    `report.backtest_horizon_months`): per segment of T-h, realised net revenue, invoices and repeat
+    purchase rate over the months T-h+1..T, read from the monthly profiles, and the Kruskal-Wallis test
+    of realised revenue across segments. Keyed on the month the outcomes complete, so it never waits on
+    a later partition. Empty until T-h has assignments. (Its assignments window is T-h..T, so that it
+    always includes one existing month; only T-h is used.)
+    """
+    period = context.partition_key
+    assigned_period = shift(period, -HORIZON)
+    assigned = _frames(segment_assignments).get(assigned_period)
+    outcome_months = {
+        k: v.select("customer_id", "net_revenue", "n_invoices").collect()
+        for k, v in _frames(customer_profiles).items()
+        if k > assigned_period
+    }
+    if assigned is None:
+        result = pl.DataFrame(schema=BACKTEST_SCHEMA)
+    else:
+        result = backtest(assigned, outcome_months, assigned_period, HORIZON)
+    result = _tagged(result, period)
+    p_value = result["kruskal_p"][0] if result.height else None
+    return dg.Output(
+        result,
+        metadata=lineage(
+            context,
+            rows_in={
+                "segment_assignments": assigned.height if assigned is not None else 0,
+                "customer_profiles": sum(f.height for f in outcome_months.values()),
+            },
+            rows_out=result.height,
+            assigned_period=assigned_period if assigned is not None else "none",
+            horizon_months=HORIZON,
+            kruskal_p=float(p_value) if p_value is not None else "n/a",
+        ),
+    )
+
+
+_UPSTREAM_GROUPS = ("raw", "profiles", "features", "models", "segments")
+
+
+def _check_summary(context: dg.AssetExecutionContext, period: str) -> list[dict]:
+    """Per upstream asset: its checks' latest evaluations for this month (passed / warned / failed).
+
+    Audit-group checks are left out: they may run after the report in the same run, and their
+    outcome (drift) is recomputed in the report itself.
+    """
+    from dagster._core.event_api import PartitionKeyFilter
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
+    job_graph = context.job_def.asset_layer.asset_graph
+    graph = getattr(job_graph, "source_asset_graph", job_graph)  # the whole code location, not only this job
+    keys = sorted(
+        (k for k in graph.asset_check_keys if graph.get(k.asset_key).group_name in _UPSTREAM_GROUPS),
+        key=lambda k: (k.asset_key.to_user_string(), k.name),
+    )
+    try:
+        latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            keys, partition_filter=PartitionKeyFilter(key=period)
+        )
+    except Exception:  # noqa: BLE001 - a storage without per-partition check history: report none
+        latest = {}
+    rows: dict[str, dict] = {}
+    for key in keys:
+        row = rows.setdefault(
+            key.asset_key.to_user_string(),
+            {
+                "asset": key.asset_key.to_user_string(),
+                "passed": 0,
+                "warned": 0,
+                "failed": 0,
+                "missing": 0,
+                "failing": [],
+            },
+        )
+        record = latest.get(key)
+        evaluation = None
+        if record is not None and record.event is not None and record.event.dagster_event is not None:
+            evaluation = record.event.dagster_event.event_specific_data
+        if record is None or record.status not in (Status.SUCCEEDED, Status.FAILED) or evaluation is None:
+            row["missing"] += 1
+        elif getattr(evaluation, "passed", record.status == Status.SUCCEEDED):
+            row["passed"] += 1
+        else:
+            warn = getattr(evaluation, "severity", None) == dg.AssetCheckSeverity.WARN
+            row["warned" if warn else "failed"] += 1
+            rules = getattr(evaluation, "metadata", {}).get("failing_rules")
+            row["failing"].append(f"{key.name}" + (f" ({rules.value})" if rules is not None else ""))
+    return [{**r, "failing": "; ".join(r["failing"]) or "–"} for r in rows.values()]
+
+
+def _drift_check_row(drift: pl.DataFrame) -> dict:
+    major = major_drift(drift)
+    return {
+        "asset": "segment_drift",
+        "passed": int(major.height == 0),
+        "warned": int(major.height > 0),
+        "failed": 0,
+        "missing": 0,
+        "failing": ("segment_drift_major (" + ", ".join(major["name"].to_list()) + ")")
+        if major.height
+        else "–",
+    }
+
+
+@dg.asset(
+    **_AUDIT,
+    ins={"kpi_audit": _months_in(-(TREND - 1), 0), "row_accounting": _months_in(-(TREND - 1), 0)},
+    kinds={"html"},
+    code_version="2",
     freshness_policy=PUBLISHED_FRESHNESS,
 )
 def audit_report(
     context: dg.AssetExecutionContext,
     settings: SegflowSettings,
-    kpi_audit: pl.DataFrame,
+    kpi_audit: dict[str, pl.DataFrame],
+    campaign_lift: pl.DataFrame,
+    segment_migration: pl.DataFrame,
+    segment_drift: pl.DataFrame,
+    segment_backtest: pl.DataFrame,
     segment_assignments: pl.DataFrame,
     customer_features: pl.DataFrame,
     segmentation_model: dict,
     quarantined_rows: pl.DataFrame,
-    row_accounting: pl.DataFrame,
+    row_accounting: dict[str, pl.DataFrame],
 ) -> dg.MaterializeResult:
-    """A self-contained HTML report for the month (inline SVG charts, no external assets, no PII; cells
-    under the minimum customer count are suppressed), written to `<storage>/reports/<YYYY-MM>.html`.
+    """The stakeholder report for the month, `<storage>/reports/<YYYY-MM>.html`: executive summary and
+    actions, segment cards with trends, KPI tables, campaign lift, migration heatmaps, drift, backtest,
+    model selection and stability, data quality (check outcomes, quarantine by rule, trend) and methods.
+    One self-contained file (inline SVG and CSS, no scripts or external assets), no PII, and any cell
+    describing fewer than `report.min_cell_customers` customers suppressed. Also rewrites
+    `reports/index.html`, linking every month's report with trends across months.
     """
     config = settings.load()
     period = context.partition_key
-    quality = {
-        "accounting": {r["source"]: r for r in row_accounting.iter_rows(named=True)},
-        "quarantine_by_rule": quarantined_rows.group_by("source", "rule_id").len("rows").sort("source", "rule_id")
-        .to_dicts(),
+    kpi_months = _frames(kpi_audit)
+    kpis = _current(kpi_months, period, "kpi_audit").drop("period")
+    accounting_months = _frames(row_accounting)
+    accounting = _current(accounting_months, period, "row_accounting")
+    trend = {
+        month: {
+            r["source"]: round(100 * r["quarantined_rows"] / r["raw_rows"], 4) if r["raw_rows"] else 0.0
+            for r in frame.iter_rows(named=True)
+        }
+        for month, frame in accounting_months.items()
     }
+    checks = _check_summary(context, period)
+    if segment_drift.height:
+        checks.append(_drift_check_row(segment_drift))
+    quality = {
+        "accounting": {r["source"]: r for r in accounting.sort("source").iter_rows(named=True)},
+        "quarantine_by_rule": quarantined_rows.group_by("source", "rule_id")
+        .len("rows")
+        .sort("source", "rule_id")
+        .to_dicts(),
+        "checks": checks,
+        "trend": trend,
+    }
+    previous_period = shift(period, -1)
     inputs = ReportInputs(
         period=period,
-        kpis=kpi_audit,
+        kpis=kpis,
         profile_z=segment_profile_z(customer_features, segment_assignments),
         sweep=segmentation_model["sweep"],
-        rfm_counts=segment_assignments.group_by("rfm_segment").len("customers").sort(
-            ["customers", "rfm_segment"], descending=[True, False]
-        ),
+        rfm_counts=segment_assignments.group_by("rfm_segment")
+        .len("customers")
+        .sort(["customers", "rfm_segment"], descending=[True, False]),
         model=segmentation_model,
         methods=methods_text(config, segmentation_model),
         quality=quality,
         min_cell=config.report.min_cell_customers,
+        kpi_history={m: f.drop("period") for m, f in kpi_months.items() if m != period},
+        lift=campaign_lift,
+        migration=segment_migration if segment_migration.height else None,
+        drift=segment_drift if segment_drift.height else None,
+        backtest=segment_backtest if segment_backtest.height else None,
+        previous_period=previous_period if segment_drift.height or previous_period in kpi_months else None,
+        alpha=config.report.alpha,
+        min_arm_size=config.report.min_arm_size,
     )
-    path = storage.write_text(render_report(inputs), config.reports_dir / f"{period}.html")
+    reports = config.reports_dir
+    path = storage.write_text(render_report(inputs), reports / f"{period}.html")
+    record = summary_record(inputs)
+    storage.write_text(json.dumps(record, sort_keys=True, indent=1), reports / f"{period}.json")
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(reports.glob("????-??.json"))]
+    index = storage.write_text(render_index(records), reports / "index.html")
+    summary_md = _markdown(inputs, record, path.as_uri(), index.as_uri())
     return dg.MaterializeResult(
         metadata={
+            "summary": dg.MetadataValue.md(summary_md),
             "path": dg.MetadataValue.path(str(path)),
             "report": dg.MetadataValue.url(path.as_uri()),
+            "index": dg.MetadataValue.url(index.as_uri()),
             "bytes": path.stat().st_size,
             "model_version": segmentation_model["version"],
+            "refit_recommended": record["refit_recommended"],
+            **lineage(
+                context,
+                rows_in={"kpi_audit": kpis.height, "segment_assignments": segment_assignments.height},
+                rows_out=kpis.height,
+            ),
         }
+    )
+
+
+def _markdown(inputs: ReportInputs, record: dict, report_uri: str, index_uri: str) -> str:
+    lines, actions = executive_summary(inputs)
+    return "\n".join(
+        [
+            f"## Customer segments {inputs.period}",
+            "",
+            *[f"- {line}" for line in lines],
+            "",
+            "**What to do**",
+            "",
+            *[f"- {a}" for a in actions],
+            "",
+            f"[Open the report]({report_uri}) · [All months]({index_uri})",
+        ]
     )

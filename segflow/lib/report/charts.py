@@ -29,7 +29,12 @@ def _to_svg(fig) -> str:
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     svg = buffer.getvalue()
-    return svg[svg.index("<svg") :]
+    svg = svg[svg.index("<svg") :]
+    # The RDF <metadata> block only names the generator; drop it so no outside URL is left in the page.
+    start, end = svg.find("<metadata>"), svg.find("</metadata>")
+    if start != -1 and end != -1:
+        svg = svg[:start] + svg[end + len("</metadata>") :]
+    return svg
 
 
 def bar_chart(labels: list[str], values: list[float], title: str, xlabel: str) -> str:
@@ -73,3 +78,139 @@ def line_chart(x: list, series: dict[str, list[float]], title: str, ylabel: str,
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(frameon=False)
     return _to_svg(fig)
+
+
+BAND_COLOURS = {"stable": "#009E73", "moderate": "#E69F00", "major": "#D55E00", "n/a": "#999999"}
+
+
+def _dash(ax) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def migration_heatmap(
+    rows: list[str],
+    cols: list[str],
+    probability: list[list[float | None]],
+    labels: list[list[str]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> str:
+    """Row-normalised transition probabilities; a None cell (suppressed or empty) is left blank."""
+    import numpy as np
+
+    fig, ax = _figure(0.75 * len(cols) + 3.2, 0.42 * len(rows) + 1.8)
+    matrix = np.array([[np.nan if v is None else 100 * v for v in row] for row in probability], dtype=float)
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="Blues", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    for (i, j), text in np.ndenumerate(np.array(labels, dtype=object)):
+        if text:
+            dark = not np.isnan(matrix[i, j]) and matrix[i, j] > 60
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "#1b1b1b")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="share of the row's customers (%)")
+    return _to_svg(fig)
+
+
+def lift_chart(
+    labels: list[str],
+    lift: list[float],
+    low: list[float],
+    high: list[float],
+    significant: list[bool],
+    title: str,
+) -> str:
+    """Absolute lift in percentage points with its 95% CI; significant rows in blue, others grey."""
+    fig, ax = _figure(7, 0.38 * len(labels) + 1.4)
+    for i, (value, lo, hi, sig) in enumerate(zip(lift, low, high, significant, strict=True)):
+        colour = OKABE_ITO[0] if sig else "#7f7f7f"
+        ax.errorbar(
+            100 * value,
+            i,
+            xerr=[[100 * (value - lo)], [100 * (hi - value)]],
+            fmt="o",
+            color=colour,
+            capsize=3,
+        )
+    ax.axvline(0, color="#1b1b1b", linewidth=0.8)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("treatment minus control response rate (percentage points, 95% CI)")
+    ax.set_title(title)
+    _dash(ax)
+    return _to_svg(fig)
+
+
+def psi_chart(names: list[str], psi: list[float], bands: list[str], title: str) -> str:
+    """PSI per feature, coloured by band, with the 0.1 and 0.25 band limits."""
+    fig, ax = _figure(7, 0.28 * len(names) + 1.4)
+    ax.barh(range(len(names)), psi, color=[BAND_COLOURS.get(b, "#999999") for b in bands])
+    for limit, text in ((0.1, "moderate 0.1"), (0.25, "major 0.25")):
+        ax.axvline(limit, color="#555555", linestyle="--", linewidth=0.8)
+        ax.annotate(text, (limit, -0.6), fontsize=7, color="#555555", ha="left")
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("population stability index vs previous month (unitless)")
+    ax.set_title(title)
+    _dash(ax)
+    return _to_svg(fig)
+
+
+def multi_line_chart(
+    x: list[str],
+    series: dict[str, list[float | None]],
+    title: str,
+    ylabel: str,
+    xlabel: str = "month",
+    hlines: tuple[float, ...] = (),
+) -> str:
+    """Lines over months; None values leave gaps. Legend outside the plot when there are many series."""
+    fig, ax = _figure(7.5, 3.2)
+    positions = list(range(len(x)))
+    for i, (name, values) in enumerate(series.items()):
+        y = [float("nan") if v is None else v for v in values]
+        ax.plot(
+            positions,
+            y,
+            marker="o",
+            markersize=3,
+            color=OKABE_ITO[i % len(OKABE_ITO)],
+            label=name,
+            linestyle=("-", "--", ":")[i // len(OKABE_ITO) % 3],
+        )
+    for level in hlines:
+        ax.axhline(level, color="#555555", linestyle="--", linewidth=0.8)
+    ax.set_xticks(positions, x, rotation=35 if len(x) > 8 else 0, ha="right" if len(x) > 8 else "center")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    _dash(ax)
+    if len(series) > 1:
+        ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return _to_svg(fig)
+
+
+def sparkline(values: list[float | None], width: int = 160, height: int = 36, label: str = "") -> str:
+    """A tiny hand-written SVG trend line (no axes), with the last value marked."""
+    points = [(i, v) for i, v in enumerate(values) if v is not None]
+    if len(points) < 2:
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="{label}: not enough history"><text x="0" y="{height - 12}" font-size="10" '
+            'fill="#555">not enough history</text></svg>'
+        )
+    lo, hi = min(v for _, v in points), max(v for _, v in points)
+    span = (hi - lo) or 1.0
+    step = (width - 8) / max(len(values) - 1, 1)
+    xy = [(4 + i * step, height - 4 - (v - lo) / span * (height - 8)) for i, v in points]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+    x_last, y_last = xy[-1]
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{label}"><polyline fill="none" stroke="{OKABE_ITO[0]}" stroke-width="2" '
+        f'points="{path}"/>'
+        f'<circle cx="{x_last:.1f}" cy="{y_last:.1f}" r="3" fill="{OKABE_ITO[5]}"/></svg>'
+    )

@@ -7,14 +7,17 @@ from segflow.config import Settings
 
 def methods_text(settings: Settings, model: dict) -> dict[str, str]:
     f = settings.features
+    r = settings.report
     features = ", ".join(f"{x['name']} ({x['transform']})" for x in model["features"])
     return {
         "Window": f"{f.window_months} calendar months ending with the report's month; values as of the first "
         "day after it.",
         "Recency": "days from the last purchase date to the as-of date.",
-        "Frequency": "distinct purchase invoices in the window" if f.frequency == "invoices"
+        "Frequency": "distinct purchase invoices in the window"
+        if f.frequency == "invoices"
         else "purchase invoices after the first, in the window",
-        "Monetary": "net revenue in the window (purchases minus cancellations and returns)" if f.monetary == "sum"
+        "Monetary": "net revenue in the window (purchases minus cancellations and returns)"
+        if f.monetary == "sum"
         else "net revenue per purchase invoice in the window",
         "RFM scores": "quintiles, 5 best; ties broken by customer order (rank 'first'); FM = (F+M)/2 rounded "
         "half up; 11 named segments on the R × FM grid.",
@@ -23,10 +26,26 @@ def methods_text(settings: Settings, model: dict) -> dict[str, str]:
         "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
         f"n_init {model['settings']['n_init']}, chosen k = {model['k']} by sampled silhouette with a minimum "
         f"segment share of {model['min_segment_share_threshold']:.0%}.",
-        "Features": features + (f"; constant, so dropped: {', '.join(model['dropped_constant_features'])}"
-                                if model["dropped_constant_features"] else ""),
+        "Features": features
+        + (
+            f"; constant, so dropped: {', '.join(model['dropped_constant_features'])}"
+            if model["dropped_constant_features"]
+            else ""
+        ),
         "Seed": f"{model['seed']} (model fit, samples and imputation).",
         "Model version": model["version"],
-        "Privacy": f"no names, e-mails or customer ids; cells with fewer than {settings.report.min_cell_customers} "
-        "customers are suppressed.",
+        "Privacy": "no names, e-mails or customer ids; cells with fewer than "
+        f"{settings.report.min_cell_customers} customers are suppressed.",
+        "Population flows": "new = segmented this month but not last month; retained = segmented both "
+        "months; lost = segmented last month, no purchase in this month's window (last month's segment).",
+        "Campaign lift": "per segment and campaign, treatment vs control response rate; two-sided "
+        "two-proportion z-test (pooled SE), 95% Wald CI of the difference; Holm-adjusted across the "
+        f"month's tests at α = {r.alpha}; arms under {r.min_arm_size} exposed customers are not tested.",
+        "Migration": "P(i → j) = customers in segment i last month and j this month, over customers in i "
+        "last month.",
+        "Drift": f"PSI against the previous month on its {r.psi_bins} quantile bins per numeric feature "
+        "(tenure, active months and quintile scores excluded: they move by construction), and on segment "
+        "shares; < 0.1 stable, 0.1–0.25 moderate, > 0.25 major (refit recommended).",
+        "Backtest": f"segments of month T−{r.backtest_horizon_months} scored on net revenue and purchases "
+        "in the following months up to T; Kruskal-Wallis test across segments.",
     }

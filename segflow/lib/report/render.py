@@ -1,104 +1,678 @@
-"""Build the HTML report from aggregate tables only; customer-level data never reaches it."""
+"""Build the HTML report from aggregate tables only; customer-level data never reaches it.
+
+Every table handed in is already aggregated per segment (or per feature, rule, campaign). The
+privacy rule is applied here once more, at the last step: any cell that describes fewer than
+``min_cell`` customers is shown as "<k" or left out, and a segment smaller than ``min_cell`` is
+not named anywhere (tables, charts, summary, index record).
+"""
 
 from __future__ import annotations
 
+import html
+import json
 from dataclasses import dataclass, field
 
 import jinja2
 import polars as pl
 
+from segflow.lib.drift import MAJOR, MODERATE
+from segflow.lib.lift import INSUFFICIENT
+from segflow.lib.migration import LOST, NEW, stay_rate
 from segflow.lib.report import charts
 
-PROFILE_FEATURES = ("recency_days", "invoices_per_month", "avg_order_value", "monetary", "return_rate",
-                    "digital_share", "sessions_per_month", "email_open_rate")  # fmt: skip
+PROFILE_FEATURES = (
+    "recency_days",
+    "invoices_per_month",
+    "avg_order_value",
+    "monetary",
+    "return_rate",
+    "digital_share",
+    "sessions_per_month",
+    "email_open_rate",
+)
 
 
 @dataclass(frozen=True)
 class ReportInputs:
     period: str
-    kpis: pl.DataFrame  # segment_kpis output
+    kpis: pl.DataFrame  # segment_kpis output for the period
     profile_z: pl.DataFrame  # segment_id, segment_name, customers, one z column per profile feature
     sweep: list[dict]
     rfm_counts: pl.DataFrame  # rfm_segment, customers
     model: dict
     methods: dict[str, str]
-    quality: dict = field(default_factory=dict)  # accounting per source + quarantine counts by rule
+    quality: dict = field(default_factory=dict)  # accounting, quarantine_by_rule, checks, trend
     min_cell: int = 10
+    kpi_history: dict[str, pl.DataFrame] = field(default_factory=dict)  # period -> kpis, earlier months
+    lift: pl.DataFrame | None = None  # campaign_lift output
+    migration: pl.DataFrame | None = None  # migration_matrix outputs (kinds cluster and rfm)
+    drift: pl.DataFrame | None = None  # feature_drift output
+    backtest: pl.DataFrame | None = None  # backtest output (assigned h months before the period)
+    previous_period: str | None = None
+    alpha: float = 0.05
+    min_arm_size: int = 50
 
 
 def segment_profile_z(features: pl.DataFrame, assignments: pl.DataFrame) -> pl.DataFrame:
     """z-score of each segment's feature means against the whole population."""
     joined = features.join(assignments.select("customer_id", "segment_id", "segment_name"), on="customer_id")
-    stats = {f: (joined[f].cast(pl.Float64).fill_nan(None).mean(), joined[f].cast(pl.Float64).fill_nan(None).std())
-             for f in PROFILE_FEATURES}  # fmt: skip
+    stats = {
+        f: (joined[f].cast(pl.Float64).fill_nan(None).mean(), joined[f].cast(pl.Float64).fill_nan(None).std())
+        for f in PROFILE_FEATURES
+    }
     z = [
-        ((pl.col(f).cast(pl.Float64).fill_nan(None).mean() - (mean or 0.0)) / (std if std else 1.0)).fill_null(0.0).alias(f)
+        ((pl.col(f).cast(pl.Float64).fill_nan(None).mean() - (mean or 0.0)) / (std if std else 1.0))
+        .fill_null(0.0)
+        .alias(f)
         for f, (mean, std) in stats.items()
     ]
-    return joined.group_by("segment_id", "segment_name").agg(pl.len().alias("customers"), *z).sort("segment_id")
+    return (
+        joined.group_by("segment_id", "segment_name").agg(pl.len().alias("customers"), *z).sort("segment_id")
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting and suppression
 
 
 def _fmt(value, kind: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return {
+        "int": f"{value:,.0f}",
+        "pct": f"{100 * value:.1f}%",
+        "money": f"{value:,.2f}",
+        "num": f"{value:,.2f}",
+        "pp": f"{100 * value:+.1f} pp",
+        "p": "<0.001" if value < 0.001 else f"{value:.3f}",
+        "psi": f"{value:.3f}",
+    }[kind]
+
+
+def _count(value, k: int) -> str:
+    """A customer count, suppressed below k (zero is not a person and is shown)."""
     if value is None:
         return "–"
-    return {"int": f"{value:,.0f}", "pct": f"{100 * value:.1f}%", "money": f"{value:,.2f}", "num": f"{value:,.2f}"}[kind]
+    return f"<{k}" if 0 < value < k else f"{value:,.0f}"
 
 
-def _kpi_rows(kpis: pl.DataFrame, min_cell: int) -> tuple[list[dict], int]:
+def _label(row: dict) -> str:
+    return f"{row['segment_id']}: {row['segment_name']}"
+
+
+def _persona(model: dict, segment_id) -> str:
+    personas = model.get("personas") or {}
+    persona = personas.get(str(segment_id)) if isinstance(personas, dict) else None
+    if (
+        persona is None
+        and isinstance(personas, list)
+        and isinstance(segment_id, int)
+        and segment_id < len(personas)
+    ):
+        persona = personas[segment_id]
+    if isinstance(persona, dict):
+        for key in ("description", "summary", "persona", "text", "name"):
+            if persona.get(key):
+                return str(persona[key])
+        return "; ".join(f"{k}: {v}" for k, v in sorted(persona.items()) if isinstance(v, str | int | float))
+    return str(persona) if persona else ""
+
+
+def _visible(kpis: pl.DataFrame, k: int) -> pl.DataFrame:
+    return kpis.filter(pl.col("customers") >= k)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def _history_series(
+    inputs: ReportInputs, labels: list[str]
+) -> tuple[list[str], dict[str, list[float | None]]]:
+    months = sorted({*inputs.kpi_history, inputs.period})
+    history = {**inputs.kpi_history, inputs.period: inputs.kpis}
+    series: dict[str, list[float | None]] = {label: [] for label in labels}
+    for month in months:
+        rows = {
+            _label(r): r for r in history[month].iter_rows(named=True) if r["customers"] >= inputs.min_cell
+        }
+        for label in labels:
+            series[label].append(rows[label]["customer_share"] * 100 if label in rows else None)
+    return months, series
+
+
+def _previous_kpis(inputs: ReportInputs) -> pl.DataFrame | None:
+    if inputs.previous_period and inputs.previous_period in inputs.kpi_history:
+        return inputs.kpi_history[inputs.previous_period]
+    return None
+
+
+def _segment_cards(inputs: ReportInputs) -> list[dict]:
+    visible = _visible(inputs.kpis, inputs.min_cell)
+    labels = [_label(r) for r in visible.iter_rows(named=True)]
+    months, series = _history_series(inputs, labels)
+    previous = _previous_kpis(inputs)
+    before = {_label(r): r for r in previous.iter_rows(named=True)} if previous is not None else {}
+    cards = []
+    for row, label in zip(visible.iter_rows(named=True), labels, strict=True):
+        prior = before.get(label)
+        change = ""
+        if prior is not None and prior["customers"] >= inputs.min_cell:
+            delta = row["customer_share"] - prior["customer_share"]
+            change = f"{100 * delta:+.1f} pp share vs {inputs.previous_period}".replace(
+                "-0.0", "0.0"
+            ).replace("+0.0", "0.0")
+        cards.append(
+            {
+                "label": label,
+                "persona": _persona(inputs.model, row["segment_id"]),
+                "customers": _fmt(row["customers"], "int"),
+                "share": _fmt(row["customer_share"], "pct"),
+                "revenue_share": _fmt(row["revenue_share"], "pct"),
+                "aov": _fmt(row["avg_order_value"], "money"),
+                "recency": _fmt(row["mean_recency_days"], "num"),
+                "change": change,
+                "spark": charts.sparkline(
+                    series[label], label=f"share of customers, {months[0]} to {months[-1]}"
+                ),
+                "spark_range": f"{months[0]} – {months[-1]}" if len(months) > 1 else months[0],
+            }
+        )
+    return cards
+
+
+def _kpi_rows(inputs: ReportInputs) -> tuple[list[dict], int]:
+    k = inputs.min_cell
     rows, suppressed = [], 0
-    for row in kpis.iter_rows(named=True):
-        if row["customers"] < min_cell:
+    for row in inputs.kpis.iter_rows(named=True):
+        if row["customers"] < k:
             suppressed += 1
             continue
-        rows.append({
-            "segment": f"{row['segment_id']}: {row['segment_name']}",
-            "customers": _fmt(row["customers"], "int"), "share": _fmt(row["customer_share"], "pct"),
-            "revenue": _fmt(row["revenue"], "money"), "revenue_share": _fmt(row["revenue_share"], "pct"),
-            "aov": _fmt(row["avg_order_value"], "money"), "frequency": _fmt(row["mean_frequency"], "num"),
-            "recency": _fmt(row["mean_recency_days"], "num"),
-        })  # fmt: skip
+
+        def arm(name: str, row=row) -> str:
+            n = row.get(f"{name}_exposed") or 0
+            return "–" if n < k else f"{_fmt(row.get(f'{name}_response_rate'), 'pct')} (n={n:,})"
+
+        rows.append(
+            {
+                "segment": _label(row),
+                "customers": _fmt(row["customers"], "int"),
+                "share": _fmt(row["customer_share"], "pct"),
+                "new": _count(row.get("new_customers"), k),
+                "retained": _count(row.get("retained_customers"), k),
+                "lost": _count(row.get("lost_customers"), k),
+                "revenue": _fmt(row["revenue"], "money"),
+                "revenue_share": _fmt(row["revenue_share"], "pct"),
+                "aov": _fmt(row["avg_order_value"], "money"),
+                "frequency": _fmt(row["mean_frequency"], "num"),
+                "recency": _fmt(row["mean_recency_days"], "num"),
+                "return_rate": _fmt(row.get("return_rate"), "pct"),
+                "open_rate": _fmt(row.get("email_open_rate"), "pct"),
+                "click_rate": _fmt(row.get("email_click_rate"), "pct"),
+                "sessions": _fmt(row.get("sessions_per_month"), "num"),
+                "churn_risk": _fmt(row.get("mean_churn_risk"), "pct"),
+                "treatment": arm("treatment"),
+                "control": arm("control"),
+            }
+        )
     return rows, suppressed
 
 
-def _summary(kpis: pl.DataFrame, inputs: ReportInputs) -> list[str]:
-    visible = kpis.filter(pl.col("customers") >= inputs.min_cell)
-    if visible.height == 0:
-        return ["No segment is large enough to report."]
-    top = visible.sort("revenue", descending=True).row(0, named=True)
-    big = visible.sort("customers", descending=True).row(0, named=True)
-    return [
-        f"{int(kpis['customers'].sum()):,} customers with a purchase in the trailing window were segmented "
-        f"into {kpis.height} segments.",
-        f"“{top['segment_name']}” brings the most revenue: {_fmt(top['revenue_share'], 'pct')} of the total "
-        f"from {_fmt(top['customer_share'], 'pct')} of customers.",
-        f"The largest segment is “{big['segment_name']}”, with {_fmt(big['customer_share'], 'pct')} of customers.",
+def _arm_cell(row: dict, arm: str, k: int) -> str:
+    rate = _fmt(row[f"{arm}_rate"], "pct") if row[f"{arm}_n"] >= k else "–"
+    return f"{rate} (n={_count(row[f'{arm}_n'], k)})"
+
+
+def _lift_section(inputs: ReportInputs) -> dict:
+    lift = inputs.lift
+    if lift is None or lift.height == 0:
+        return {"rows": [], "chart": "", "suppressed": 0}
+    k = inputs.min_cell
+    rows, suppressed, tested = [], 0, []
+    for r in lift.iter_rows(named=True):
+        if r["treatment_n"] + r["control_n"] < k:
+            suppressed += 1
+            continue
+        ok = r["status"] != INSUFFICIENT
+        rows.append(
+            {
+                "segment": _label(r),
+                "campaign": r["campaign_id"],
+                "treatment": _arm_cell(r, "treatment", k),
+                "control": _arm_cell(r, "control", k),
+                "abs": _fmt(r["abs_lift"], "pp") if ok else "–",
+                "rel": _fmt(r["rel_lift"], "pct") if ok else "–",
+                "ci": f"{100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f} pp" if ok else "–",
+                "p": _fmt(r["p_value"], "p") if ok else INSUFFICIENT,
+                "p_holm": _fmt(r["p_value_holm"], "p") if ok else "–",
+                "verdict": ("significant" if r["significant"] else "not significant") if ok else INSUFFICIENT,
+                "significant": bool(r["significant"]),
+            }
+        )
+        if ok:
+            tested.append(r)
+    chart = ""
+    if tested:
+        chart = charts.lift_chart(
+            [f"{_label(r)} · {r['campaign_id']}" for r in tested],
+            [r["abs_lift"] for r in tested],
+            [r["ci_low"] for r in tested],
+            [r["ci_high"] for r in tested],
+            [bool(r["significant"]) for r in tested],
+            "Campaign lift per segment and campaign",
+        )
+    return {"rows": rows, "chart": chart, "suppressed": suppressed}
+
+
+def _migration_section(inputs: ReportInputs, kind: str) -> dict:
+    if inputs.migration is None:
+        return {}
+    matrix = inputs.migration.filter(pl.col("kind") == kind)
+    if matrix.height == 0:
+        return {}
+    k = inputs.min_cell
+    rows = sorted(set(matrix["from_segment"]) - {NEW}) + ([NEW] if NEW in set(matrix["from_segment"]) else [])
+    cols = sorted(set(matrix["to_segment"]) - {LOST}) + ([LOST] if LOST in set(matrix["to_segment"]) else [])
+    cells = {(r["from_segment"], r["to_segment"]): r for r in matrix.iter_rows(named=True)}
+    totals = {r["from_segment"]: r["from_customers"] for r in matrix.iter_rows(named=True)}
+    rows = [r for r in rows if totals.get(r, 0) >= k]  # a row describing fewer than k customers is dropped
+    cols = [c for c in cols if sum(cells[(r, c)]["customers"] for r in rows if (r, c) in cells) >= k]
+    probability, labels = [], []
+    for r in rows:
+        p_row, l_row = [], []
+        for c in cols:
+            cell = cells.get((r, c))
+            if cell is None:
+                p_row.append(0.0)
+                l_row.append("0%")
+            elif cell["customers"] < k:
+                p_row.append(None)
+                l_row.append(f"<{k}")
+            else:
+                p_row.append(cell["probability"])
+                l_row.append(f"{100 * cell['probability']:.0f}%")
+        probability.append(p_row)
+        labels.append(l_row)
+    if not rows or not cols:
+        return {}
+    title = "Cluster segment migration" if kind == "cluster" else "RFM segment migration"
+    chart = charts.migration_heatmap(
+        rows,
+        cols,
+        probability,
+        labels,
+        f"{title}, {inputs.previous_period} → {inputs.period}",
+        f"segment in {inputs.period}",
+        f"segment in {inputs.previous_period}",
+    )
+    stay = stay_rate(matrix)
+    return {"chart": chart, "stay": _fmt(stay, "pct") if stay is not None else "–"}
+
+
+def _drift_section(inputs: ReportInputs) -> dict:
+    drift = inputs.drift
+    if drift is None or drift.height == 0:
+        return {"rows": [], "chart": "", "major": [], "moderate": [], "refit": False}
+    ordered = drift.filter(pl.col("psi").is_not_null()).sort(["psi", "name"], descending=[True, False])
+    features = ordered.filter(pl.col("kind") == "feature")
+    chart = (
+        charts.psi_chart(
+            features["name"].to_list(),
+            features["psi"].to_list(),
+            features["band"].to_list(),
+            f"Feature drift, {inputs.previous_period} → {inputs.period}",
+        )
+        if features.height
+        else ""
+    )
+    rows = [
+        {
+            "kind": "segment shares" if r["kind"] == "segment_share" else "feature",
+            "name": r["name"],
+            "psi": _fmt(r["psi"], "psi"),
+            "band": r["band"],
+            "ref": _fmt(r["reference_mean"], "num"),
+            "cur": _fmt(r["current_mean"], "num"),
+        }
+        for r in ordered.iter_rows(named=True)
     ]
+    major = ordered.filter(pl.col("band") == "major")["name"].to_list()
+    moderate = ordered.filter(pl.col("band") == "moderate")["name"].to_list()
+    return {"rows": rows, "chart": chart, "major": major, "moderate": moderate, "refit": bool(major)}
+
+
+def _backtest_section(inputs: ReportInputs) -> dict:
+    bt = inputs.backtest
+    if bt is None or bt.height == 0:
+        return {}
+    k = inputs.min_cell
+    visible = bt.filter(pl.col("customers") >= k)
+    first = bt.row(0, named=True)
+    rows = [
+        {
+            "segment": _label(r),
+            "customers": _fmt(r["customers"], "int"),
+            "mean": _fmt(r["mean_future_revenue"], "money"),
+            "median": _fmt(r["median_future_revenue"], "money"),
+            "invoices": _fmt(r["mean_future_invoices"], "num"),
+            "purchase_rate": _fmt(r["purchase_rate"], "pct"),
+        }
+        for r in visible.iter_rows(named=True)
+    ]
+    chart = (
+        charts.bar_chart(
+            [_label(r) for r in visible.iter_rows(named=True)],
+            visible["mean_future_revenue"].to_list(),
+            f"Realised revenue after {first['assigned_period']}, by segment assigned then",
+            f"mean net revenue per customer over the next {first['months_observed']} month(s) "
+            "(currency units)",
+        )
+        if visible.height
+        else ""
+    )
+    p = first["kruskal_p"]
+    return {
+        "rows": rows,
+        "chart": chart,
+        "assigned": first["assigned_period"],
+        "horizon": first["horizon_months"],
+        "observed": first["months_observed"],
+        "h": _fmt(first["kruskal_h"], "num"),
+        "p": _fmt(p, "p"),
+        "separates": p is not None and p < inputs.alpha,
+        "suppressed": bt.height - visible.height,
+    }
+
+
+def _quality_section(inputs: ReportInputs) -> dict:
+    quality = dict(inputs.quality)
+    trend = quality.get("trend") or {}
+    chart = ""
+    if len(trend) >= 2:
+        months = sorted(trend)
+        sources = sorted({s for m in months for s in trend[m]})
+        series = {s: [trend[m].get(s) for m in months] for s in sources}
+        chart = charts.multi_line_chart(
+            months, series, "Quarantined share of raw rows, by source", "rows quarantined (% of raw rows)"
+        )
+    quality["trend_chart"] = chart
+    checks = quality.get("checks") or []
+    quality["checks_failed"] = sum(c["failed"] for c in checks)
+    quality["checks_warned"] = sum(c["warned"] for c in checks)
+    quality["checks_passed"] = sum(c["passed"] for c in checks)
+    return quality
+
+
+def _summary(
+    inputs: ReportInputs, drift: dict, lift: dict, backtest: dict, quality: dict
+) -> tuple[list[str], list[str]]:
+    """What changed (sentences) and what to do (actions)."""
+    k = inputs.min_cell
+    kpis = inputs.kpis
+    visible = _visible(kpis, k)
+    if visible.height == 0:
+        return ["No segment is large enough to report."], []
+    total = int(kpis["customers"].sum())
+    lines, actions = [], []
+    previous = _previous_kpis(inputs)
+    flows = ""
+    if kpis["new_customers"].null_count() < kpis.height:
+        new, lost = (
+            int(kpis["new_customers"].fill_null(0).sum()),
+            int(kpis["lost_customers"].fill_null(0).sum()),
+        )
+        flows = f" ({_count(new, k)} new, {_count(lost, k)} lost since {inputs.previous_period})"
+    change = ""
+    if previous is not None and previous.height:
+        before = int(previous["customers"].sum())
+        direction = "up" if total >= before else "down"
+        change = f", {direction} {abs(total - before) / before:.1%} on {inputs.previous_period}"
+    lines.append(
+        f"{total:,} customers with a purchase in the trailing window were segmented into {kpis.height} "
+        f"segments{change}{flows}."
+    )
+    top = visible.sort(["revenue", "segment_id"], descending=[True, False]).row(0, named=True)
+    lines.append(
+        f"“{top['segment_name']}” brings the most revenue: {_fmt(top['revenue_share'], 'pct')} of the total "
+        f"from {_fmt(top['customer_share'], 'pct')} of customers."
+    )
+    if previous is not None:
+        before = {_label(r): r for r in previous.iter_rows(named=True) if r["customers"] >= k}
+        moves = [
+            (r["customer_share"] - before[_label(r)]["customer_share"], r)
+            for r in visible.iter_rows(named=True)
+            if _label(r) in before
+        ]
+        if moves:
+            delta, row = max(moves, key=lambda m: (abs(m[0]), -m[1]["segment_id"]))
+            if abs(delta) >= 0.005:
+                lines.append(
+                    f"The biggest shift is “{row['segment_name']}”: {'+' if delta > 0 else ''}"
+                    f"{100 * delta:.1f} percentage points of customers, "
+                    f"now {_fmt(row['customer_share'], 'pct')}."
+                )
+            else:
+                lines.append("Segment sizes are stable: no segment moved by half a percentage point or more.")
+    if drift["refit"]:
+        lines.append(f"Major drift (PSI > {MAJOR}) in: {', '.join(drift['major'][:5])}.")
+        actions.append(
+            "Refit the segmentation model before using this month's segments for targeting: the customer "
+            "base has drifted since the model's reference month."
+        )
+    elif drift["moderate"]:
+        lines.append(
+            f"Moderate drift (PSI {MODERATE}–{MAJOR}) in: {', '.join(drift['moderate'][:5])}; nothing major."
+        )
+        actions.append("Keep the model; watch the moderately drifting features next month.")
+    elif drift["rows"]:
+        lines.append("No feature or segment share drifted (every PSI below 0.1).")
+    wins = [r for r in lift["rows"] if r["significant"]]
+    if wins:
+        best = wins[0]
+        lines.append(
+            f"Campaign {best['campaign']} lifted response in “{best['segment']}” by {best['abs']} "
+            f"(Holm-adjusted p {best['p_holm']}); {len(wins)} of {len(lift['rows'])} segment×campaign tests "
+            "were significant."
+        )
+        segments = sorted({r["segment"] for r in wins})
+        actions.append(
+            f"Prioritise campaigns for {', '.join(f'“{s}”' for s in segments)}, where treatment beat control."
+        )
+    elif lift["rows"]:
+        lines.append(f"No campaign showed a significant lift in any segment at α = {inputs.alpha}.")
+        actions.append("Do not scale the month's campaigns on these results; keep the control groups.")
+    if backtest:
+        lines.append(
+            f"Segments assigned in {backtest['assigned']} "
+            + ("did" if backtest["separates"] else "did not clearly")
+            + f" predict revenue over the following {backtest['observed']} month(s)"
+            + f" (Kruskal-Wallis p {backtest['p']})."
+        )
+    if quality.get("checks_failed"):
+        lines.append(f"{quality['checks_failed']} data-quality check(s) failed this month.")
+        actions.append("Review the failed data-quality checks below before acting on this report.")
+    elif quality.get("checks"):
+        lines.append(
+            f"All blocking data-quality checks passed ({quality['checks_warned']} advisory warning(s))."
+        )
+    if not actions:
+        actions.append("No action needed: the segments are stable and the data passed its checks.")
+    return lines, actions
+
+
+def executive_summary(inputs: ReportInputs) -> tuple[list[str], list[str]]:
+    """The summary sentences and the recommended actions, as plain text (also used for metadata)."""
+    return _summary(
+        inputs,
+        _drift_section(inputs),
+        _lift_section(inputs),
+        _backtest_section(inputs),
+        _quality_section(inputs),
+    )
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("segflow.lib.report", "templates"),
+        autoescape=True,
+        keep_trailing_newline=True,
+    )
 
 
 def render_report(inputs: ReportInputs) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("segflow.lib.report", "templates"), autoescape=True, keep_trailing_newline=True
+    k = inputs.min_cell
+    visible = _visible(inputs.kpis, k)
+    labels = [_label(r) for r in visible.iter_rows(named=True)]
+    size_chart = charts.bar_chart(
+        labels, visible["customers"].cast(pl.Float64).to_list(), "Customers per segment", "customers (count)"
     )
-    visible = inputs.kpis.filter(pl.col("customers") >= inputs.min_cell)
-    labels = [f"{r['segment_id']}: {r['segment_name']}" for r in visible.iter_rows(named=True)]
-    size_chart = charts.bar_chart(labels, visible["customers"].cast(pl.Float64).to_list(),
-                                  "Customers per segment", "customers")  # fmt: skip
-    revenue_chart = charts.bar_chart(labels, (visible["revenue_share"] * 100).to_list(),
-                                     "Share of revenue per segment", "share of net revenue in window (%)")
-    profile = inputs.profile_z.filter(pl.col("customers") >= inputs.min_cell)
+    revenue_chart = charts.bar_chart(
+        labels,
+        (visible["revenue_share"].fill_null(0) * 100).to_list(),
+        "Share of revenue per segment",
+        "share of net revenue in window (%)",
+    )
+    profile = inputs.profile_z.filter(pl.col("customers") >= k)
     profile_chart = charts.profile_heatmap(
-        [f"{r['segment_id']}: {r['segment_name']}" for r in profile.iter_rows(named=True)],
-        list(PROFILE_FEATURES), profile.select(PROFILE_FEATURES).rows(), "Segment profiles"
+        [_label(r) for r in profile.iter_rows(named=True)],
+        list(PROFILE_FEATURES),
+        profile.select(PROFILE_FEATURES).rows(),
+        "Segment profiles",
+    )
+    months, share_series = _history_series(inputs, labels)
+    trend_chart = (
+        charts.multi_line_chart(months, share_series, "Segment share over time", "share of customers (%)")
+        if len(months) > 1
+        else ""
     )
     sweep = [r for r in inputs.sweep if r.get("silhouette") is not None]
-    sweep_chart = charts.line_chart([r["k"] for r in sweep], {"silhouette (sampled)": [r["silhouette"] for r in sweep]},
-                                    "Model selection: silhouette by number of segments", "silhouette", "k (segments)")
-    kpi_rows, suppressed = _kpi_rows(inputs.kpis, inputs.min_cell)
-    rfm = inputs.rfm_counts.filter(pl.col("customers") >= inputs.min_cell)
-    return env.get_template("report.html").render(
-        period=inputs.period, summary=_summary(inputs.kpis, inputs), kpi_rows=kpi_rows, suppressed=suppressed,
-        min_cell=inputs.min_cell, size_chart=size_chart, revenue_chart=revenue_chart, profile_chart=profile_chart,
-        sweep_chart=sweep_chart, sweep=inputs.sweep, model=inputs.model, methods=inputs.methods,
-        rfm_rows=rfm.iter_rows(named=True), rfm_suppressed=inputs.rfm_counts.height - rfm.height,
-        quality=inputs.quality,
+    sweep_chart = charts.line_chart(
+        [r["k"] for r in sweep],
+        {"silhouette (sampled)": [r["silhouette"] for r in sweep]},
+        "Model selection: silhouette by number of segments",
+        "silhouette (−1 to 1)",
+        "k (segments)",
     )
+    kpi_rows, suppressed = _kpi_rows(inputs)
+    rfm = inputs.rfm_counts.filter(pl.col("customers") >= k)
+    lift = _lift_section(inputs)
+    drift = _drift_section(inputs)
+    backtest = _backtest_section(inputs)
+    quality = _quality_section(inputs)
+    summary, actions = _summary(inputs, drift, lift, backtest, quality)
+    stability = {
+        key: value
+        for key, value in sorted(inputs.model.items())
+        if any(w in key for w in ("stability", "jaccard", "ari", "alignment")) and value is not None
+    }
+    return (
+        _environment()
+        .get_template("report.html")
+        .render(
+            period=inputs.period,
+            previous_period=inputs.previous_period,
+            summary=summary,
+            actions=actions,
+            cards=_segment_cards(inputs),
+            kpi_rows=kpi_rows,
+            suppressed=suppressed,
+            min_cell=k,
+            size_chart=size_chart,
+            revenue_chart=revenue_chart,
+            profile_chart=profile_chart,
+            trend_chart=trend_chart,
+            sweep_chart=sweep_chart,
+            sweep=inputs.sweep,
+            model=inputs.model,
+            methods=inputs.methods,
+            rfm_rows=rfm.iter_rows(named=True),
+            rfm_suppressed=inputs.rfm_counts.height - rfm.height,
+            quality=quality,
+            lift=lift,
+            alpha=inputs.alpha,
+            min_arm_size=inputs.min_arm_size,
+            cluster_migration=_migration_section(inputs, "cluster"),
+            rfm_migration=_migration_section(inputs, "rfm"),
+            drift=drift,
+            backtest=backtest,
+            stability={key: _json(v) for key, v in stability.items()},
+        )
+    )
+
+
+def _json(value) -> str:
+    if isinstance(value, str | int | float):
+        return str(round(value, 4) if isinstance(value, float) else value)
+    return json.dumps(value, sort_keys=True, default=str)[:600]
+
+
+# ---------------------------------------------------------------------------------------------
+# Index across months
+
+
+def summary_record(inputs: ReportInputs) -> dict:
+    """What the index page needs from one month: aggregates only, small segments left out."""
+    k = inputs.min_cell
+    visible = _visible(inputs.kpis, k)
+    drift = inputs.drift if inputs.drift is not None else pl.DataFrame({"kind": [], "psi": []})
+    features = drift.filter((pl.col("kind") == "feature") & pl.col("psi").is_not_null())
+    lift = inputs.lift
+    return {
+        "period": inputs.period,
+        "customers": int(inputs.kpis["customers"].sum()),
+        "revenue": round(float(inputs.kpis["revenue"].sum()), 2),
+        "segments": inputs.kpis.height,
+        "segment_share": {
+            _label(r): round(100 * r["customer_share"], 3) for r in visible.iter_rows(named=True)
+        },
+        "max_feature_psi": round(float(features["psi"].max()), 4) if features.height else None,
+        "refit_recommended": bool(features.height and float(features["psi"].max()) > MAJOR),
+        "significant_lifts": int(lift["significant"].fill_null(False).sum())
+        if lift is not None and lift.height
+        else 0,
+        "model_version": inputs.model.get("version"),
+    }
+
+
+def render_index(records: list[dict]) -> str:
+    """The index page: a link to every month's report, and trends across months."""
+    records = sorted(records, key=lambda r: r["period"])
+    months = [r["period"] for r in records]
+    trend_charts = []
+    if len(records) >= 1:
+        trend_charts.append(
+            charts.multi_line_chart(
+                months,
+                {"customers": [r["customers"] for r in records]},
+                "Segmented customers per month",
+                "customers (count)",
+            )
+        )
+        trend_charts.append(
+            charts.multi_line_chart(
+                months,
+                {"net revenue": [r["revenue"] for r in records]},
+                "Net revenue in the trailing window",
+                "net revenue (currency units)",
+            )
+        )
+        labels = sorted({label for r in records for label in r["segment_share"]})
+        trend_charts.append(
+            charts.multi_line_chart(
+                months,
+                {label: [r["segment_share"].get(label) for r in records] for label in labels},
+                "Segment share per month",
+                "share of customers (%)",
+            )
+        )
+        trend_charts.append(
+            charts.multi_line_chart(
+                months,
+                {"largest feature PSI": [r["max_feature_psi"] for r in records]},
+                "Largest feature drift vs previous month (dashed: 0.1 and 0.25)",
+                "PSI (unitless)",
+                hlines=(0.1, 0.25),
+            )
+        )
+    rows = [{**r, "href": f"{html.escape(r['period'])}.html"} for r in reversed(records)]
+    return _environment().get_template("index.html").render(rows=rows, charts=trend_charts)

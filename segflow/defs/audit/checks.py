@@ -1,0 +1,66 @@
+"""Checks on the audit tables: their data contracts, and the advisory drift check."""
+
+import warnings
+
+import dagster as dg
+import polars as pl
+
+from segflow.defs.audit.assets import (
+    campaign_lift,
+    kpi_audit,
+    segment_backtest,
+    segment_drift,
+    segment_migration,
+)
+from segflow.defs.contract_checks import build_contract_checks
+from segflow.defs.partitions import monthly_partitions
+from segflow.lib.drift import MAJOR, major_drift
+
+kpi_audit_checks = build_contract_checks(kpi_audit.key, "kpi_audit", monthly_partitions)
+campaign_lift_checks = build_contract_checks(campaign_lift.key, "campaign_lift", monthly_partitions)
+segment_migration_checks = build_contract_checks(
+    segment_migration.key, "segment_migration", monthly_partitions
+)
+segment_drift_checks = build_contract_checks(segment_drift.key, "segment_drift", monthly_partitions)
+segment_backtest_checks = build_contract_checks(segment_backtest.key, "segment_backtest", monthly_partitions)
+
+
+def drift_check_result(drift: pl.DataFrame) -> dg.AssetCheckResult:
+    """Fails (WARN severity, never blocking) when any feature or segment share has PSI > 0.25."""
+    major = major_drift(drift)
+    top = drift.filter(pl.col("psi").is_not_null()).sort(["psi", "name"], descending=[True, False]).head(5)
+    return dg.AssetCheckResult(
+        passed=major.height == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"Major drift (PSI > {MAJOR}) in {', '.join(major['name'].to_list())}: refit recommended."
+            if major.height
+            else "No major drift."
+        ),
+        metadata={
+            "major_drift": dg.MetadataValue.json(major["name"].to_list()),
+            "major_count": major.height,
+            "max_psi": float(top["psi"][0]) if top.height else 0.0,
+            "top_psi": dg.MetadataValue.json(
+                {r["name"]: round(r["psi"], 4) for r in top.iter_rows(named=True)}
+            ),
+            "refit_recommended": major.height > 0,
+        },
+    )
+
+
+def _segment_drift_major(segment_drift: pl.DataFrame) -> dg.AssetCheckResult:
+    return drift_check_result(segment_drift)
+
+
+with warnings.catch_warnings():  # partitions_def on checks is "preview" in 1.13 but required (GUIDE §3)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def.*")
+    segment_drift_major = dg.asset_check(
+        asset=segment_drift,
+        name="segment_drift_major",
+        description="Advisory: warns when a feature or a segment share drifts by PSI > 0.25 against the "
+        "previous "
+        "month (the report then recommends a refit). Never blocks.",
+        blocking=False,
+        partitions_def=monthly_partitions,
+    )(_segment_drift_major)

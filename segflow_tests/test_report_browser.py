@@ -1,0 +1,133 @@
+"""The report in a real browser: headless Chromium from the Debian packages.
+
+The page must load with no console errors and no network requests, every chart (`.chart svg`) must
+render with a non-zero size, and a screenshot is saved under the test's tmp dir. A copy of the
+report gets a tiny probe script (the report itself has no scripts); Chromium runs it and `--dump-dom`
+prints its result. Console messages are also read from Chromium's own log (`--enable-logging=stderr`).
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from segflow.lib.report import render_report
+from segflow.lib.report.render import render_index, summary_record
+from segflow_tests.report_fixtures import report_inputs
+
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", e => window.__errors.push(String(e.message || e.type)), true);
+window.addEventListener("load", () => {
+  const charts = [...document.querySelectorAll(".chart")].map(c => {
+    const svg = c.querySelector("svg");
+    const r = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+    return {id: c.id || c.className, width: r.width, height: r.height};
+  });
+  const out = document.createElement("pre");
+  out.id = "__probe";
+  out.textContent = JSON.stringify({charts, errors: window.__errors,
+    resources: performance.getEntriesByType("resource").map(e => e.name)});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("Chromium is not installed and cannot be installed here (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        if done.returncode != 0:
+            pytest.skip(f"installing Chromium failed ({' '.join(command)}): {done.stderr[-500:]}")
+    found = shutil.which("chromium")
+    if not found:
+        pytest.skip("apt-get installed no chromium binary")
+    return found
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return _chromium()
+
+
+def _run(chromium: str, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        return subprocess.run(
+            [chromium, *FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+def _console_messages(stderr: str) -> list[str]:
+    """Every page console message Chromium logged. Its stderr log does not keep the level (console.error
+    shows as INFO), and the report has no scripts of its own, so any message at all is a failure."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.parametrize("page", ["report", "index"])
+def test_report_renders_in_chromium(chromium: str, tmp_path: Path, page: str) -> None:
+    inputs = report_inputs()
+    text = render_report(inputs) if page == "report" else render_index([summary_record(inputs)])
+    expected_charts = text.count('class="chart')
+    assert expected_charts >= (10 if page == "report" else 4)
+    original = tmp_path / f"{page}.html"
+    original.write_text(text, encoding="utf-8")
+    probed = tmp_path / f"{page}.probe.html"
+    probed.write_text(text.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
+
+    done = _run(
+        chromium,
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probed.as_uri(),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    match = re.search(r'<pre id="__probe">(.*?)</pre>', done.stdout, re.S)
+    assert match, f"the probe did not run; stderr: {done.stderr[-2000:]}"
+    probe = json.loads(htmllib.unescape(match.group(1)))
+    assert probe["errors"] == []
+    assert probe["resources"] == []  # nothing fetched: no CSS, JS, fonts or images from anywhere
+    assert _console_messages(done.stderr) == []
+    assert len(probe["charts"]) == expected_charts
+    empty = [c for c in probe["charts"] if not (c["width"] > 0 and c["height"] > 0)]
+    assert empty == [], empty
+
+    shot = tmp_path / f"{page}.png"
+    done = _run(
+        chromium, "--hide-scrollbars", "--window-size=1200,4000", f"--screenshot={shot}", original.as_uri()
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 20_000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"screenshot: {shot}")
