@@ -27,6 +27,9 @@ def _month(seed: int, n: int, shift: float = 0.0) -> tuple[pl.DataFrame, pl.Data
         {
             "customer_id": ids,
             **{f: rng.gamma(2 + segment, 1.0 + shift, n) for f in PROFILE_FEATURES},
+            # rates are shares: the report shows them as percentages
+            "email_open_rate": rng.beta(2 + segment, 6, n),
+            "return_rate": rng.beta(1, 12, n),
             "email_click_rate": rng.beta(2, 6, n),
             "gross_revenue_window": revenue * 1.05,
             "returns_value_window": revenue * 0.05,

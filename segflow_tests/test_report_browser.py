@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html as htmllib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 
 from segflow.lib.report import render_report
 from segflow.lib.report.render import render_index, summary_record
+from segflow_tests.os_packages import ensure_debian_package
 from segflow_tests.report_fixtures import report_inputs
 
 FLAGS = (
@@ -46,35 +46,21 @@ window.addEventListener("load", () => {
   const out = document.createElement("pre");
   out.id = "__probe";
   out.textContent = JSON.stringify({charts, errors: window.__errors,
+    height: document.documentElement.scrollHeight,
     resources: performance.getEntriesByType("resource").map(e => e.name)});
   document.body.appendChild(out);
 });
 </script>"""
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("Chromium is not installed and cannot be installed here (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-    ):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if done.returncode != 0:
-            pytest.skip(f"installing Chromium failed ({' '.join(command)}): {done.stderr[-500:]}")
-    found = shutil.which("chromium")
-    if not found:
-        pytest.skip("apt-get installed no chromium binary")
-    return found
+def _which_chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    return _chromium()
+    ensure_debian_package("chromium", _which_chromium)
+    return _which_chromium()
 
 
 def _run(chromium: str, *args: str) -> subprocess.CompletedProcess:
@@ -123,9 +109,10 @@ def test_report_renders_in_chromium(chromium: str, tmp_path: Path, page: str) ->
     empty = [c for c in probe["charts"] if not (c["width"] > 0 and c["height"] > 0)]
     assert empty == [], empty
 
-    shot = tmp_path / f"{page}.png"
+    shot = tmp_path / f"{page}.png"  # the whole page, for a person to look at
+    height = max(800, int(probe["height"]))
     done = _run(
-        chromium, "--hide-scrollbars", "--window-size=1200,4000", f"--screenshot={shot}", original.as_uri()
+        chromium, "--hide-scrollbars", f"--window-size=1200,{height}", f"--screenshot={shot}", original.as_uri()
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 20_000

@@ -1,9 +1,9 @@
 """SQL sources: one bound, parameterised query per partition, against SQLite and a live PostgreSQL.
 
-The PostgreSQL fixture starts a real server from the OS packages (``initdb``/``pg_ctl``; on Debian
-``apt-get install postgresql`` provides them) on 127.0.0.1 and a free port, with a throwaway data
-directory, and stops it afterwards. Run as root, the server runs as the ``postgres`` user. The test
-is skipped, with the reason, only when no server binary exists or it cannot start.
+The PostgreSQL fixture starts a real server from the OS packages (``initdb``/``pg_ctl``; the fixture
+runs ``apt-get install postgresql`` when they are absent) on 127.0.0.1 and a free port, with a
+throwaway data directory, and stops it afterwards. Run as root, the server runs as the ``postgres``
+user. The test is skipped, with the reason, only when the server cannot be installed or started.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pytest
 from segflow.config import SourceSettings
 from segflow.lib import sql_source
 from segflow.lib.ingest import SourceError, period_filter_for, read_source
+from segflow_tests.os_packages import ensure_debian_package
 
 EVIL = "1'; DROP TABLE x; --"
 MARCH = (datetime(2024, 3, 1), datetime(2024, 4, 1))
@@ -127,11 +128,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[dict]:
     pytest.importorskip("psycopg", reason="psycopg is a pinned dependency; reinstall the venv")
+    ensure_debian_package("postgresql", _pg_bin)
     bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip(
-            "no PostgreSQL server binaries (initdb/pg_ctl); install with: apt-get install -y postgresql"
-        )
     as_root = os.geteuid() == 0
     runas = ["runuser", "-u", "postgres", "--"] if as_root else []
     root = Path(tempfile.mkdtemp(prefix="segflow-pg-"))

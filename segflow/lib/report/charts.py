@@ -48,7 +48,8 @@ def bar_chart(labels: list[str], values: list[float], title: str, xlabel: str) -
     ax.set_title(title)
     ax.spines[["top", "right"]].set_visible(False)
     for i, value in enumerate(values):
-        ax.annotate(f"{value:,.1f}", (value, i), xytext=(3, 0), textcoords="offset points", va="center")
+        label = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+        ax.annotate(label, (value, i), xytext=(3, 0), textcoords="offset points", va="center")
     return _to_svg(fig)
 
 
