@@ -151,3 +151,57 @@ def test_stored_json_model_reloads_and_reproduces_scores_exactly(history, tmp_pa
     assert np.allclose(sk, predict(features, reloaded), rtol=0, atol=1e-12)
     # Refitting on the same data gives the same model (seeded, deterministic solver).
     assert fit_churn_model(history, period, ModelSettings(), WINDOW)["version"] == model["version"]
+
+
+def test_churn_model_asset_records_validation_or_reason(history) -> None:
+    import dagster as dg
+
+    from segflow.defs.models.assets import churn_model
+    from segflow.defs.resources import SegflowSettings
+
+    period = _last(history)
+    lazy = {m: f.lazy() for m, f in history.items()}
+    with dg.build_asset_context(partition_key=period) as context:
+        output = churn_model(context, SegflowSettings(), lazy)
+    assert output.value == fit_churn_model(history, period, ModelSettings(), WINDOW)
+    meta = {key: getattr(value, "value", value) for key, value in output.metadata.items()}
+    assert meta["available"] is True and meta["validation_auc"] > meta["validation_baseline_auc"]
+    assert meta["scored_customers"] == history[period].height
+    assert 0 < meta["mean_churn_risk"] < 1
+    assert json.loads(json.dumps(output.value)) == output.value  # what the JSON IO manager stores
+    # A month without the earlier history: a stored reason, not a failure.
+    with dg.build_asset_context(partition_key=START) as context:
+        skipped = churn_model(context, SegflowSettings(), {START: lazy[START]})
+    assert skipped.value["available"] is False and skipped.metadata["available"].value is False
+    assert "not enough history" in skipped.metadata["reason"].value
+
+
+def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
+    import dagster as dg
+
+    from segflow.defs.segments.assets import segment_assignments
+    from segflow.lib.clustering import fit_model
+    from segflow.lib.kpis import segment_kpis
+
+    period = _last(history)
+    features = history[period]
+    quick = dataclasses.replace(ModelSettings(), families=("kmeans",), k_max=5, stability_resamples=2)
+    segmentation = fit_model(features, quick, period)
+    churn = fit_churn_model(history, period, ModelSettings(), WINDOW)
+    with dg.build_asset_context(partition_key=period) as context:
+        out = segment_assignments(context, features, segmentation, churn, None)
+    assignments = out.value
+    expected = churn_scores(features, churn)
+    assert assignments["customer_id"].to_list() == expected["customer_id"].to_list()
+    assert np.array_equal(assignments["churn_risk"].to_numpy(), expected["churn_risk"].to_numpy())
+    assert (assignments["churn_model_version"] == churn["version"]).all()
+    summary = out.metadata["churn_risk"].value
+    assert summary["available"] and summary["validation_auc"] == churn["metrics"]["auc"]
+    kpis = segment_kpis(assignments, features)
+    assert kpis["mean_churn_risk"].is_between(0, 1).all() and kpis["mean_churn_risk"].null_count() == 0
+    # Without a model the column is null for everyone and the metadata says why.
+    skipped = fit_churn_model({}, period, ModelSettings(), WINDOW)
+    with dg.build_asset_context(partition_key=period) as context:
+        out = segment_assignments(context, features, segmentation, skipped, None)
+    assert out.value["churn_risk"].null_count() == features.height
+    assert out.metadata["churn_risk"].value == {"available": False, "reason": skipped["reason"]}
