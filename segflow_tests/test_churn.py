@@ -205,3 +205,22 @@ def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
         out = segment_assignments(context, features, segmentation, skipped, None)
     assert out.value["churn_risk"].null_count() == features.height
     assert out.metadata["churn_risk"].value == {"available": False, "reason": skipped["reason"]}
+
+
+def test_report_methods_state_the_churn_validation_or_why_not() -> None:
+    from segflow.config import load_settings
+    from segflow.lib.report.methods import churn_text
+
+    settings = load_settings()
+    reason = "not enough history: customer_features missing"
+    skipped = churn_text(settings, {"available": False, "reason": reason})
+    assert "no purchase in the next 3 months" in skipped and "Not available this month: not enough" in skipped
+    metrics = {"auc": 0.93, "baseline_auc": 0.89, "brier": 0.09, "baseline_brier": 0.12,
+               "top_decile_lift": 3.4, "baseline_top_decile_lift": 3.1}  # fmt: skip
+    model = {"available": True, "metrics": metrics, "version": "abc123",
+             "train": {"features_period": "2024-04", "labels_period": "2024-07"},
+             "validation": {"features_period": "2024-07", "labels_period": "2024-10", "customers": 3001,
+                            "churn_rate": 0.267}}  # fmt: skip
+    text = churn_text(settings, model)
+    assert "AUC 0.930 against 0.890 for a recency-only logistic baseline" in text
+    assert "validated out of time on 2024-07 labelled by 2024-10" in text and "abc123" in text
