@@ -93,7 +93,7 @@ def run_partition(job_name: str, period: str) -> RunOutcome:
 
 
 def _materialized(settings: Settings, asset: str, period: str) -> bool:
-    suffix = {"reports": "html", "segmentation_model": "json"}.get(asset, "parquet")
+    suffix = {"reports": "html", "segmentation_model": "json", "churn_model": "json"}.get(asset, "parquet")
     return (settings.storage_dir / asset / f"{period}.{suffix}").exists()
 
 

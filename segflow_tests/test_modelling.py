@@ -16,6 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 from segflow.config import ModelSettings
 from segflow.lib.clustering import assign, fit_design, fit_model, gating_failures
 from segflow.lib.selection import apply, select, sweep
+from segflow_tests.synthetic_history import synthetic_profiles
 
 MONTHS = 5
 PLANTED_K = 5
@@ -23,24 +24,12 @@ PLANTED_K = 5
 
 def _features(root: Path, customers: int, seed: int) -> dict[str, pl.DataFrame]:
     """Feature tables of the last two months of a planted synthetic history, built without Dagster."""
-    from segflow.config import load_settings
     from segflow.lib import periods
     from segflow.lib.behaviour import build_features
-    from segflow.lib.ingest import read_source
-    from segflow.lib.profiles import RawSources, build_profiles
-    from segflow.synth import SynthConfig, generate
+    from segflow.synth import SynthConfig
 
-    generate(root, SynthConfig(customers=customers, months=MONTHS, seed=seed))
-    settings = load_settings()
-    months = periods.month_range("2024-01", periods.shift("2024-01", MONTHS - 1))
-    profiles = {}
-    for month in months:
-        start, end = periods.bounds(month)
-        locations = {
-            src: settings.sources[src].location.format(landing=root, period=month) for src in settings.sources
-        }
-        raw = {src: read_source(src, settings.sources[src], loc).frame for src, loc in locations.items()}
-        profiles[month] = build_profiles(RawSources(**raw), month, start, end, settings.cleaning, 42).profiles
+    profiles = synthetic_profiles(root, SynthConfig(customers=customers, months=MONTHS, seed=seed))
+    months = sorted(profiles)
     out = {}
     for month in months[-2:]:
         window = pl.concat([profiles[m].lazy() for m in months if m <= month], how="diagonal_relaxed")

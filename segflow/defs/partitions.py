@@ -23,3 +23,12 @@ WINDOW_MONTHS = _settings.features.window_months
 trailing_window = dg.TimeWindowPartitionMapping(
     start_offset=-(WINDOW_MONTHS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
 )
+
+CHURN_HORIZON = _settings.model.churn_horizon_months
+
+# The churn model of month T fits on the features of T-2h labelled by T-h and validates on T-h
+# labelled by T, so it reads the features of T-2h..T. Months before the first partition do not
+# exist, and months never built are skipped: the model then records why it could not be fitted.
+churn_history = dg.TimeWindowPartitionMapping(
+    start_offset=-2 * CHURN_HORIZON, end_offset=0, allow_nonexistent_upstream_partitions=True
+)

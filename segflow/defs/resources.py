@@ -67,6 +67,10 @@ class PolarsParquetIOManager(dg.UPathIOManager):
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame | pl.LazyFrame:
         if _element_type(context) is pl.LazyFrame:
+            # A scan is lazy and would only fail at collect; raise now, so that a missing month of an
+            # input with ``allow_missing_partitions`` is skipped like an eager read's.
+            if not path.exists():
+                raise FileNotFoundError(str(path))
             return pl.scan_parquet(str(path))
         return pl.read_parquet(str(path))
 

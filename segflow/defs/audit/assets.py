@@ -377,7 +377,7 @@ def _drift_check_row(drift: pl.DataFrame) -> dict:
     **_AUDIT,
     ins={"kpi_audit": _months_in(-(TREND - 1), 0), "row_accounting": _months_in(-(TREND - 1), 0)},
     kinds={"html"},
-    code_version="2",
+    code_version="3",
     freshness_policy=PUBLISHED_FRESHNESS,
 )
 def audit_report(
@@ -391,12 +391,14 @@ def audit_report(
     segment_assignments: pl.DataFrame,
     customer_features: pl.DataFrame,
     segmentation_model: dict,
+    churn_model: dict,
     quarantined_rows: pl.DataFrame,
     row_accounting: dict[str, pl.DataFrame],
 ) -> dg.MaterializeResult:
     """The stakeholder report for the month, `<storage>/reports/<YYYY-MM>.html`: executive summary and
     actions, segment cards with trends, KPI tables, campaign lift, migration heatmaps, drift, backtest,
-    model selection and stability, data quality (check outcomes, quarantine by rule, trend) and methods.
+    model selection and stability, data quality (check outcomes, quarantine by rule, trend) and methods
+    (including how churn risk is defined and how it validated out of time, or why it is missing).
     One self-contained file (inline SVG and CSS, no scripts or external assets), no PII, and any cell
     describing fewer than `report.min_cell_customers` customers suppressed. Also rewrites
     `reports/index.html`, linking every month's report with trends across months.
@@ -436,7 +438,7 @@ def audit_report(
         .len("customers")
         .sort(["customers", "rfm_segment"], descending=[True, False]),
         model=segmentation_model,
-        methods=methods_text(config, segmentation_model),
+        methods=methods_text(config, segmentation_model, churn_model),
         quality=quality,
         min_cell=config.report.min_cell_customers,
         kpi_history={m: f.drop("period") for m, f in kpi_months.items() if m != period},

@@ -1,4 +1,4 @@
-"""The fitted segmentation model, stored as plain parameters (JSON), never as a pickle."""
+"""The fitted segmentation and churn models, stored as plain parameters (JSON), never as pickles."""
 
 from typing import Optional
 
@@ -6,9 +6,10 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
-from segflow.defs.partitions import monthly_partitions
+from segflow.defs.partitions import churn_history, monthly_partitions
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
+from segflow.lib.churn import churn_periods, churn_scores, fit_churn_model
 from segflow.lib.clustering import fit_model
 
 # Last month's partition of the same asset: the first partition has none, and a month that was never
@@ -28,14 +29,20 @@ def previous_partition(loaded: object) -> object:
     return loaded
 
 
+# Shared by every model asset: monthly, stored as JSON parameters by the model IO manager.
+_MODEL = {
+    "partitions_def": monthly_partitions,
+    "io_manager_key": "model_io_manager",
+    "group_name": "models",
+    "kinds": {"scikitlearn", "json"},
+    "owners": OWNERS,
+    "automation_condition": AUTOMATION,
+}
+
+
 @dg.asset(
-    partitions_def=monthly_partitions,
-    io_manager_key="model_io_manager",
-    group_name="models",
-    kinds={"scikitlearn", "json"},
-    owners=OWNERS,
+    **_MODEL,
     code_version="2",
-    automation_condition=AUTOMATION,
     ins={
         "previous_model": dg.AssetIn(
             key="segmentation_model",
@@ -86,5 +93,77 @@ def segmentation_model(
             sampling=dg.MetadataValue.json(model["sampling"]),
             alignment=dg.MetadataValue.json(model["alignment"]),
             segment_names=dg.MetadataValue.json(model["segment_names"]),
+        ),
+    )
+
+
+@dg.asset(
+    **_MODEL,
+    code_version="1",
+    ins={
+        "customer_features": dg.AssetIn(
+            partition_mapping=churn_history, metadata={"allow_missing_partitions": True}
+        )
+    },
+)
+def churn_model(
+    context: dg.AssetExecutionContext, settings: SegflowSettings, customer_features: dict[str, pl.LazyFrame]
+) -> dg.Output[dict]:
+    """Churn risk: the probability that a customer makes no purchase in the next h months
+    (``model.churn_horizon_months``). An L2 logistic regression on the customer features, fitted on
+    month T-2h with labels read from T-h, validated out of time on T-h with labels read from T against
+    a recency-only logistic baseline (AUC, Brier score, reliability by decile, top-decile lift), then
+    applied to the customers of T by ``segment_assignments``. With too little history (a month
+    missing, or fewer than ``model.churn_min_customers`` labelled customers) it stores the reason
+    instead, and churn risk stays null. Stored as JSON parameters, never a pickle.
+    """
+    config = settings.load()
+    period = context.partition_key
+    months = churn_periods(period, config.model.churn_horizon_months)
+    # Only the three months the model uses are read; the months between are in the mapping because
+    # a time-window mapping is contiguous.
+    needed = {months.train, months.validation, months.score}
+    loaded = sorted((customer_features or {}).items())
+    frames = {m: f.collect() for m, f in loaded if m in needed and f is not None}
+    model = fit_churn_model(frames, period, config.model, config.features.window_months)
+    rows_in = {m: f.height for m, f in frames.items()}
+    if not model["available"]:
+        context.log.warning(f"churn_model {period}: no model: {model['reason']}")
+        return dg.Output(
+            model,
+            metadata=lineage(
+                context, rows_in=rows_in, rows_out=0, available=False, reason=model["reason"],
+                horizon_months=model["horizon_months"],
+            ),
+        )  # fmt: skip
+    scores = churn_scores(frames[period], model)["churn_risk"]
+    reliability = pl.DataFrame(model["reliability"]).join(
+        pl.DataFrame(model["baseline_reliability"]).select(
+            "decile", pl.col("mean_predicted").alias("baseline_mean_predicted"),
+            pl.col("observed_rate").alias("baseline_observed_rate"),
+        ),
+        on="decile",
+    )  # fmt: skip
+    coefficients = pl.DataFrame(
+        {"feature": [f["name"] for f in model["design"]], "coefficient": model["coefficients"]}
+    ).sort(pl.col("coefficient").abs(), descending=True)
+    return dg.Output(
+        model,
+        metadata=lineage(
+            context,
+            rows_in=rows_in,
+            rows_out=scores.len(),
+            available=True,
+            model_version=model["version"],
+            horizon_months=model["horizon_months"],
+            seed=model["seed"],
+            train=dg.MetadataValue.json(model["train"]),
+            validation=dg.MetadataValue.json(model["validation"]),
+            # validation_auc, validation_brier, validation_top_decile_lift and the baseline's, out of time
+            **{f"validation_{name}": value for name, value in model["metrics"].items()},
+            reliability=table_metadata(reliability),
+            coefficients=table_metadata(coefficients),
+            scored_customers=scores.len(),
+            mean_churn_risk=float(scores.mean()),
         ),
     )

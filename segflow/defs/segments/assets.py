@@ -9,6 +9,7 @@ from segflow.defs.lineage import OWNERS, lineage
 from segflow.defs.models.assets import PREVIOUS_MONTH, previous_partition
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
+from segflow.lib.churn import churn_scores
 from segflow.lib.clustering import assign
 
 
@@ -17,7 +18,7 @@ from segflow.lib.clustering import assign
     group_name="segments",
     kinds={"polars", "parquet"},
     owners=OWNERS,
-    code_version="2",
+    code_version="3",
     automation_condition=AUTOMATION,
     freshness_policy=PUBLISHED_FRESHNESS,
     ins={
@@ -32,13 +33,17 @@ def segment_assignments(
     context: dg.AssetExecutionContext,
     customer_features: pl.DataFrame,
     segmentation_model: dict,
+    churn_model: dict,
     previous_assignments: Optional[pl.DataFrame],  # noqa: UP045 - Dagster resolves typing.Optional
 ) -> dg.Output[pl.DataFrame]:
     """Per customer: segment id and name from the month's model, last month's segment id (null for a
-    customer not segmented last month), RFM segment and scores, the RFM values, churn risk (null until
-    a churn model is available) and the model version, so every assignment can be traced to its model.
+    customer not segmented last month), RFM segment and scores, the RFM values, churn risk (the
+    probability of no purchase in the next ``model.churn_horizon_months`` months, from the month's
+    ``churn_model``; null for everyone when there is not yet enough history for one) and the model
+    versions, so every assignment can be traced to its models.
     """
     segments = assign(customer_features, segmentation_model)
+    churn = churn_scores(customer_features, churn_model)
     previous = previous_partition(previous_assignments)
     if previous is None:
         previous = pl.DataFrame(schema={"customer_id": pl.String, "previous_segment_id": pl.Int32})
@@ -53,10 +58,9 @@ def segment_assignments(
         )
         .join(segments, on="customer_id", how="left", maintain_order="left")
         .join(previous, on="customer_id", how="left", maintain_order="left")
-        .with_columns(
-            pl.lit(segmentation_model["version"]).alias("model_version"),
-            pl.lit(None, dtype=pl.Float64).alias("churn_risk"),
-        )
+        .with_columns(pl.lit(segmentation_model["version"]).alias("model_version"))
+        .join(churn, on="customer_id", how="left", maintain_order="left")
+        .with_columns(pl.lit(churn_model.get("version"), dtype=pl.String).alias("churn_model_version"))
         .select("customer_id", "period", "segment_id", "segment_name",
                 pl.exclude("customer_id", "period", "segment_id", "segment_name"))
     )  # fmt: skip
@@ -73,6 +77,21 @@ def segment_assignments(
             same_segment_as_last_month=(
                 float((kept["segment_id"] == kept["previous_segment_id"]).mean()) if kept.height else None
             ),
-            churn_risk=dg.MetadataValue.json({"available": False, "reason": "churn model not built yet"}),
+            churn_risk=dg.MetadataValue.json(_churn_summary(churn_model, assignments)),
         ),
     )
+
+
+def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> dict:
+    """What the churn_risk column holds this month: the model and its validation, or why it is null."""
+    if not churn_model.get("available"):
+        return {"available": False, "reason": churn_model.get("reason", "no churn model")}
+    metrics = churn_model["metrics"]
+    return {
+        "available": True,
+        "churn_model_version": churn_model["version"],
+        "horizon_months": churn_model["horizon_months"],
+        "mean_churn_risk": float(assignments["churn_risk"].mean()),
+        "validation_auc": metrics["auc"],
+        "baseline_auc": metrics["baseline_auc"],
+    }

@@ -5,7 +5,29 @@ from __future__ import annotations
 from segflow.config import Settings
 
 
-def methods_text(settings: Settings, model: dict) -> dict[str, str]:
+def churn_text(settings: Settings, churn: dict | None) -> str:
+    """How churn risk is defined and validated, with this month's figures, or why it is missing."""
+    h = settings.model.churn_horizon_months
+    definition = (
+        f"probability of no purchase in the next {h} months (L2 logistic regression on recency, purchase "
+        "rate, order value, returns, channel mix and engagement; labels from later months' feature tables "
+        "only)"
+    )
+    if not churn or not churn.get("available"):
+        reason = (churn or {}).get("reason", "no churn model for this month")
+        return f"{definition}. Not available this month: {reason}."
+    m, train, val = churn["metrics"], churn["train"], churn["validation"]
+    return (
+        f"{definition}. Fitted on the customers of {train['features_period']} labelled by "
+        f"{train['labels_period']}; validated out of time on {val['features_period']} labelled by "
+        f"{val['labels_period']} ({val['customers']:,} customers, churn rate {val['churn_rate']:.1%}): AUC "
+        f"{m['auc']:.3f} against {m['baseline_auc']:.3f} for a recency-only logistic baseline, Brier score "
+        f"{m['brier']:.3f} (baseline {m['baseline_brier']:.3f}), top-decile lift {m['top_decile_lift']:.2f} "
+        f"(baseline {m['baseline_top_decile_lift']:.2f}). Model version {churn['version']}."
+    )
+
+
+def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> dict[str, str]:
     f = settings.features
     r = settings.report
     features = ", ".join(f"{x['name']} ({x['transform']})" for x in model["features"])
@@ -34,6 +56,7 @@ def methods_text(settings: Settings, model: dict) -> dict[str, str]:
         ),
         "Seed": f"{model['seed']} (model fit, samples and imputation).",
         "Model version": model["version"],
+        "Churn risk": churn_text(settings, churn),
         "Privacy": "no names, e-mails or customer ids; cells with fewer than "
         f"{settings.report.min_cell_customers} customers are suppressed.",
         "Population flows": "new = segmented this month but not last month; retained = segmented both "

@@ -1,0 +1,226 @@
+"""Churn risk through lib functions only (no Dagster run): labels, out-of-time validation against a
+recency-only baseline on planted churn, skipping on short history, and exact JSON round trips.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from segflow.config import ModelSettings
+from segflow.lib import periods
+from segflow.lib.churn import churn_labels, churn_periods, churn_scores, fit_churn_model, predict
+from segflow_tests.synthetic_history import synthetic_profiles
+
+START = "2024-01"
+MONTHS = 10
+WINDOW = 12
+
+
+def _feature_history(root: Path, customers: int, seed: int) -> dict[str, pl.DataFrame]:
+    """Feature tables of every month of a planted synthetic history, built without Dagster."""
+    from segflow.lib.behaviour import build_features
+    from segflow.synth import SynthConfig
+
+    config = SynthConfig(customers=customers, months=MONTHS, start=START, seed=seed)
+    profiles = synthetic_profiles(root, config)
+    months = sorted(profiles)
+    out = {}
+    for month in months:
+        lazy = [profiles[m].lazy() for m in months if m <= month][-WINDOW:]
+        window = pl.concat(lazy, how="diagonal_relaxed")
+        out[month] = build_features(
+            window, profiles[month].lazy(), month, periods.as_of(month), "invoices", "sum"
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    return _feature_history(tmp_path_factory.mktemp("churn_history"), 3000, 11)
+
+
+def _last(history: dict[str, pl.DataFrame]) -> str:
+    return max(history)
+
+
+def test_out_of_time_auc_beats_recency_baseline(history) -> None:
+    period = _last(history)
+    model = fit_churn_model(history, period, ModelSettings(), WINDOW)
+    assert model["available"], model.get("reason")
+    m = model["metrics"]
+    print(
+        f"\n[churn] T={period} train={model['train']} validation={model['validation']}\n"
+        f"[churn] AUC {m['auc']:.4f} vs recency-only {m['baseline_auc']:.4f}; "
+        f"Brier {m['brier']:.4f} vs {m['baseline_brier']:.4f}; "
+        f"top-decile lift {m['top_decile_lift']:.3f} vs {m['baseline_top_decile_lift']:.3f}"
+    )
+    months = churn_periods(period, ModelSettings().churn_horizon_months)
+    assert (model["train"]["features_period"], model["validation"]["features_period"]) == (
+        months.train,
+        months.validation,
+    )
+    assert m["auc"] > m["baseline_auc"] + 0.01
+    assert m["auc"] > 0.75
+    assert m["brier"] < m["baseline_brier"]
+    # Calibrated on the later period: each reliability decile's mean prediction is near its rate,
+    # and the deciles partition the validation customers.
+    table = model["reliability"]
+    assert [r["decile"] for r in table] == list(range(1, 11))
+    assert sum(r["customers"] for r in table) == model["validation"]["customers"]
+    assert max(abs(r["mean_predicted"] - r["observed_rate"]) for r in table) < 0.15
+    assert table[-1]["observed_rate"] > table[0]["observed_rate"]
+
+
+def test_labels_on_a_hand_built_frame() -> None:
+    # M = 2024-03, h = 3: as_of(M) = 2024-04-01, as_of(M+h) = 2024-07-01, 91 days later.
+    at = pl.DataFrame({"customer_id": ["a", "b", "c", "d", "e", "f"], "recency_days": [5, 40, 3, 10, 1, 80]})
+    later = pl.DataFrame(
+        {
+            # a: bought on 2024-04-01, the first day after M (91 days before 2024-07-01): active.
+            # b: last bought 2024-03-31, the last day of M (92 days): churned.
+            # c: bought in June: active. d: absent from M+h (no purchase in its window): churned.
+            # e: bought yesterday relative to as_of(M+h): active. g: new in M+h, not labelled.
+            # f: last purchase long before M: churned.
+            "customer_id": ["a", "b", "c", "e", "f", "g"],
+            "recency_days": [91, 92, 20, 1, 171, 2],
+        }
+    )
+    labels = churn_labels(at, later, "2024-03", 3)
+    assert labels.schema == pl.Schema({"customer_id": pl.String, "churned": pl.Boolean})
+    assert labels.to_dict(as_series=False) == {
+        "customer_id": ["a", "b", "c", "d", "e", "f"],
+        "churned": [False, True, False, True, False, True],
+    }
+    # Nobody bought in the horizon: every customer churned.
+    empty = later.clear()
+    assert churn_labels(at, empty, "2024-03", 3)["churned"].all()
+
+
+def test_too_little_history_skips_with_the_reason(history) -> None:
+    period = _last(history)
+    settings = ModelSettings()
+    months = churn_periods(period, settings.churn_horizon_months)
+    short = {m: f for m, f in history.items() if m != months.train}
+    skipped = fit_churn_model(short, period, settings, WINDOW)
+    assert skipped["available"] is False and skipped["version"] is None
+    assert skipped["missing_periods"] == [months.train]
+    assert "not enough history" in skipped["reason"] and months.train in skipped["reason"]
+    # The first partitions have no earlier months at all.
+    first = fit_churn_model({START: history[START]}, START, settings, WINDOW)
+    assert first["available"] is False and "not enough history" in first["reason"]
+    # Enough months, but too few labelled customers.
+    strict = dataclasses.replace(settings, churn_min_customers=10**6)
+    few = fit_churn_model(history, period, strict, WINDOW)
+    assert few["available"] is False and "churn_min_customers is 1000000" in few["reason"]
+    assert few["labelled_customers"]["train"] == history[months.train].height
+    # Skipped models score nobody: churn_risk is null.
+    scores = churn_scores(history[period], few)
+    assert scores.height == history[period].height and scores["churn_risk"].null_count() == scores.height
+
+
+def test_stored_json_model_reloads_and_reproduces_scores_exactly(history, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from segflow.lib.churn import design_matrix
+
+    period = _last(history)
+    model = fit_churn_model(history, period, ModelSettings(), WINDOW)
+    path = tmp_path / "churn_model.json"
+    path.write_text(json.dumps(model, sort_keys=True, indent=1), encoding="utf-8")
+    reloaded = json.loads(path.read_text(encoding="utf-8"))
+    assert reloaded == model
+    features = history[period]
+    before = churn_scores(features, model)
+    after = churn_scores(features, reloaded)
+    assert before["customer_id"].to_list() == features["customer_id"].to_list()
+    assert np.array_equal(before["churn_risk"].to_numpy(), after["churn_risk"].to_numpy())
+    assert before["churn_risk"].is_between(0, 1).all() and before["churn_risk"].null_count() == 0
+    # The stored numbers are the estimator's: sklearn with the same coefficients gives the same
+    # probabilities (to rounding), so nothing but plain parameters is needed to score.
+    estimator = LogisticRegression()
+    estimator.classes_ = np.array([0, 1])
+    estimator.coef_ = np.array([reloaded["coefficients"]])
+    estimator.intercept_ = np.array([reloaded["intercept"]])
+    sk = estimator.predict_proba(design_matrix(features, reloaded["design"]))[:, 1]
+    assert np.allclose(sk, predict(features, reloaded), rtol=0, atol=1e-12)
+    # Refitting on the same data gives the same model (seeded, deterministic solver).
+    assert fit_churn_model(history, period, ModelSettings(), WINDOW)["version"] == model["version"]
+
+
+def test_churn_model_asset_records_validation_or_reason(history) -> None:
+    import dagster as dg
+
+    from segflow.defs.models.assets import churn_model
+    from segflow.defs.resources import SegflowSettings
+
+    period = _last(history)
+    lazy = {m: f.lazy() for m, f in history.items()}
+    with dg.build_asset_context(partition_key=period) as context:
+        output = churn_model(context, SegflowSettings(), lazy)
+    assert output.value == fit_churn_model(history, period, ModelSettings(), WINDOW)
+    meta = {key: getattr(value, "value", value) for key, value in output.metadata.items()}
+    assert meta["available"] is True and meta["validation_auc"] > meta["validation_baseline_auc"]
+    assert meta["scored_customers"] == history[period].height
+    assert 0 < meta["mean_churn_risk"] < 1
+    assert json.loads(json.dumps(output.value)) == output.value  # what the JSON IO manager stores
+    # A month without the earlier history: a stored reason, not a failure.
+    with dg.build_asset_context(partition_key=START) as context:
+        skipped = churn_model(context, SegflowSettings(), {START: lazy[START]})
+    assert skipped.value["available"] is False and skipped.metadata["available"].value is False
+    assert "not enough history" in skipped.metadata["reason"].value
+
+
+def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
+    import dagster as dg
+
+    from segflow.defs.segments.assets import segment_assignments
+    from segflow.lib.clustering import fit_model
+    from segflow.lib.kpis import segment_kpis
+
+    period = _last(history)
+    features = history[period]
+    quick = dataclasses.replace(ModelSettings(), families=("kmeans",), k_max=5, stability_resamples=2)
+    segmentation = fit_model(features, quick, period)
+    churn = fit_churn_model(history, period, ModelSettings(), WINDOW)
+    with dg.build_asset_context(partition_key=period) as context:
+        out = segment_assignments(context, features, segmentation, churn, None)
+    assignments = out.value
+    expected = churn_scores(features, churn)
+    assert assignments["customer_id"].to_list() == expected["customer_id"].to_list()
+    assert np.array_equal(assignments["churn_risk"].to_numpy(), expected["churn_risk"].to_numpy())
+    assert (assignments["churn_model_version"] == churn["version"]).all()
+    summary = out.metadata["churn_risk"].value
+    assert summary["available"] and summary["validation_auc"] == churn["metrics"]["auc"]
+    kpis = segment_kpis(assignments, features)
+    assert kpis["mean_churn_risk"].is_between(0, 1).all() and kpis["mean_churn_risk"].null_count() == 0
+    # Without a model the column is null for everyone and the metadata says why.
+    skipped = fit_churn_model({}, period, ModelSettings(), WINDOW)
+    with dg.build_asset_context(partition_key=period) as context:
+        out = segment_assignments(context, features, segmentation, skipped, None)
+    assert out.value["churn_risk"].null_count() == features.height
+    assert out.metadata["churn_risk"].value == {"available": False, "reason": skipped["reason"]}
+
+
+def test_report_methods_state_the_churn_validation_or_why_not() -> None:
+    from segflow.config import load_settings
+    from segflow.lib.report.methods import churn_text
+
+    settings = load_settings()
+    reason = "not enough history: customer_features missing"
+    skipped = churn_text(settings, {"available": False, "reason": reason})
+    assert "no purchase in the next 3 months" in skipped and "Not available this month: not enough" in skipped
+    metrics = {"auc": 0.93, "baseline_auc": 0.89, "brier": 0.09, "baseline_brier": 0.12,
+               "top_decile_lift": 3.4, "baseline_top_decile_lift": 3.1}  # fmt: skip
+    model = {"available": True, "metrics": metrics, "version": "abc123",
+             "train": {"features_period": "2024-04", "labels_period": "2024-07"},
+             "validation": {"features_period": "2024-07", "labels_period": "2024-10", "customers": 3001,
+                            "churn_rate": 0.267}}  # fmt: skip
+    text = churn_text(settings, model)
+    assert "AUC 0.930 against 0.890 for a recency-only logistic baseline" in text
+    assert "validated out of time on 2024-07 labelled by 2024-10" in text and "abc123" in text
