@@ -119,11 +119,13 @@ def test_interrupted_backfill_resumes_without_redoing(tmp_path: Path, landing: P
             break
     process.wait()
     report = home / "storage" / "reports"
-    assert sorted(p.name for p in report.glob("*.html")) == ["2024-01.html", "2024-02.html"]
-    done_before = {p: p.stat().st_mtime_ns for p in report.glob("*.html")}
+    assert sorted(p.name for p in report.glob("20*.html")) == ["2024-01.html", "2024-02.html"]
+    # Month reports of finished months are never rewritten; the index is, as months are added.
+    done_before = {p: p.stat().st_mtime_ns for p in report.glob("20*.html")}
     output = _cli(home, "backfill", "--from", "2024-01", "--to", "2024-04").stdout
     assert "skipped (use --force to rebuild): 2024-01, 2024-02" in output
     assert "2024-01 modelling_job" not in output and "2024-02 modelling_job" not in output
     assert "2024-03 modelling_job" in output and "2024-04 modelling_job" in output
     assert {p: p.stat().st_mtime_ns for p in done_before} == done_before
-    assert sorted(p.name for p in report.glob("*.html")) == [f"2024-0{m}.html" for m in range(1, 5)]
+    assert sorted(p.name for p in report.glob("20*.html")) == [f"2024-0{m}.html" for m in range(1, 5)]
+    assert all(f"2024-0{m}.html" in (report / "index.html").read_text() for m in range(1, 5))
