@@ -169,9 +169,7 @@ def fit_design(frame: pl.DataFrame, settings: ModelSettings | None = None) -> De
     center, scale = _fit_scaler(raw[:, keep], settings.scaling)
     matrix = (raw[:, keep] - center) / scale
     model = {
-        "features": [
-            {**f, "columns": [c for c in _expanded(f) if c not in dropped]} for f in kept_features
-        ],
+        "features": [{**f, "columns": [c for c in _expanded(f) if c not in dropped]} for f in kept_features],
         "feature_families": list(settings.feature_families),
         "missing_feature_columns": missing,
         "dropped_constant_features": dropped,
@@ -231,23 +229,32 @@ def _shares(labels: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(labels, minlength=k) / len(labels)
 
 
-def _segment_profiles(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
-    columns = list(_PHRASES)
-    labelled = frame.select(columns).with_columns(pl.Series("segment_id", labels, dtype=pl.Int32))
-    return labelled.group_by("segment_id").agg([pl.col(c).mean() for c in columns]).sort("segment_id")
+# Money, counts and recency are judged on log1p, as the design sees them: on the raw scale a few
+# very large spenders make every segment's mean monetary value look ordinary.
+_NAMING_LOG = ("monetary", "invoices_per_month", "avg_order_value", "recency_days", "sessions_per_month")
 
 
 def name_segments(frame: pl.DataFrame, labels: np.ndarray) -> dict[int, str]:
     """A short name per segment from its two most distinctive features (z-score of its mean)."""
-    profiles = _segment_profiles(frame, labels)
+    columns = [
+        (pl.col(c).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0).log1p() if c in _NAMING_LOG
+         else pl.col(c).cast(pl.Float64).fill_nan(None)).alias(c)
+        for c in _PHRASES
+    ]  # fmt: skip
+    values = frame.select(columns)
+    stats = {c: (values[c].mean(), values[c].std()) for c in _PHRASES}
+    profiles = (
+        values.with_columns(pl.Series("segment_id", labels, dtype=pl.Int32))
+        .group_by("segment_id")
+        .agg([pl.col(c).mean() for c in _PHRASES])
+        .sort("segment_id")
+    )
     names: dict[int, str] = {}
     for row in profiles.iter_rows(named=True):
         z = {}
-        for feature in _PHRASES:
-            col = frame[feature].cast(pl.Float64).fill_nan(None)
-            std = col.std()
+        for feature, (mean, std) in stats.items():
             if std and row[feature] is not None and np.isfinite(std) and std > 0:
-                z[feature] = (row[feature] - col.mean()) / std
+                z[feature] = (row[feature] - mean) / std
         top = sorted(z.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:2]
         words = [_PHRASES[f][0 if v > 0 else 1] for f, v in top]
         name = f"{words[0]}, {words[1].lower()} customers" if len(words) == 2 else "Typical customers"
@@ -333,6 +340,7 @@ def fit_model(
     """
     from threadpoolctl import threadpool_limits
 
+    from segflow.lib.personas import build_personas
     from segflow.lib.selection import apply, permute, select, sweep
 
     design = fit_design(features, settings)
@@ -357,6 +365,7 @@ def fit_model(
     rule = permute(rule, aligned)
     labels = apply(rule, design.matrix)
     shares = _shares(labels, k)
+    names = name_segments(features, labels)
     winner = rows[chosen]
     model = {
         "family": winner["family"],
@@ -367,7 +376,8 @@ def fit_model(
         **design.model,
         "rule": {key: v for key, v in rule.items() if key != "centroids"},
         "centroids": rule["centroids"],
-        "segment_names": {str(i): n for i, n in name_segments(features, labels).items()},
+        "segment_names": {str(i): n for i, n in names.items()},
+        "personas": build_personas(features, labels, names, period),
         "segment_shares": shares.tolist(),
         "min_segment_share": float(shares.min()),
         "min_segment_share_threshold": settings.min_segment_share,
