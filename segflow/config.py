@@ -185,6 +185,14 @@ class ModelSettings:
     min_segment_share: float = 0.02
     n_init: int = 10
     max_fit_rows: int = 200_000
+    # Feature preparation (segflow/lib/clustering.py FEATURE_FAMILIES): the families clustered on,
+    # from rfm, behaviour, engagement, channel_mix, psychographic, demographic. Demographic and
+    # psychographic families are opt-in: segments are behavioural, and age, gender and income
+    # describe them in the personas instead of defining them.
+    feature_families: tuple[str, ...] = ("rfm", "behaviour", "engagement", "channel_mix")
+    winsorize_quantile: float = 0.01  # clip every numeric column to its [q, 1 - q] quantiles
+    scaling: str = "standard"  # standard: mean and sd | robust: median and IQR (sd where IQR is 0)
+    pca_components: float | None = None  # None: no PCA | int: components | float in (0,1): variance share
     # Candidate families and their sweeps (see segflow/lib/selection.py for the selection rule).
     families: tuple[str, ...] = ("kmeans", "ward", "hdbscan", "gmm")
     minibatch_above: int = 100_000  # k-means fits MiniBatchKMeans above this many fit rows

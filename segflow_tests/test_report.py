@@ -139,3 +139,25 @@ def test_pipeline_report_metadata_and_drift_check(pipeline_reports) -> None:
     assert evaluations["kpi_audit_contract_errors"].passed
     html = Path(meta["path"].value).read_text(encoding="utf-8")
     assert "checks passed" in html or "check(s) passed" in html
+
+
+def test_segment_cards_render_persona_cards() -> None:
+    import dataclasses
+
+    from segflow.lib.personas import build_personas
+    from segflow_tests.report_fixtures import _month
+
+    inputs = report_inputs()
+    features, assignments = _month(2, 3000, shift=0.6)
+    frame = features.join(assignments.select("customer_id", "rfm_segment"), on="customer_id").with_columns(
+        pl.Series("country", ["Germany", "France", "Spain"] * 1000),
+        pl.Series("preferred_channel", ["web"] * 3000),
+    )
+    labels = assignments["segment_id"].to_numpy()
+    names = {int(i): f"Segment {i}" for i in set(labels.tolist())}
+    cards = build_personas(frame, labels, names, "2024-03")
+    html = render_report(dataclasses.replace(inputs, model={**inputs.model, "personas": cards}))
+    assert html.count("<summary>Persona card</summary>") == 4  # segment 4 (5 customers) is suppressed
+    assert "Stands out by" in html and "(d = " in html and "RFM segment" in html and "Geography" in html
+    assert cards["1"]["description"] in html
+    assert "C000001" not in html  # aggregates only

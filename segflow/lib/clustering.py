@@ -15,17 +15,46 @@ import numpy as np
 import polars as pl
 
 from segflow.config import ModelSettings
+from segflow.lib.schema import SURVEY_QUESTIONS
 
-# (feature, transform). log1p tames the long right tails of money and counts.
-MODEL_FEATURES: tuple[tuple[str, str], ...] = (
-    ("recency_days", "log1p"),
-    ("invoices_per_month", "log1p"),
-    ("avg_order_value", "log1p"),
-    ("return_rate", "identity"),
-    ("digital_share", "identity"),
-    ("sessions_per_month", "log1p"),
-    ("email_open_rate", "identity"),
-    ("email_click_rate", "identity"),
+# Feature families the design can draw on: family -> ((column, transform), ...). Transforms:
+# ``log1p`` for skewed money, counts and rates (clipped at 0 first), ``identity`` for shares and
+# rates in 0..1 and Likert answers, ``onehot`` for categoricals (one 0/1 column per level seen at fit).
+# Which families are used is ``ModelSettings.feature_families``; the choice, every transform, the
+# winsorising quantiles, the scaler and any PCA are recorded in the fitted model.
+FEATURE_FAMILIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "rfm": (
+        ("recency_days", "log1p"),
+        ("invoices_per_month", "log1p"),
+        ("avg_order_value", "log1p"),
+    ),
+    "behaviour": (("return_rate", "identity"),),
+    "engagement": (
+        ("sessions_per_month", "log1p"),
+        ("pages_per_session", "log1p"),
+        ("email_open_rate", "identity"),
+        ("email_click_rate", "identity"),
+    ),
+    # Invoice shares per channel (they sum to 1). A single digital share (web + app) hid the split
+    # between web-first and app-first shoppers, which tells planted segments apart.
+    "channel_mix": (("web_share", "identity"), ("store_share", "identity"), ("app_share", "identity")),
+    "psychographic": tuple((f"survey_{q}", "identity") for q in SURVEY_QUESTIONS),
+    "demographic": (
+        ("birth_year", "identity"),
+        ("income", "log1p"),
+        ("household_size", "identity"),
+        ("gender", "onehot"),
+        ("education", "onehot"),
+        ("region", "onehot"),
+    ),
+}
+# Families the feature table cannot supply yet (profiles carry no per-category revenue).
+UNAVAILABLE_FAMILIES = {"category_mix": "needs per-category revenue in customer_profiles"}
+SCALERS = ("standard", "robust")
+
+# The default design (``ModelSettings().feature_families``), kept as a flat tuple for callers.
+MODEL_FEATURES: tuple[tuple[str, str], ...] = tuple(
+    f for fam in ("rfm", "behaviour", "engagement", "channel_mix") for f in FEATURE_FAMILIES[fam]
 )
 
 # Phrases for naming a segment by its most distinctive features: (above average, below average).
@@ -50,13 +79,36 @@ SELECTION_RULE = (
 
 @dataclass(frozen=True)
 class Design:
-    matrix: np.ndarray  # scaled features, rows in the frame's order
+    matrix: np.ndarray  # scaled (and optionally PCA-projected) features, rows in the frame's order
     model: dict  # transform parameters
 
 
-def _raw_matrix(frame: pl.DataFrame, features: list[tuple[str, str]], fill: dict[str, float]) -> np.ndarray:
+def _family_features(families: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(family, column, transform) for every declared family, in declaration order."""
+    unknown = [f for f in families if f not in FEATURE_FAMILIES]
+    if unknown:
+        hint = {f: UNAVAILABLE_FAMILIES[f] for f in unknown if f in UNAVAILABLE_FAMILIES}
+        raise ValueError(
+            f"unknown feature families {unknown} {hint or ''}; known are {list(FEATURE_FAMILIES)}"
+        )
+    return [(fam, name, t) for fam in families for name, t in FEATURE_FAMILIES[fam]]
+
+
+def _expanded(feature: dict) -> list[str]:
+    """Design column names of one stored feature (a one-hot feature gives one column per level)."""
+    if feature["transform"] == "onehot":
+        return [f"{feature['name']}={level}" for level in feature["levels"]]
+    return [feature["name"]]
+
+
+def _raw_matrix(frame: pl.DataFrame, features: list[dict], fill: dict[str, float | str]) -> np.ndarray:
     columns = []
-    for name, transform in features:
+    for f in features:
+        name, transform = f["name"], f["transform"]
+        if transform == "onehot":
+            col = pl.col(name).cast(pl.String).fill_null(str(fill[name]))
+            columns += [(col == level).cast(pl.Float64).alias(f"{name}={level}") for level in f["levels"]]
+            continue
         col = pl.col(name).cast(pl.Float64).fill_null(fill[name]).fill_nan(fill[name])
         if transform == "log1p":
             col = col.clip(lower_bound=0.0).log1p()
@@ -64,65 +116,145 @@ def _raw_matrix(frame: pl.DataFrame, features: list[tuple[str, str]], fill: dict
     return frame.select(columns).to_numpy()
 
 
-def fit_design(frame: pl.DataFrame) -> Design:
-    """Choose usable features (non-constant), fill values and scaling from ``frame``."""
-    fill = {}
-    for name, _ in MODEL_FEATURES:
-        median = frame[name].cast(pl.Float64).fill_nan(None).median()
-        fill[name] = float(median) if median is not None else 0.0
-    candidates = list(MODEL_FEATURES)
-    raw = _raw_matrix(frame, candidates, fill)
-    # Winsorise at the 1st and 99th percentiles: a handful of extreme customers (a fully returned
-    # order, a window that nets returns of older purchases) otherwise claim a cluster of their own.
-    lower, upper = np.percentile(raw, 1, axis=0), np.percentile(raw, 99, axis=0)
+def _fit_scaler(raw: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "standard":
+        return raw.mean(axis=0), raw.std(axis=0)
+    # Robust: median and interquartile range; a column whose IQR is 0 (a zero-inflated share, a one-hot
+    # level) falls back to its standard deviation, so it is neither dropped nor blown up.
+    q1, median, q3 = np.percentile(raw, [25, 50, 75], axis=0)
+    iqr = q3 - q1
+    return median, np.where(iqr > 1e-9, iqr, raw.std(axis=0))
+
+
+def fit_design(frame: pl.DataFrame, settings: ModelSettings | None = None) -> Design:
+    """Fit the feature preparation on ``frame``: declared families, fill values (median, or the
+    most frequent level), winsorising, scaling and optional PCA. Constant columns are dropped.
+
+    Returns the design matrix (n rows x d columns, unitless) and the parameters ``transform`` needs.
+    """
+    settings = settings or ModelSettings()
+    if settings.scaling not in SCALERS:
+        raise ValueError(f"scaling {settings.scaling!r} is not one of {SCALERS}")
+    wanted = _family_features(settings.feature_families)
+    declared = [(fam, n, t) for fam, n, t in wanted if n in frame.columns]
+    missing = [n for _, n, _ in wanted if n not in frame.columns]
+    features, fill = [], {}
+    for fam, name, transform in declared:
+        if transform == "onehot":
+            col = frame[name].cast(pl.String)
+            counts = col.drop_nulls().value_counts(sort=True, name="n")
+            if counts.is_empty():
+                continue
+            levels = sorted(counts[name].to_list())
+            fill[name] = counts.sort(["n", name], descending=[True, False])[name][0]
+            features.append({"name": name, "transform": transform, "family": fam, "levels": levels})
+        else:
+            median = frame[name].cast(pl.Float64).fill_nan(None).median()
+            fill[name] = float(median) if median is not None else 0.0
+            features.append({"name": name, "transform": transform, "family": fam})
+    raw = _raw_matrix(frame, features, fill)
+    columns = [c for f in features for c in _expanded(f)]
+    # Winsorise: a handful of extreme customers (a fully returned order, a window that nets returns of
+    # older purchases) otherwise claim a cluster of their own. One-hot columns are left as they are.
+    q = settings.winsorize_quantile
+    binary = np.array([f["transform"] == "onehot" for f in features for _ in _expanded(f)], dtype=bool)
+    lower, upper = np.percentile(raw, 100 * q, axis=0), np.percentile(raw, 100 * (1 - q), axis=0)
+    lower, upper = np.where(binary, 0.0, lower), np.where(binary, 1.0, upper)
     raw = np.clip(raw, lower, upper)
     std = raw.std(axis=0)
-    usable = [f for f, s in zip(candidates, std, strict=True) if s > 1e-9]
-    dropped = [f[0] for f, s in zip(candidates, std, strict=True) if s <= 1e-9]
-    keep = np.array([s > 1e-9 for s in std])
-    mean = raw[:, keep].mean(axis=0)
-    scale = raw[:, keep].std(axis=0)
+    keep = std > 1e-9
+    dropped = [c for c, k in zip(columns, keep, strict=True) if not k]
+    # A feature survives if any of its columns varies (a one-hot feature keeps its varying levels).
+    kept_features = [f for f in features if any(c not in dropped for c in _expanded(f))]
+    center, scale = _fit_scaler(raw[:, keep], settings.scaling)
+    matrix = (raw[:, keep] - center) / scale
     model = {
-        "features": [{"name": n, "transform": t} for n, t in usable],
+        "features": [{**f, "columns": [c for c in _expanded(f) if c not in dropped]} for f in kept_features],
+        "feature_families": list(settings.feature_families),
+        "missing_feature_columns": missing,
         "dropped_constant_features": dropped,
-        "fill_values": {n: fill[n] for n, _ in usable},
+        "fill_values": {f["name"]: fill[f["name"]] for f in kept_features},
+        "winsorize_quantile": q,
         "clip_lower": lower[keep].tolist(),
         "clip_upper": upper[keep].tolist(),
-        "scaler_mean": mean.tolist(),
+        "scaling": settings.scaling,
+        "scaler_mean": center.tolist(),
         "scaler_scale": scale.tolist(),
+        "pca": None,
     }
-    return Design((raw[:, keep] - mean) / scale, model)
+    if settings.pca_components:
+        matrix, model["pca"] = _fit_pca(matrix, settings.pca_components)
+    return Design(matrix, model)
+
+
+def _fit_pca(matrix: np.ndarray, components: float) -> tuple[np.ndarray, dict]:
+    """Principal components of the scaled matrix: an int keeps that many, a float in (0, 1) keeps the
+    fewest components explaining that share of the variance."""
+    mean = matrix.mean(axis=0)
+    _, sv, vt = np.linalg.svd(matrix - mean, full_matrices=False)
+    explained = sv**2 / max(float((sv**2).sum()), 1e-300)
+    if isinstance(components, float) and 0 < components < 1:
+        n = int(np.searchsorted(np.cumsum(explained), components) + 1)
+    else:
+        n = int(components)
+    n = max(1, min(n, vt.shape[0]))
+    record = {
+        "components": vt[:n].tolist(),
+        "mean": mean.tolist(),
+        "explained_variance_ratio": explained[:n].tolist(),
+        "requested": components,
+    }
+    return (matrix - mean) @ vt[:n].T, record
+
+
+def _design_columns(model: dict) -> list[str]:
+    return [c for f in model["features"] for c in f.get("columns", _expanded(f))]
 
 
 def transform(frame: pl.DataFrame, model: dict) -> np.ndarray:
-    features = [(f["name"], f["transform"]) for f in model["features"]]
-    raw = np.clip(
-        _raw_matrix(frame, features, model["fill_values"]), model["clip_lower"], model["clip_upper"]
-    )
-    return (raw - np.array(model["scaler_mean"])) / np.array(model["scaler_scale"])
+    """The design matrix of ``frame`` under a fitted model's stored preparation (no refitting)."""
+    features = [{"transform": "identity", **f} for f in model["features"]]
+    raw = _raw_matrix(frame, features, model["fill_values"])
+    if any(f["transform"] == "onehot" for f in features):
+        built = [c for f in features for c in _expanded(f)]
+        raw = raw[:, [built.index(c) for c in _design_columns(model)]]
+    raw = np.clip(raw, model["clip_lower"], model["clip_upper"])
+    matrix = (raw - np.array(model["scaler_mean"])) / np.array(model["scaler_scale"])
+    if model.get("pca"):
+        matrix = (matrix - np.array(model["pca"]["mean"])) @ np.array(model["pca"]["components"]).T
+    return matrix
 
 
 def _shares(labels: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(labels, minlength=k) / len(labels)
 
 
-def _segment_profiles(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
-    columns = list(_PHRASES)
-    labelled = frame.select(columns).with_columns(pl.Series("segment_id", labels, dtype=pl.Int32))
-    return labelled.group_by("segment_id").agg([pl.col(c).mean() for c in columns]).sort("segment_id")
+# Money, counts and recency are judged on log1p, as the design sees them: on the raw scale a few
+# very large spenders make every segment's mean monetary value look ordinary.
+_NAMING_LOG = ("monetary", "invoices_per_month", "avg_order_value", "recency_days", "sessions_per_month")
 
 
 def name_segments(frame: pl.DataFrame, labels: np.ndarray) -> dict[int, str]:
     """A short name per segment from its two most distinctive features (z-score of its mean)."""
-    profiles = _segment_profiles(frame, labels)
+    columns = [
+        (pl.col(c).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0).log1p() if c in _NAMING_LOG
+         else pl.col(c).cast(pl.Float64).fill_nan(None)).alias(c)
+        for c in _PHRASES
+    ]  # fmt: skip
+    values = frame.select(columns)
+    stats = {c: (values[c].mean(), values[c].std()) for c in _PHRASES}
+    profiles = (
+        values.with_columns(pl.Series("segment_id", labels, dtype=pl.Int32))
+        .group_by("segment_id")
+        .agg([pl.col(c).mean() for c in _PHRASES])
+        .sort("segment_id")
+    )
     names: dict[int, str] = {}
     for row in profiles.iter_rows(named=True):
         z = {}
-        for feature in _PHRASES:
-            col = frame[feature].cast(pl.Float64).fill_nan(None)
-            std = col.std()
+        for feature, (mean, std) in stats.items():
             if std and row[feature] is not None and np.isfinite(std) and std > 0:
-                z[feature] = (row[feature] - col.mean()) / std
+                z[feature] = (row[feature] - mean) / std
         top = sorted(z.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:2]
         words = [_PHRASES[f][0 if v > 0 else 1] for f, v in top]
         name = f"{words[0]}, {words[1].lower()} customers" if len(words) == 2 else "Typical customers"
@@ -138,15 +270,18 @@ def model_version(model: dict) -> str:
 
 
 def segment_means(model: dict) -> dict[str, np.ndarray]:
-    """Per-segment means of the transformed, unscaled features (log1p where declared), by feature name.
+    """Per-segment means of the transformed, unscaled design columns (log1p where declared), by column.
 
-    Centroids are means in the scaled space, so un-scaling them gives every family's segment profile
-    in a space that models with different feature sets or scalers share feature by feature.
+    Centroids are means in the scaled (or PCA) space, so mapping them back (through the PCA loadings,
+    then un-scaling) gives every family's segment profile in a space that models with different
+    feature sets or scalers share column by column. Models stored before one-hot columns existed
+    name their columns by feature.
     """
-    centroids = np.asarray(model["centroids"]) * np.asarray(model["scaler_scale"]) + np.asarray(
-        model["scaler_mean"]
-    )
-    return {f["name"]: centroids[:, j] for j, f in enumerate(model["features"])}
+    centroids = np.asarray(model["centroids"], dtype=np.float64)
+    if model.get("pca"):
+        centroids = centroids @ np.asarray(model["pca"]["components"]) + np.asarray(model["pca"]["mean"])
+    centroids = centroids * np.asarray(model["scaler_scale"]) + np.asarray(model["scaler_mean"])
+    return {c: centroids[:, j] for j, c in enumerate(_design_columns(model))}
 
 
 def align_to_previous(model: dict, previous: dict | None, max_distance: float) -> tuple[list[int], dict]:
@@ -163,7 +298,7 @@ def align_to_previous(model: dict, previous: dict | None, max_distance: float) -
     if not previous:
         return list(range(k)), {"previous_period": None, "matched": {}, "new": list(range(k)), "vanished": []}
     cur, prev = segment_means(model), segment_means(previous)
-    common = [f["name"] for f in model["features"] if f["name"] in prev]
+    common = [c for c in _design_columns(model) if c in prev]
     if not common:
         return list(range(k)), {
             "previous_period": previous.get("period"),
@@ -172,7 +307,7 @@ def align_to_previous(model: dict, previous: dict | None, max_distance: float) -
             "vanished": list(range(previous["k"])),
             "common_features": [],
         }
-    scale = {f["name"]: s for f, s in zip(model["features"], model["scaler_scale"], strict=True)}
+    scale = dict(zip(_design_columns(model), model["scaler_scale"], strict=True))
     a = np.column_stack([cur[f] / scale[f] for f in common])
     b = np.column_stack([prev[f] / scale[f] for f in common])
     matched, new, vanished = align_segments(a, b, max_distance)
@@ -205,9 +340,10 @@ def fit_model(
     """
     from threadpoolctl import threadpool_limits
 
+    from segflow.lib.personas import build_personas
     from segflow.lib.selection import apply, permute, select, sweep
 
-    design = fit_design(features)
+    design = fit_design(features, settings)
     # scikit-learn's OpenMP k-means ran 2.4x (200k rows) to 50x (5k rows) slower with 2 threads
     # than with 1 on our 2-core machines, so the sweep runs single-threaded (OpenMP and BLAS: BLAS
     # threads cost another ~1.4x on the sweep's small matrices); partitions and backfill workers
@@ -229,6 +365,7 @@ def fit_model(
     rule = permute(rule, aligned)
     labels = apply(rule, design.matrix)
     shares = _shares(labels, k)
+    names = name_segments(features, labels)
     winner = rows[chosen]
     model = {
         "family": winner["family"],
@@ -239,7 +376,8 @@ def fit_model(
         **design.model,
         "rule": {key: v for key, v in rule.items() if key != "centroids"},
         "centroids": rule["centroids"],
-        "segment_names": {str(i): n for i, n in name_segments(features, labels).items()},
+        "segment_names": {str(i): n for i, n in names.items()},
+        "personas": build_personas(features, labels, names, period),
         "segment_shares": shares.tolist(),
         "min_segment_share": float(shares.min()),
         "min_segment_share_threshold": settings.min_segment_share,

@@ -31,6 +31,13 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
     f = settings.features
     r = settings.report
     features = ", ".join(f"{x['name']} ({x['transform']})" for x in model["features"])
+    if model.get("feature_families"):
+        pca = model.get("pca")
+        features = (
+            f"families {', '.join(model['feature_families'])}: {features}; winsorised at the "
+            f"{model.get('winsorize_quantile', 0.01):.0%} tails, {model.get('scaling', 'standard')} scaling"
+            + (f", PCA to {len(pca['components'])} components" if pca else "")
+        )
     return {
         "Window": f"{f.window_months} calendar months ending with the report's month; values as of the first "
         "day after it.",

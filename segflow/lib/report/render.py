@@ -118,6 +118,67 @@ def _persona(model: dict, segment_id) -> str:
     return str(persona) if persona else ""
 
 
+def _persona_rows(model: dict, segment_id) -> list[dict]:
+    """The persona card (segflow.lib.personas) as term/value rows; empty for a plain-text persona."""
+    personas = model.get("personas") or {}
+    card = personas.get(str(segment_id)) if isinstance(personas, dict) else None
+    if not isinstance(card, dict) or "top_features" not in card:
+        return []
+
+    def mix(items: list[dict]) -> str:
+        return ", ".join(f"{i['value']} {i['share']:.0%}" for i in items)
+
+    rows = [
+        {
+            "term": "Stands out by",
+            "value": "; ".join(
+                f"{e['label']} {e['direction']} (d = {e['cohens_d']:+.2f})" for e in card["top_features"]
+            ),
+        }
+    ]
+    demo = card.get("demographics") or {}
+    who = [f"median age {demo['median_age']:.0f}"] if "median_age" in demo else []
+    who += [f"median income {demo['median_income']:,.0f}"] if "median_income" in demo else []
+    who += [mix(demo[c]) for c in ("gender", "education") if demo.get(c)]
+    if who:
+        rows.append({"term": "Demographics", "value": "; ".join(who)})
+    geo = card.get("geography") or {}
+    if geo.get("country") or geo.get("region"):
+        rows.append(
+            {
+                "term": "Geography",
+                "value": "; ".join(mix(geo[c]) for c in ("country", "region") if geo.get(c)),
+            }
+        )
+    channel = []
+    if card.get("purchase_channel"):
+        channel.append(
+            f"buys via {card['purchase_channel']} ({card['channel_shares'][card['purchase_channel']]:.0%})"
+        )
+    if card.get("preferred_channel"):
+        channel.append(f"states {card['preferred_channel']} ({card['preferred_channel_share']:.0%})")
+    if channel:
+        rows.append({"term": "Channel", "value": "; ".join(channel)})
+    if card.get("psychographic_traits"):
+        rows.append(
+            {
+                "term": "Traits",
+                "value": ", ".join(
+                    f"{t['trait']} (d = {t['cohens_d']:+.2f}, {t['respondents']} answers)"
+                    for t in card["psychographic_traits"]
+                ),
+            }
+        )
+    if card.get("dominant_rfm_segment"):
+        rows.append(
+            {
+                "term": "RFM segment",
+                "value": f"{card['dominant_rfm_segment']} ({card['dominant_rfm_share']:.0%})",
+            }
+        )
+    return rows
+
+
 def _visible(kpis: pl.DataFrame, k: int) -> pl.DataFrame:
     return kpis.filter(pl.col("customers") >= k)
 
@@ -166,6 +227,7 @@ def _segment_cards(inputs: ReportInputs) -> list[dict]:
             {
                 "label": label,
                 "persona": _persona(inputs.model, row["segment_id"]),
+                "persona_card": _persona_rows(inputs.model, row["segment_id"]),
                 "customers": _fmt(row["customers"], "int"),
                 "share": _fmt(row["customer_share"], "pct"),
                 "revenue_share": _fmt(row["revenue_share"], "pct"),

@@ -1,0 +1,183 @@
+"""Persona cards: what sets each segment apart, in aggregates only (never PII, never a customer id).
+
+A card holds the segment's name, its top distinguishing features with effect sizes (Cohen's d of the
+segment against all other customers, on the features' natural scale), its demographic and
+geographic mix, its preferred channel, psychographic traits from the survey answers, and its
+dominant RFM segment. Category shares describing fewer than ``min_cell`` customers are suppressed,
+like every small cell in the report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from segflow.lib.schema import CHANNELS, SURVEY_QUESTIONS
+
+# Numeric features a persona may be distinguished by, with a readable label.
+DESCRIPTIVE: dict[str, str] = {
+    "monetary": "net revenue in the window",
+    "invoices_per_month": "purchases per month",
+    "avg_order_value": "average order value",
+    "recency_days": "days since last purchase",
+    "return_rate": "share of revenue returned",
+    "web_share": "share of purchases on the web",
+    "store_share": "share of purchases in store",
+    "app_share": "share of purchases in the app",
+    "sessions_per_month": "web sessions per month",
+    "pages_per_session": "pages per session",
+    "email_open_rate": "e-mail open rate",
+    "email_click_rate": "e-mail click rate",
+    "campaign_response_rate": "campaign response rate",
+    "income": "income",
+    "age": "age",
+}
+TRAIT_WORDS = {  # survey question -> (above average, below average)
+    "price_sensitivity": ("price-sensitive", "not price-driven"),
+    "brand_loyalty": ("brand-loyal", "brand-agnostic"),
+    "eco_conscious": ("eco-conscious", "not eco-minded"),
+    "tech_savvy": ("tech-savvy", "not tech-minded"),
+    "convenience": ("convenience-seeking", "not convenience-driven"),
+}
+TOP_FEATURES = 5
+TRAIT_MIN_D = 0.3  # a psychographic trait is named when the segment's answers differ by this many sds
+
+
+def _cohens_d(x: np.ndarray, inside: np.ndarray) -> float | None:
+    a, b = x[inside & np.isfinite(x)], x[~inside & np.isfinite(x)]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    pooled = np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+    return float((a.mean() - b.mean()) / pooled) if pooled > 0 else None
+
+
+def _mix(values: pl.Series, inside: np.ndarray, min_cell: int, top: int = 3) -> list[dict]:
+    """The ``top`` most frequent known values inside the segment with their shares (small cells cut)."""
+    known = values.filter(pl.Series(inside) & values.is_not_null())
+    if known.is_empty():
+        return []
+    counts = known.value_counts(sort=True, name="n").sort(["n", values.name], descending=[True, False])
+    total = known.len()
+    return [
+        {"value": str(v), "share": round(n / total, 4)}
+        for v, n in counts.head(top).iter_rows()
+        if n >= min_cell
+    ]
+
+
+def _numeric(frame: pl.DataFrame, column: str) -> np.ndarray:
+    return frame[column].cast(pl.Float64).fill_nan(None).fill_null(np.nan).to_numpy()
+
+
+def build_personas(
+    features: pl.DataFrame, labels: np.ndarray, names: dict[int, str], period: str, min_cell: int = 10
+) -> dict[str, dict]:
+    """A persona card per segment id (as a string key): aggregates of ``features`` rows by ``labels``.
+
+    ``features`` is the customer feature table (one row per customer, aligned with ``labels``);
+    ``period`` (YYYY-MM) turns birth years into ages.
+    """
+    frame = features
+    if "birth_year" in frame.columns:
+        frame = frame.with_columns((int(period[:4]) - pl.col("birth_year").cast(pl.Float64)).alias("age"))
+    numeric = {c: _numeric(frame, c) for c in DESCRIPTIVE if c in frame.columns}
+    surveys = {q: _numeric(frame, f"survey_{q}") for q in SURVEY_QUESTIONS if f"survey_{q}" in frame.columns}
+    cards: dict[str, dict] = {}
+    for segment in sorted(int(s) for s in np.unique(labels)):
+        inside = labels == segment
+        n = int(inside.sum())
+        effects = []
+        for column, x in numeric.items():
+            d = _cohens_d(x, inside)
+            if d is not None:
+                mean = np.nanmean(x[inside]) if np.isfinite(x[inside]).any() else None
+                effects.append(
+                    {
+                        "feature": column,
+                        "label": DESCRIPTIVE[column],
+                        "segment_mean": None if mean is None else round(float(mean), 4),
+                        "overall_mean": round(float(np.nanmean(x)), 4),
+                        "cohens_d": round(d, 3),
+                        "direction": "higher" if d > 0 else "lower",
+                    }
+                )
+        effects.sort(key=lambda e: (-abs(e["cohens_d"]), e["feature"]))
+        traits = []
+        for q, x in surveys.items():
+            answered = int(np.isfinite(x[inside]).sum())
+            d = _cohens_d(x, inside) if answered >= min_cell else None
+            if d is not None and abs(d) >= TRAIT_MIN_D:
+                traits.append(
+                    {
+                        "question": q,
+                        "trait": TRAIT_WORDS[q][0 if d > 0 else 1],
+                        "cohens_d": round(d, 3),
+                        "respondents": answered,
+                    }
+                )
+        traits.sort(key=lambda t: (-abs(t["cohens_d"]), t["question"]))
+        shares = {
+            c: float(np.nanmean(numeric[f"{c}_share"][inside])) for c in CHANNELS if f"{c}_share" in numeric
+        }
+        demographics = {}
+        for column in ("age", "income", "household_size"):
+            if column in frame.columns:
+                x = _numeric(frame, column)[inside]
+                if np.isfinite(x).sum() >= min_cell:
+                    demographics[f"median_{column}"] = round(float(np.nanmedian(x)), 1)
+        for column in ("gender", "education"):
+            if column in frame.columns:
+                demographics[column] = _mix(frame[column].cast(pl.String), inside, min_cell)
+        geography = {
+            c: _mix(frame[c].cast(pl.String), inside, min_cell)
+            for c in ("country", "region")
+            if c in frame.columns
+        }
+        preferred = (
+            _mix(frame["preferred_channel"].cast(pl.String), inside, min_cell, top=1)
+            if "preferred_channel" in frame.columns
+            else []
+        )
+        rfm = (
+            _mix(frame["rfm_segment"].cast(pl.String), inside, min_cell, top=1)
+            if "rfm_segment" in frame.columns
+            else []
+        )
+        card = {
+            "name": names[segment],
+            "customers": n,
+            "top_features": effects[:TOP_FEATURES],
+            "demographics": demographics,
+            "geography": geography,
+            "preferred_channel": preferred[0]["value"] if preferred else None,
+            "preferred_channel_share": preferred[0]["share"] if preferred else None,
+            "purchase_channel": max(shares, key=lambda c: shares[c]) if shares else None,
+            "channel_shares": {c: round(v, 4) for c, v in shares.items()},
+            "psychographic_traits": traits,
+            "dominant_rfm_segment": rfm[0]["value"] if rfm else None,
+            "dominant_rfm_share": rfm[0]["share"] if rfm else None,
+        }
+        card["description"] = describe(card)
+        cards[str(segment)] = card
+    return cards
+
+
+def describe(card: dict) -> str:
+    """One readable sentence from a persona card (what the report shows under the segment's name)."""
+    parts = [f"{e['direction']} {e['label']} (d={e['cohens_d']:+.1f})" for e in card["top_features"][:3]]
+    text = "Distinguished by " + ", ".join(parts) if parts else "No feature sets this segment apart"
+    demo = card["demographics"]
+    who = []
+    if "median_age" in demo:
+        who.append(f"median age {demo['median_age']:.0f}")
+    if "median_income" in demo:
+        who.append(f"median income {demo['median_income']:,.0f}")
+    if who:
+        text += "; " + ", ".join(who)
+    if card["purchase_channel"]:
+        text += f"; buys mostly via {card['purchase_channel']}"
+    if card["psychographic_traits"]:
+        text += "; " + ", ".join(t["trait"] for t in card["psychographic_traits"][:2])
+    if card["dominant_rfm_segment"]:
+        text += f"; mostly {card['dominant_rfm_segment']} ({card['dominant_rfm_share']:.0%})"
+    return text + "."
