@@ -64,13 +64,13 @@ def _raw_matrix(frame: pl.DataFrame, features: list[tuple[str, str]], fill: dict
     return frame.select(columns).to_numpy()
 
 
-def fit_design(frame: pl.DataFrame) -> Design:
+def fit_design(frame: pl.DataFrame, features: tuple[tuple[str, str], ...] = MODEL_FEATURES) -> Design:
     """Choose usable features (non-constant), fill values and scaling from ``frame``."""
     fill = {}
-    for name, _ in MODEL_FEATURES:
+    for name, _ in features:
         median = frame[name].cast(pl.Float64).fill_nan(None).median()
         fill[name] = float(median) if median is not None else 0.0
-    candidates = list(MODEL_FEATURES)
+    candidates = list(features)
     raw = _raw_matrix(frame, candidates, fill)
     # Winsorise at the 1st and 99th percentiles: a handful of extreme customers (a fully returned
     # order, a window that nets returns of older purchases) otherwise claim a cluster of their own.
@@ -106,25 +106,26 @@ def _shares(labels: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(labels, minlength=k) / len(labels)
 
 
-def _segment_profiles(frame: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
-    columns = list(_PHRASES)
+def _segment_profiles(frame: pl.DataFrame, labels: np.ndarray, phrases: dict = _PHRASES) -> pl.DataFrame:
+    columns = list(phrases)
     labelled = frame.select(columns).with_columns(pl.Series("segment_id", labels, dtype=pl.Int32))
     return labelled.group_by("segment_id").agg([pl.col(c).mean() for c in columns]).sort("segment_id")
 
 
-def name_segments(frame: pl.DataFrame, labels: np.ndarray) -> dict[int, str]:
+def name_segments(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None = None) -> dict[int, str]:
     """A short name per segment from its two most distinctive features (z-score of its mean)."""
-    profiles = _segment_profiles(frame, labels)
+    phrases = _PHRASES if phrases is None else {f: p for f, p in phrases.items() if f in frame.columns}
+    profiles = _segment_profiles(frame, labels, phrases)
     names: dict[int, str] = {}
     for row in profiles.iter_rows(named=True):
         z = {}
-        for feature in _PHRASES:
+        for feature in phrases:
             col = frame[feature].cast(pl.Float64).fill_nan(None)
             std = col.std()
             if std and row[feature] is not None and np.isfinite(std) and std > 0:
                 z[feature] = (row[feature] - col.mean()) / std
         top = sorted(z.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:2]
-        words = [_PHRASES[f][0 if v > 0 else 1] for f, v in top]
+        words = [phrases[f][0 if v > 0 else 1] for f, v in top]
         name = f"{words[0]}, {words[1].lower()} customers" if len(words) == 2 else "Typical customers"
         if name in names.values():
             name = f"{name} (segment {row['segment_id']})"
@@ -197,17 +198,29 @@ def align_to_previous(model: dict, previous: dict | None, max_distance: float) -
 
 
 def fit_model(
-    features: pl.DataFrame, settings: ModelSettings, period: str, previous: dict | None = None
+    features: pl.DataFrame,
+    settings: ModelSettings,
+    period: str,
+    previous: dict | None = None,
+    feature_set: str = "transactions",
 ) -> dict:
     """Fit every candidate family, select one, number its segments stably; return it as plain data.
 
     ``previous`` is last month's stored model, if any: segments are renumbered to match it.
+    ``feature_set`` is ``transactions`` (MODEL_FEATURES, numbered by monetary value) or ``snapshot``
+    (segflow.lib.snapshot.MODEL_FEATURES, numbered by spend per month).
     """
     from threadpoolctl import threadpool_limits
 
     from segflow.lib.selection import apply, permute, select, sweep
 
-    design = fit_design(features)
+    model_features, value_column, phrases = MODEL_FEATURES, "monetary", None
+    if feature_set == "snapshot":
+        from segflow.lib import snapshot
+
+        model_features, value_column = snapshot.MODEL_FEATURES, snapshot.VALUE_COLUMN
+        phrases = snapshot.PHRASES
+    design = fit_design(features, model_features)
     # scikit-learn's OpenMP k-means ran 2.4x (200k rows) to 50x (5k rows) slower with 2 threads
     # than with 1 on our 2-core machines, so the sweep runs single-threaded (OpenMP and BLAS: BLAS
     # threads cost another ~1.4x on the sweep's small matrices); partitions and backfill workers
@@ -219,7 +232,7 @@ def fit_model(
     labels = apply(rule, design.matrix)
     # Number segments by mean monetary value (highest first), so a model without a predecessor always
     # numbers its segments the same way; then keep last month's ids where segments match.
-    monetary = features["monetary"].cast(pl.Float64).to_numpy()
+    monetary = features[value_column].cast(pl.Float64).fill_nan(None).fill_null(0.0).to_numpy()
     order = np.argsort(
         [-monetary[labels == i].mean() if (labels == i).any() else np.inf for i in range(k)], kind="stable"
     ).tolist()
@@ -239,7 +252,7 @@ def fit_model(
         **design.model,
         "rule": {key: v for key, v in rule.items() if key != "centroids"},
         "centroids": rule["centroids"],
-        "segment_names": {str(i): n for i, n in name_segments(features, labels).items()},
+        "segment_names": {str(i): n for i, n in name_segments(features, labels, phrases).items()},
         "segment_shares": shares.tolist(),
         "min_segment_share": float(shares.min()),
         "min_segment_share_threshold": settings.min_segment_share,
@@ -261,6 +274,8 @@ def fit_model(
             "max_fit_rows": settings.max_fit_rows,
         },
     }
+    if feature_set != "transactions":  # recorded only off the default, so default versions stay put
+        model["feature_set"] = feature_set
     model["version"] = model_version(model)
     return model
 

@@ -11,6 +11,11 @@ from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.lib.clustering import assign
 
+ASSIGNMENT_COLUMNS = (
+    "customer_id", "period", "rfm_segment", "rfm_code", "r_score", "f_score", "m_score",
+    "recency_days", "frequency", "monetary", "invoices_window", "net_revenue_window",
+)  # fmt: skip
+
 
 @dg.asset(
     partitions_def=monthly_partitions,
@@ -37,6 +42,8 @@ def segment_assignments(
     """Per customer: segment id and name from the month's model, last month's segment id (null for a
     customer not segmented last month), RFM segment and scores, the RFM values, churn risk (null until
     a churn model is available) and the model version, so every assignment can be traced to its model.
+    With the snapshot feature set (no transactions) there is no RFM: the RFM columns are absent, and
+    recency, purchases and spend come from the snapshot.
     """
     segments = assign(customer_features, segmentation_model)
     previous = previous_partition(previous_assignments)
@@ -46,11 +53,10 @@ def segment_assignments(
         previous = previous.select(
             "customer_id", pl.col("segment_id").cast(pl.Int32).alias("previous_segment_id")
         )
+    # The snapshot feature set has no RFM: its assignments carry the value columns it does have.
+    carried = [c for c in ASSIGNMENT_COLUMNS if c in customer_features.columns]
     assignments = (
-        customer_features.select(
-            "customer_id", "period", "rfm_segment", "rfm_code", "r_score", "f_score", "m_score",
-            "recency_days", "frequency", "monetary", "invoices_window", "net_revenue_window",
-        )
+        customer_features.select(carried)
         .join(segments, on="customer_id", how="left", maintain_order="left")
         .join(previous, on="customer_id", how="left", maintain_order="left")
         .with_columns(
