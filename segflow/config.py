@@ -150,6 +150,8 @@ def _default_sources() -> dict[str, SourceSettings]:
         "engagement": SourceSettings("{landing}/engagement/{period}.parquet"),
         "surveys": SourceSettings("{landing}/surveys/{period}.parquet"),
         "campaigns": SourceSettings("{landing}/campaigns/{period}.parquet"),
+        # Off unless configured: per-customer behaviour from a CRM export, for data without line items.
+        "snapshot": SourceSettings("{landing}/snapshot/{period}.parquet", enabled=False),
     }
 
 
@@ -160,6 +162,12 @@ class CleaningSettings:
     max_abs_quantity: int = 1_000  # synthetic default; set per data set (wholesale data needs more)
     max_unit_price: float = 50_000.0
     min_age_years: int = 14
+    # Birth years before max(1900, year - max_age_years) are impossible and recoded (null: 1900 only).
+    max_age_years: int | None = None
+    max_income: float = 10_000_000.0  # incomes above this are recoded to null and imputed
+    # Records identical in every canonical column but the customer id (customers and snapshot
+    # together): "keep" them all, or "quarantine" all but the first in file order, naming it.
+    near_duplicates: str = "keep"
     adjustment_prefixes: tuple[str, ...] = ("A",)  # invoice ids of accounting adjustments, not sales
 
 
@@ -172,6 +180,8 @@ class FeatureSettings:
     frequency: str = "invoices"  # invoices: distinct purchase invoices | repeat: invoices - 1
     # Months of history a window needs before it is modelled; earlier partitions are not segmented.
     min_history_months: int = 1
+    # A behaviour snapshot (sources.snapshot) reports totals over this many months; rates divide by it.
+    snapshot_months: int = 12
 
 
 @dataclass(frozen=True)
@@ -234,6 +244,12 @@ class Settings:
     model: ModelSettings = ModelSettings()
     report: ReportSettings = ReportSettings()
     config_file: Path | None = None
+
+    @property
+    def feature_set(self) -> str:
+        """``transactions`` (RFM and behaviour from line items) or ``snapshot`` (behaviour from a
+        per-customer snapshot, and demographics; no RFM), from which sources are enabled."""
+        return "transactions" if self.sources["transactions"].enabled else "snapshot"
 
     @property
     def reports_dir(self) -> Path:
@@ -300,6 +316,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
     for name, cls in _SECTIONS.items():
         if name in raw:
             kwargs[name] = _build(cls, raw[name], f"{file}: {name}")
+    near = kwargs.get("cleaning", defaults.cleaning).near_duplicates
+    if near not in ("keep", "quarantine"):
+        raise ConfigError(f"{file}: cleaning: near_duplicates: {near!r} is not one of ['keep', 'quarantine']")
     if "sources" in raw:
         sources = dict(defaults.sources)
         for name, spec in (raw["sources"] or {}).items():
@@ -324,8 +343,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
                     _resolve(base, uri.removeprefix("sqlite:///"))
                 )  # relative to the file
             sources[name] = dataclasses.replace(source, location=location, uri=uri)
-        if not sources["transactions"].enabled:
-            raise ConfigError(f"{file}: sources.transactions: the transactions source is required")
+        if not sources["transactions"].enabled and not sources["snapshot"].enabled:
+            raise ConfigError(
+                f"{file}: sources.transactions: the transactions source is required, unless a "
+                "sources.snapshot carries per-customer behaviour (recency, spend, purchases per channel)"
+            )
         kwargs["sources"] = sources
     return Settings(**kwargs)
 

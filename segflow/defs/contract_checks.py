@@ -13,6 +13,7 @@ Usage beside an asset::
 """
 
 import datetime as dt
+import typing
 import warnings
 
 import dagster as dg
@@ -72,13 +73,16 @@ def build_contract_checks(
     asset_key: dg.AssetKey | str,
     contract_name: str,
     partitions_def: dg.PartitionsDefinition | None = None,
+    contract_for: typing.Callable[[], str] | None = None,
 ) -> list[dg.AssetChecksDefinition]:
     """One blocking ``<asset>_contract_errors`` check (error rules) and one non-blocking
     ``<asset>_contract_warnings`` check (warn rules); a check is omitted when the contract has
     no rule of its severity. Each takes the asset's value (a polars DataFrame) as input.
 
     ``partitions_def`` must be the asset's own: without it a check on a partitioned asset
-    would load every partition.
+    would load every partition. ``contract_for``, when given, names the contract to validate
+    against at run time (an asset whose shape depends on the settings, e.g. the feature set);
+    ``contract_name`` then only shapes the definitions (both contracts need the same severities).
     """
     key = dg.AssetKey.from_coercible(asset_key)
     contract = load_contract(contract_name)
@@ -88,7 +92,8 @@ def build_contract_checks(
         if rules:
             checks.append(
                 _build_check(
-                    key, contract, severity, f"{key.path[-1]}_contract_{suffix}", partitions_def, rules
+                    key, contract, severity, f"{key.path[-1]}_contract_{suffix}", partitions_def, rules,
+                    contract_for,
                 )
             )
     return checks
@@ -101,6 +106,7 @@ def _build_check(
     name: str,
     partitions_def: dg.PartitionsDefinition | None,
     rules: list[Rule],
+    contract_for: typing.Callable[[], str] | None = None,
 ) -> dg.AssetChecksDefinition:
     blocking = severity == "error"
     description = f"Data contract {contract.name} v{contract.version}: {len(rules)} {severity} rule(s)" + (
@@ -109,7 +115,7 @@ def _build_check(
     contract_name = contract.name
 
     def _check(context: dg.AssetCheckExecutionContext, frame: pl.DataFrame) -> dg.AssetCheckResult:
-        current = load_contract(contract_name)
+        current = load_contract(contract_for() if contract_for is not None else contract_name)
         start, end = _partition_window(context)
         previous, note = _previous_row_count(context, key, partitions_def, current, severity)
         report = validate_frame(frame, current, severity, previous, start, end)

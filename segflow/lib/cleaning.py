@@ -158,10 +158,9 @@ def transaction_rules(
     ]
 
 
-def customer_rules(start: datetime, end: datetime) -> list[Rule]:
+def _snapshot_row_rules(end: datetime) -> list[Rule]:
+    """A CRM-style snapshot holds one row per customer, signed up by the partition's end."""
     return [
-        _parse_rule(),
-        Rule("missing_customer_id", "customer id is missing", pl.col("customer_id").is_null()),
         Rule(
             "duplicate_customer_id",
             "customer id appears more than once in the snapshot; the first record is kept",
@@ -171,6 +170,29 @@ def customer_rules(start: datetime, end: datetime) -> list[Rule]:
             "signup_after_partition",
             "signup date is after the partition's month end",
             pl.col("signup_date") >= end.date(),
+        ),
+    ]
+
+
+def customer_rules(start: datetime, end: datetime) -> list[Rule]:
+    return [
+        _parse_rule(),
+        Rule("missing_customer_id", "customer id is missing", pl.col("customer_id").is_null()),
+        *_snapshot_row_rules(end),
+    ]
+
+
+def snapshot_rules(start: datetime, end: datetime, known_customers: pl.Series | None) -> list[Rule]:
+    """Rows of a behaviour snapshot: one per customer, no negative count or amount."""
+    counts = [c for c, t in SOURCES["snapshot"].items() if t.is_numeric()]
+    return [
+        _parse_rule(),
+        *_customer_id_rules(known_customers),
+        *_snapshot_row_rules(end),
+        Rule(
+            "negative_behaviour_value",
+            f"a count or amount is negative (one of {counts})",
+            pl.any_horizontal([pl.col(c) < 0 for c in counts]),
         ),
     ]
 
@@ -236,7 +258,9 @@ def campaign_rules(start: datetime, end: datetime, known_customers: pl.Series | 
 def normalise_codes(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     """Trim whitespace and fold case of code columns, so ' Web' and 'WEB' mean 'web'."""
     lower = [
-        c for c in ("channel", "event_type", "question_id", "arm", "preferred_channel") if c in frame.columns
+        c
+        for c in ("channel", "event_type", "question_id", "arm", "preferred_channel", "marital_status")
+        if c in frame.columns
     ]
     upper = [c for c in ("gender",) if c in frame.columns]
     strip = [c for c in ("customer_id", "invoice_id", "product_id", "campaign_id") if c in frame.columns]
@@ -283,6 +307,69 @@ def apply_rules(frame: pl.DataFrame, rules: list[Rule], source: str, period: str
     )
     accepted = judged.filter(pl.col("_rule_id").is_null()).drop("_rule_id", "_reason")
     return Cleaned(accepted, quarantined.cast(QUARANTINE_SCHEMA), duplicates, raw_rows)
+
+
+NEAR_DUPLICATE_RULE = "near_duplicate_other_id"
+
+
+def quarantine_near_duplicates(
+    results: dict[str, Cleaned], sources: list[str], period: str
+) -> dict[str, Cleaned]:
+    """Quarantine records identical to an earlier one in every canonical column but the customer id.
+
+    The accepted rows of ``sources`` (e.g. customers and snapshot, which describe the same people)
+    are joined on customer id and compared on all their other canonical columns (PII left out).
+    The first record in file order is kept; every later twin is moved, in each of ``sources``, from
+    accepted to quarantined under ``near_duplicate_other_id``, with a reason naming the kept id, so
+    row accounting still balances and the twin can be given the kept customer's segment.
+    """
+    present = [s for s in sources if s in results]
+    if not present:
+        return results
+    keys = []
+    joined = None
+    for source in present:
+        columns = [c for c in SOURCES[source] if c not in PII_COLUMNS and c != "customer_id"]
+        frame = results[source].accepted.select(
+            "customer_id", *[pl.col(c).alias(f"{source}.{c}") for c in columns],
+            pl.col("_source_row").alias(f"{source}._row"),
+        )  # fmt: skip
+        keys += [f"{source}.{c}" for c in columns]
+        joined = frame if joined is None else joined.join(frame, on="customer_id", how="inner")
+    order = f"{present[0]}._row"
+    twins = (
+        joined.sort(order)
+        .with_columns(pl.col("customer_id").first().over(keys).alias("_kept"))
+        .filter(pl.col("customer_id") != pl.col("_kept"))
+        .select("customer_id", "_kept")
+    )
+    if twins.height == 0:
+        return results
+    out = dict(results)
+    for source in present:
+        cleaned = results[source]
+        moved = cleaned.accepted.join(twins, on="customer_id", how="inner")
+        reason = pl.format(
+            "repeats customer {} in every column but the id (a second registration); "
+            "the first record is kept", pl.col("_kept")
+        )  # fmt: skip
+        quarantined = moved.select(
+            pl.lit(source).alias("source"),
+            pl.lit(period).alias("period"),
+            pl.lit(NEAR_DUPLICATE_RULE).alias("rule_id"),
+            reason.alias("reason"),
+            pl.col("_source_file").alias("source_file"),
+            pl.col("_source_row").alias("row_number"),
+            _record_json(moved, source).alias("record"),
+        ).cast(QUARANTINE_SCHEMA)
+        accepted = cleaned.accepted.join(twins, on="customer_id", how="anti", maintain_order="left")
+        out[source] = Cleaned(
+            accepted,
+            pl.concat([cleaned.quarantined, quarantined], how="vertical"),
+            cleaned.duplicates_dropped,
+            cleaned.raw_rows,
+        )
+    return out
 
 
 def accounting_imbalances(accounting: pl.DataFrame) -> pl.DataFrame:

@@ -126,16 +126,22 @@ def _fit_scaler(raw: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return median, np.where(iqr > 1e-9, iqr, raw.std(axis=0))
 
 
-def fit_design(frame: pl.DataFrame, settings: ModelSettings | None = None) -> Design:
+def fit_design(
+    frame: pl.DataFrame,
+    settings: ModelSettings | None = None,
+    wanted: list[tuple[str, str, str]] | None = None,
+) -> Design:
     """Fit the feature preparation on ``frame``: declared families, fill values (median, or the
     most frequent level), winsorising, scaling and optional PCA. Constant columns are dropped.
 
-    Returns the design matrix (n rows x d columns, unitless) and the parameters ``transform`` needs.
+    ``wanted`` overrides the families with explicit (family, column, transform) triples: the
+    snapshot feature set (no line items) has its own columns. Returns the design matrix (n rows x d
+    columns, unitless) and the parameters ``transform`` needs.
     """
     settings = settings or ModelSettings()
     if settings.scaling not in SCALERS:
         raise ValueError(f"scaling {settings.scaling!r} is not one of {SCALERS}")
-    wanted = _family_features(settings.feature_families)
+    wanted = _family_features(settings.feature_families) if wanted is None else wanted
     declared = [(fam, n, t) for fam, n, t in wanted if n in frame.columns]
     missing = [n for _, n, _ in wanted if n not in frame.columns]
     features, fill = [], {}
@@ -170,7 +176,7 @@ def fit_design(frame: pl.DataFrame, settings: ModelSettings | None = None) -> De
     matrix = (raw[:, keep] - center) / scale
     model = {
         "features": [{**f, "columns": [c for c in _expanded(f) if c not in dropped]} for f in kept_features],
-        "feature_families": list(settings.feature_families),
+        "feature_families": list(dict.fromkeys(fam for fam, _, _ in wanted)),
         "missing_feature_columns": missing,
         "dropped_constant_features": dropped,
         "fill_values": {f["name"]: fill[f["name"]] for f in kept_features},
@@ -234,19 +240,20 @@ def _shares(labels: np.ndarray, k: int) -> np.ndarray:
 _NAMING_LOG = ("monetary", "invoices_per_month", "avg_order_value", "recency_days", "sessions_per_month")
 
 
-def name_segments(frame: pl.DataFrame, labels: np.ndarray) -> dict[int, str]:
+def name_segments(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None = None) -> dict[int, str]:
     """A short name per segment from its two most distinctive features (z-score of its mean)."""
+    phrases = _PHRASES if phrases is None else {f: p for f, p in phrases.items() if f in frame.columns}
     columns = [
         (pl.col(c).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0).log1p() if c in _NAMING_LOG
          else pl.col(c).cast(pl.Float64).fill_nan(None)).alias(c)
-        for c in _PHRASES
+        for c in phrases
     ]  # fmt: skip
     values = frame.select(columns)
-    stats = {c: (values[c].mean(), values[c].std()) for c in _PHRASES}
+    stats = {c: (values[c].mean(), values[c].std()) for c in phrases}
     profiles = (
         values.with_columns(pl.Series("segment_id", labels, dtype=pl.Int32))
         .group_by("segment_id")
-        .agg([pl.col(c).mean() for c in _PHRASES])
+        .agg([pl.col(c).mean() for c in phrases])
         .sort("segment_id")
     )
     names: dict[int, str] = {}
@@ -256,7 +263,7 @@ def name_segments(frame: pl.DataFrame, labels: np.ndarray) -> dict[int, str]:
             if std and row[feature] is not None and np.isfinite(std) and std > 0:
                 z[feature] = (row[feature] - mean) / std
         top = sorted(z.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:2]
-        words = [_PHRASES[f][0 if v > 0 else 1] for f, v in top]
+        words = [phrases[f][0 if v > 0 else 1] for f, v in top]
         name = f"{words[0]}, {words[1].lower()} customers" if len(words) == 2 else "Typical customers"
         if name in names.values():
             name = f"{name} (segment {row['segment_id']})"
@@ -332,18 +339,30 @@ def align_to_previous(model: dict, previous: dict | None, max_distance: float) -
 
 
 def fit_model(
-    features: pl.DataFrame, settings: ModelSettings, period: str, previous: dict | None = None
+    features: pl.DataFrame,
+    settings: ModelSettings,
+    period: str,
+    previous: dict | None = None,
+    feature_set: str = "transactions",
 ) -> dict:
     """Fit every candidate family, select one, number its segments stably; return it as plain data.
 
     ``previous`` is last month's stored model, if any: segments are renumbered to match it.
+    ``feature_set`` is ``transactions`` (MODEL_FEATURES, numbered by monetary value) or ``snapshot``
+    (segflow.lib.snapshot.MODEL_FEATURES, numbered by spend per month).
     """
     from threadpoolctl import threadpool_limits
 
     from segflow.lib.personas import build_personas
     from segflow.lib.selection import apply, permute, select, sweep
 
-    design = fit_design(features, settings)
+    wanted, value_column, phrases = None, "monetary", None
+    if feature_set == "snapshot":
+        from segflow.lib import snapshot
+
+        wanted = [("snapshot", name, transform) for name, transform in snapshot.MODEL_FEATURES]
+        value_column, phrases = snapshot.VALUE_COLUMN, snapshot.PHRASES
+    design = fit_design(features, settings, wanted)
     # scikit-learn's OpenMP k-means ran 2.4x (200k rows) to 50x (5k rows) slower with 2 threads
     # than with 1 on our 2-core machines, so the sweep runs single-threaded (OpenMP and BLAS: BLAS
     # threads cost another ~1.4x on the sweep's small matrices); partitions and backfill workers
@@ -355,7 +374,7 @@ def fit_model(
     labels = apply(rule, design.matrix)
     # Number segments by mean monetary value (highest first), so a model without a predecessor always
     # numbers its segments the same way; then keep last month's ids where segments match.
-    monetary = features["monetary"].cast(pl.Float64).to_numpy()
+    monetary = features[value_column].cast(pl.Float64).fill_nan(None).fill_null(0.0).to_numpy()
     order = np.argsort(
         [-monetary[labels == i].mean() if (labels == i).any() else np.inf for i in range(k)], kind="stable"
     ).tolist()
@@ -365,7 +384,7 @@ def fit_model(
     rule = permute(rule, aligned)
     labels = apply(rule, design.matrix)
     shares = _shares(labels, k)
-    names = name_segments(features, labels)
+    names = name_segments(features, labels, phrases)
     winner = rows[chosen]
     model = {
         "family": winner["family"],
@@ -399,6 +418,8 @@ def fit_model(
             "max_fit_rows": settings.max_fit_rows,
         },
     }
+    if feature_set != "transactions":  # recorded only off the default, so default versions stay put
+        model["feature_set"] = feature_set
     model["version"] = model_version(model)
     return model
 

@@ -90,6 +90,7 @@ _PROPERTY_KEYS = {
     "description",
     "classification",
     "pii",
+    "optional",
     "examples",
     "tags",
     "businessName",
@@ -116,6 +117,9 @@ class Column:
     unique: bool = False
     primary_key: bool = False
     pii: bool = False
+    # segflow: the column is present only when an optional source delivers it (e.g. sources.snapshot).
+    # Absent, the schema rule does not miss it and its column rules are skipped; present, all apply.
+    optional: bool = False
     classification: str | None = None
     description: str = ""
 
@@ -298,9 +302,12 @@ def _parse_property(raw: Any, where: str) -> tuple[Column, list[Rule]]:
         unique=_bool(m, "unique", where),
         primary_key=_bool(m, "primaryKey", where),
         pii=_bool(m, "pii", where),
+        optional=_bool(m, "optional", where),
         classification=m.get("classification"),
         description=str(m.get("description", "")).strip(),
     )
+    if col.optional and col.required:
+        raise ContractError(f"{where}: a column cannot be both optional and required")
     rules: list[Rule] = []
     for i, q in enumerate(m.get("quality") or []):
         rules.extend(_parse_rule(q, f"{where}: quality[{i}]", col))

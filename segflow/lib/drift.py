@@ -101,6 +101,8 @@ def feature_drift(
         )
     if previous_assignments is not None and current_assignments is not None:
         for name, column in (("cluster segments", "segment_id"), ("RFM segments", "rfm_segment")):
+            if column not in current_assignments.columns or column not in previous_assignments.columns:
+                continue  # no RFM segments in the snapshot feature set
             psi, n_bins = psi_categorical(previous_assignments[column], current_assignments[column])
             rows.append(
                 {

@@ -32,17 +32,20 @@ def _impute_numeric(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
     missing = np.isnan(matrix)
     if not missing.any():
         return frame
-    known_any = ~np.isnan(matrix).all(axis=0)
-    if not known_any.all():
-        # A column with no observed value cannot be modelled; it stays null and unflagged.
+    # A column with no observed value (not delivered by the source) cannot be modelled: it stays
+    # null and unflagged, and the others are imputed from each other.
+    observed = ~missing.all(axis=0)
+    if not observed.any():
         return frame
+    columns = [c for c, seen in zip(NUMERIC, observed, strict=True) if seen]
+    matrix = matrix[:, observed]
     rng = np.random.default_rng(seed)
     fit_rows = rng.permutation(len(matrix))[:FIT_SAMPLE]
     imputer = IterativeImputer(random_state=seed, max_iter=10, sample_posterior=False)
     imputer.fit(matrix[np.sort(fit_rows)])
     filled = imputer.transform(matrix)
     updates = []
-    for i, column in enumerate(NUMERIC):
+    for i, column in enumerate(columns):
         values = pl.Series(column, filled[:, i])
         if column != "income":
             values = values.round(0)

@@ -30,7 +30,7 @@ import difflib
 import glob
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -42,7 +42,7 @@ from segflow.lib.schema import SOURCES
 META_COLUMNS = ("_source_file", "_source_row", "_parse_error")
 # Columns a source carries beyond its canonical ones, derived at read time.
 DERIVED_COLUMNS: dict[str, dict[str, pl.DataType]] = {"transactions": {"_is_cancellation": pl.Boolean()}}
-MONEY_COLUMNS = frozenset({"unit_price", "income"})
+MONEY_COLUMNS = frozenset({"unit_price", "income", "spend"})
 WHOLE_COLUMN_MIN_VALUES = 5
 WHOLE_COLUMN_FAILED_SHARE = 0.5
 
@@ -56,6 +56,9 @@ class SourceRead:
     frame: pl.DataFrame
     files: tuple[str, ...]
     derived: tuple[str, ...] = ()  # canonical columns derived rather than read (e.g. invoice_id)
+    # Columns of the files that no mapping reads, with whether each holds a single value there
+    # (a constant column carries no information): {column: {"constant": bool, "value": str | None}}.
+    unmapped: dict[str, dict] = field(default_factory=dict)
 
 
 def _expand(location: str) -> list[str]:
@@ -186,6 +189,7 @@ REQUIRED: dict[str, frozenset[str]] = {
     "engagement": frozenset({"customer_id", "event_at", "event_type"}),
     "surveys": frozenset({"customer_id", "answered_at", "question_id", "answer"}),
     "campaigns": frozenset({"campaign_id", "customer_id", "arm", "exposed_at", "responded"}),
+    "snapshot": frozenset({"customer_id", "recency_days", "spend", "purchases"}),
 }
 _IDENTIFIER = re.compile(r"^[\w .-]+$")
 
@@ -214,6 +218,24 @@ def _mapped_expr(name: str, theirs: str, frame: pl.DataFrame, source: str, path:
         f"{path}: source {source!r} is missing column {theirs!r} (canonical {name!r}); "
         f"available columns: {frame.columns}{suggestion}"
     )
+
+
+def _unmapped_columns(scan: pl.LazyFrame, schema: pl.Schema, source: str, settings: SourceSettings) -> dict:
+    """The file's columns that neither a canonical name nor a mapping (name or expression) reads."""
+    texts = [*settings.columns.values(), settings.cancellation or ""]
+    used = set(SOURCES[source]) | {c for c in schema if c in settings.columns.values()}
+    used |= {c for c in schema if any(re.search(rf"(?<![\w]){re.escape(c)}(?![\w])", t) for t in texts)}
+    unmapped = [c for c in schema if c not in used]
+    if not unmapped:
+        return {}
+    stats = scan.select(
+        *[pl.col(c).n_unique().alias(f"{c}|n") for c in unmapped],
+        *[pl.col(c).drop_nulls().first().cast(pl.String).alias(f"{c}|v") for c in unmapped],
+    ).collect().row(0, named=True)
+    return {
+        c: {"constant": stats[f"{c}|n"] == 1, "value": stats[f"{c}|v"] if stats[f"{c}|n"] == 1 else None}
+        for c in unmapped
+    }
 
 
 def _derives_invoice(source: str, settings: SourceSettings, schema: pl.Schema) -> bool:
@@ -450,12 +472,17 @@ def read_source(
         scans = [pair for path in files for pair in _scan_file(path, settings)]
     options = CastOptions.of(settings)
     derived: set[str] = set()
+    unmapped: dict[str, dict] = {}
     frames = []
     for label, scan in scans:
         try:
             schema = scan.collect_schema()
         except Exception as exc:  # noqa: BLE001 - re-raised with the file named
             raise SourceError(f"{label}: cannot read as {settings.format}: {exc}") from exc
+        for column, stats in _unmapped_columns(scan, schema, source, settings).items():
+            seen = unmapped.setdefault(column, stats)
+            if seen != stats:  # constant in one file but not across files: not constant
+                unmapped[column] = {"constant": False, "value": None}
         numbered = scan.with_row_index("_source_row").with_columns(pl.col("_source_row").cast(pl.Int64))
         derive_invoice = _derives_invoice(source, settings, schema)
         if derive_invoice:
@@ -479,7 +506,7 @@ def read_source(
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the files named
         raise SourceError(f"{', '.join(files)}: cannot read source {source!r}: {exc}") from exc
-    return SourceRead(frame, tuple(files), tuple(sorted(derived)))
+    return SourceRead(frame, tuple(files), tuple(sorted(derived)), unmapped)
 
 
 @dataclass(frozen=True)
@@ -506,6 +533,7 @@ TIME_COLUMNS = {
     "engagement": "event_at",
     "surveys": "answered_at",
     "campaigns": "exposed_at",
+    "snapshot": "signup_date",
 }
 
 
@@ -519,12 +547,12 @@ def period_filter_for(
 ) -> PeriodFilter | None:
     """None for per-period files (``{period}`` in the location): their rows belong to the period,
     and a row dated elsewhere is quarantined. A shared file (or a SQL query) is split by its time
-    column; a CRM snapshot keeps everyone signed up by the period's end.
+    column; a CRM (or behaviour) snapshot keeps everyone signed up by the period's end.
     """
     if "{period}" in location_template:
         return None
     column = time_column or TIME_COLUMNS[source]
-    if source == "customers":
+    if source in ("customers", "snapshot"):
         bound = end.date() if SOURCES[source][column] == pl.Date else end
         return PeriodFilter(column, None, bound, keep_nulls=True)
     return PeriodFilter(column, start, end, keep_nulls=is_first_partition)

@@ -8,7 +8,7 @@ sums these monthly rows over its trailing window, so it never needs the line ite
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
@@ -18,7 +18,7 @@ from segflow.lib import cleaning
 from segflow.lib.cleaning import Cleaned
 from segflow.lib.exact import exact_sum
 from segflow.lib.imputation import CATEGORICAL, NUMERIC, impute_demographics, imputed_flag
-from segflow.lib.schema import CHANNELS, CUSTOMERS, PII_COLUMNS, SURVEY_QUESTIONS
+from segflow.lib.schema import CHANNELS, CUSTOMERS, MARITAL_STATUSES, PII_COLUMNS, SURVEY_QUESTIONS
 
 GENDERS = ("F", "M", "X")
 EDUCATION_LEVELS = ("basic", "secondary", "bachelor", "master", "phd")
@@ -31,13 +31,37 @@ ACTIVITY_COUNTS = (
 ACTIVITY_AMOUNTS = ("gross_revenue", "returns_value", "net_revenue")
 
 
+# Snapshot behaviour carried into profiles, prefixed so that it never mixes with the monthly
+# activity columns (a snapshot's campaign responses cover its whole window, not the month).
+SNAPSHOT_BEHAVIOUR = (
+    "recency_days", "spend", "purchases", "web_purchases", "store_purchases", "catalog_purchases",
+    "deal_purchases", "web_visits_per_month", "campaign_exposures", "campaign_responses", "complaints",
+)  # fmt: skip
+SNAPSHOT_DEMOGRAPHICS = ("marital_status", "children")
+RECODED_SCHEMA = {
+    "period": pl.String(),
+    "source": pl.String(),
+    "column": pl.String(),
+    "rule_id": pl.String(),
+    "reason": pl.String(),
+    "value": pl.String(),
+    "rows": pl.Int64(),
+    "action": pl.String(),
+}
+
+
+def snapshot_column(name: str) -> str:
+    return f"snapshot_{name}"
+
+
 @dataclass(frozen=True)
 class RawSources:
     customers: pl.DataFrame | None
-    transactions: pl.DataFrame
+    transactions: pl.DataFrame | None  # None: no line items (a behaviour snapshot stands in)
     engagement: pl.DataFrame | None
     surveys: pl.DataFrame | None
     campaigns: pl.DataFrame | None
+    snapshot: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -46,32 +70,102 @@ class ProfileBuild:
     quarantined: pl.DataFrame
     accounting: dict[str, dict[str, int]]  # per source: raw, accepted, quarantined, duplicates
     recoded: dict[str, int]  # invalid demographic values recoded to null before imputation
+    # One row per (source, column, rule, invalid value): RECODED_SCHEMA, with the reason and the action.
+    recoded_values: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RECODED_SCHEMA))
+
+
+@dataclass(frozen=True)
+class _Validity:
+    column: str
+    rule_id: str
+    reason: str
+    valid: pl.Expr
+
+
+def _validity(year: int, settings: CleaningSettings, columns: list[str]) -> list[_Validity]:
+    oldest = max(1900, year - settings.max_age_years) if settings.max_age_years is not None else 1900
+    youngest = year - settings.min_age_years
+    rules = [
+        _Validity(
+            "birth_year", "implausible_birth_year",
+            f"birth year outside {oldest}..{youngest} (age {settings.min_age_years} to "
+            f"{year - oldest} in {year})",
+            pl.col("birth_year").is_between(oldest, youngest),
+        ),
+        _Validity(
+            "income", "implausible_income", f"income outside 0..{settings.max_income:,.0f} or not finite",
+            pl.col("income").is_between(0, settings.max_income) & pl.col("income").is_finite(),
+        ),
+        _Validity(
+            "household_size", "implausible_household_size", "household size outside 1..15",
+            pl.col("household_size").is_between(1, 15),
+        ),
+        _Validity(
+            "gender", "unknown_gender", f"gender not in {list(GENDERS)}", pl.col("gender").is_in(GENDERS)
+        ),
+        _Validity(
+            "education", "unknown_education", f"education not in {list(EDUCATION_LEVELS)}",
+            pl.col("education").is_in(EDUCATION_LEVELS),
+        ),
+        _Validity(
+            "marital_status", "unknown_marital_status", f"marital status not in {list(MARITAL_STATUSES)}",
+            pl.col("marital_status").is_in(MARITAL_STATUSES),
+        ),
+        _Validity(
+            "children", "implausible_children", "children outside 0..15", pl.col("children").is_between(0, 15)
+        ),
+    ]  # fmt: skip
+    return [r for r in rules if r.column in columns]
+
+
+_IMPUTED_ACTION = "set to null, then imputed by a model (flagged *_imputed)"
+_NULL_ACTION = "set to null (unknown)"
 
 
 def _recode_invalid(
-    customers: pl.DataFrame, year: int, settings: CleaningSettings
-) -> tuple[pl.DataFrame, dict]:
-    """Null out impossible demographic values so imputation treats them as missing."""
-    valid = {
-        "birth_year": pl.col("birth_year").is_between(1900, year - settings.min_age_years),
-        "income": pl.col("income").is_between(0, 10_000_000) & pl.col("income").is_finite(),
-        "household_size": pl.col("household_size").is_between(1, 15),
-        "gender": pl.col("gender").is_in(GENDERS),
-        "education": pl.col("education").is_in(EDUCATION_LEVELS),
-    }
-    counts = customers.select(
-        [(pl.col(c).is_not_null() & ~expr.fill_null(False)).sum().alias(c) for c, expr in valid.items()]
-    ).row(0, named=True)
+    customers: pl.DataFrame, year: int, settings: CleaningSettings, period: str = ""
+) -> tuple[pl.DataFrame, dict, pl.DataFrame]:
+    """Null out impossible demographic values so imputation treats them as missing.
+
+    Returns the recoded frame, counts per column, and one RECODED_SCHEMA row per invalid value.
+    """
+    rules = _validity(year, settings, customers.columns)
+    bad = {r.column: pl.col(r.column).is_not_null() & ~r.valid.fill_null(False) for r in rules}
+    counts = customers.select([expr.sum().alias(c) for c, expr in bad.items()]).row(0, named=True)
+    logs = []
+    for rule in rules:
+        hits = customers.filter(bad[rule.column])
+        if hits.height == 0:
+            continue
+        action = _IMPUTED_ACTION if rule.column in (*NUMERIC, *CATEGORICAL) else _NULL_ACTION
+        logs.append(
+            hits.group_by(pl.col(rule.column).cast(pl.String).alias("value"))
+            .agg(pl.len().cast(pl.Int64).alias("rows"))
+            .select(
+                pl.lit(period).alias("period"),
+                pl.lit("snapshot" if rule.column in SNAPSHOT_DEMOGRAPHICS else "customers").alias("source"),
+                pl.lit(rule.column).alias("column"),
+                pl.lit(rule.rule_id).alias("rule_id"),
+                pl.lit(rule.reason).alias("reason"),
+                "value",
+                "rows",
+                pl.lit(action).alias("action"),
+            )
+        )
     recoded = customers.with_columns(
-        [pl.when(expr.fill_null(False)).then(pl.col(c)).otherwise(None).alias(c) for c, expr in valid.items()]
+        [
+            pl.when(r.valid.fill_null(False)).then(pl.col(r.column)).otherwise(None).alias(r.column)
+            for r in rules
+        ]
     )
-    return recoded, {k: int(v) for k, v in counts.items()}
+    log = pl.concat(logs) if logs else pl.DataFrame(schema=RECODED_SCHEMA)
+    return recoded, {k: int(v) for k, v in counts.items()}, log.cast(RECODED_SCHEMA).sort("column", "value")
 
 
-def _customers_from_transactions(transactions: pl.DataFrame) -> pl.DataFrame:
-    """When there is no CRM source, the customers are the ids seen in accepted transactions."""
-    ids = transactions.select(pl.col("customer_id").unique().sort())
-    return ids.with_columns(
+def _customers_from_ids(ids: pl.Series) -> pl.DataFrame:
+    """When there is no CRM source, the customers are the ids seen in another source."""
+    frame = pl.DataFrame({"customer_id": ids}).unique().sort("customer_id")
+    return frame.with_columns(
         [pl.lit(None, dtype=t).alias(c) for c, t in CUSTOMERS.items() if c != "customer_id"]
     )
 
@@ -134,6 +228,14 @@ def _clean(frame: pl.DataFrame | None, source: str, rules: list, period: str) ->
     return cleaning.apply_rules(cleaning.normalise_codes(frame, source), rules, source, period)
 
 
+def _snapshot_activity(snapshot: pl.DataFrame) -> pl.DataFrame:
+    return snapshot.select(
+        "customer_id",
+        *[pl.col(c).alias(snapshot_column(c)) for c in SNAPSHOT_BEHAVIOUR],
+        *SNAPSHOT_DEMOGRAPHICS,
+    )
+
+
 def build_profiles(
     raw: RawSources, period: str, start: datetime, end: datetime, settings: CleaningSettings, seed: int
 ) -> ProfileBuild:
@@ -141,12 +243,21 @@ def build_profiles(
     results: dict[str, Cleaned] = {}
     known: pl.Series | None = None
     recoded: dict[str, int] = {}
+    recoded_values = pl.DataFrame(schema=RECODED_SCHEMA)
     if raw.customers is not None:
-        customers_clean = _clean(raw.customers, "customers", cleaning.customer_rules(start, end), period)
-        results["customers"] = customers_clean
-        known = customers_clean.accepted["customer_id"]
+        results["customers"] = _clean(raw.customers, "customers", cleaning.customer_rules(start, end), period)
+        known = results["customers"].accepted["customer_id"]
+    if raw.snapshot is not None:
+        snapshot_rules = cleaning.snapshot_rules(start, end, known)
+        results["snapshot"] = _clean(raw.snapshot, "snapshot", snapshot_rules, period)
+    if settings.near_duplicates == "quarantine":
+        results = cleaning.quarantine_near_duplicates(results, ["customers", "snapshot"], period)
+    if "customers" in results:
+        known = results["customers"].accepted["customer_id"]
     rules = {
-        "transactions": cleaning.transaction_rules(start, end, settings, known, raw.transactions.columns),
+        "transactions": cleaning.transaction_rules(
+            start, end, settings, known, raw.transactions.columns if raw.transactions is not None else None
+        ),
         "engagement": cleaning.engagement_rules(start, end, known),
         "surveys": cleaning.survey_rules(start, end, known),
         "campaigns": cleaning.campaign_rules(start, end, known),
@@ -156,26 +267,39 @@ def build_profiles(
         if cleaned is not None:
             results[source] = cleaned
 
-    tx = results["transactions"].accepted
+    tx = results["transactions"].accepted if "transactions" in results else None
+    snapshot = _snapshot_activity(results["snapshot"].accepted) if "snapshot" in results else None
     if "customers" in results:
         customers = results["customers"].accepted.drop(
             *PII_COLUMNS, "_source_file", "_source_row", "_parse_error"
         )
-        customers, recoded = _recode_invalid(customers, start.year, settings)
+        if snapshot is not None:
+            customers = customers.join(
+                snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left"
+            )
+        customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
         customers = impute_demographics(customers.sort("customer_id"), seed)
     else:
-        customers = _customers_from_transactions(tx).drop(*PII_COLUMNS)
+        ids = tx["customer_id"] if tx is not None else snapshot["customer_id"]
+        customers = _customers_from_ids(ids).drop(*PII_COLUMNS)
         customers = customers.with_columns(
             [pl.lit(False).alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
         )
+        if snapshot is not None:
+            customers = customers.join(
+                snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left"
+            )
+            customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
 
-    activity = [_transaction_activity(tx)]
+    activity = [_transaction_activity(tx if tx is not None else _no_transactions())]
     if "engagement" in results:
         activity.append(_engagement_activity(results["engagement"].accepted))
     if "surveys" in results:
         activity.append(_survey_answers(results["surveys"].accepted))
     if "campaigns" in results:
         activity.append(_campaign_activity(results["campaigns"].accepted))
+    if snapshot is not None:
+        activity.append(snapshot.drop(*SNAPSHOT_DEMOGRAPHICS))
 
     profiles = customers
     for part in activity:
@@ -195,4 +319,10 @@ def build_profiles(
     )
     quarantined = pl.concat([r.quarantined for r in results.values()], how="vertical")
     accounting = {source: r.accounting() for source, r in results.items()}
-    return ProfileBuild(profiles, quarantined, accounting, recoded)
+    return ProfileBuild(profiles, quarantined, accounting, recoded, recoded_values)
+
+
+def _no_transactions() -> pl.DataFrame:
+    from segflow.lib.ingest import empty_source
+
+    return empty_source("transactions")

@@ -133,7 +133,7 @@ def validate_frame(
 
     runnable: list[Rule] = []
     for rule in (r for r in rules if r.column is not None):
-        skipped = _precheck(rule, df, partition_start, partition_end)
+        skipped = _precheck(rule, df, partition_start, partition_end, contract)
         if skipped is not None:
             results[rule.id] = skipped
         else:
@@ -196,7 +196,7 @@ def _dataset_result(
             note=f"{previous_row_count} -> {rows} rows",
         )
     if rule.kind == "schema":
-        missing = [c for c in contract.column_names if c not in df.schema]
+        missing = [c.name for c in contract.columns if c.name not in df.schema and not c.optional]
         mistyped = [
             f"{c.name}: {df.schema[c.name]}"
             for c in contract.columns
@@ -232,7 +232,11 @@ def _type_ok(logical: str, physical: str | None, dtype: pl.DataType) -> bool:
 
 
 def _precheck(
-    rule: Rule, df: pl.DataFrame, start: dt.datetime | None, end: dt.datetime | None
+    rule: Rule,
+    df: pl.DataFrame,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    contract: Contract | None = None,
 ) -> RuleResult | None:
     """A result for column rules GX cannot or need not run; None when GX should run it."""
     base = {
@@ -242,6 +246,9 @@ def _precheck(
         "expectation": _expectation_name(rule),
     }
     if rule.column not in df.schema:
+        if contract is not None and any(c.name == rule.column and c.optional for c in contract.columns):
+            note = f"optional column {rule.column!r} is absent; skipped"
+            return RuleResult(**base, success=None, note=note)
         return RuleResult(**base, success=False, note=f"column {rule.column!r} is missing")
     if _unresolved(rule, start, end):
         return RuleResult(**base, success=None, note="bound refers to the partition, none given; skipped")

@@ -57,12 +57,35 @@ CAMPAIGNS: dict[str, pl.DataType] = {
     "responded": pl.Boolean(),
 }
 
+# A per-customer behaviour snapshot summarised by another system (a CRM or loyalty export): what a
+# customer did over the last ``features.snapshot_months`` months, as of the snapshot. It stands in
+# for transaction line items when there are none (the transactions source disabled), so features
+# are behavioural and demographic, without RFM. Counts and amounts cover the whole snapshot window.
+SNAPSHOT: dict[str, pl.DataType] = {
+    "customer_id": pl.String(),
+    "signup_date": pl.Date(),  # places the row: everyone signed up by the month's end is in it
+    "recency_days": pl.Int64(),  # days since the last purchase, as of the snapshot
+    "spend": pl.Float64(),  # money spent in the snapshot window (currency units)
+    "purchases": pl.Int64(),  # purchases in the window, all channels
+    "web_purchases": pl.Int64(),
+    "store_purchases": pl.Int64(),
+    "catalog_purchases": pl.Int64(),  # mail or phone orders
+    "deal_purchases": pl.Int64(),  # purchases made with a discount
+    "web_visits_per_month": pl.Float64(),
+    "campaign_exposures": pl.Int64(),
+    "campaign_responses": pl.Int64(),
+    "complaints": pl.Int64(),
+    "marital_status": pl.String(),  # one of MARITAL_STATUSES after cleaning (else recoded to null)
+    "children": pl.Int32(),  # children living in the household
+}
+
 SOURCES: dict[str, dict[str, pl.DataType]] = {
     "customers": CUSTOMERS,
     "transactions": TRANSACTIONS,
     "engagement": ENGAGEMENT,
     "surveys": SURVEYS,
     "campaigns": CAMPAIGNS,
+    "snapshot": SNAPSHOT,
 }
 
 PII_COLUMNS: frozenset[str] = frozenset({"name", "email"})
@@ -71,3 +94,4 @@ ENGAGEMENT_EVENT_TYPES = ("session", "page_view", "email_send", "email_open", "e
 SURVEY_QUESTIONS = ("price_sensitivity", "brand_loyalty", "eco_conscious", "tech_savvy", "convenience")
 CHANNELS = ("web", "store", "app")
 CAMPAIGN_ARMS = ("treatment", "control")
+MARITAL_STATUSES = ("single", "married", "together", "divorced", "widowed")

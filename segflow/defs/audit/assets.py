@@ -33,7 +33,14 @@ from segflow.lib.migration import MIGRATION_SCHEMA, migration_matrix, stay_rate
 from segflow.lib.periods import shift
 from segflow.lib.report import ReportInputs, render_report, segment_profile_z
 from segflow.lib.report.methods import methods_text
-from segflow.lib.report.render import executive_summary, render_index, summary_record
+from segflow.lib.report.render import PROFILE_FEATURES, executive_summary, render_index, summary_record
+from segflow.lib.snapshot import feature_families
+
+# Segment profiles of the snapshot feature set (no RFM), in the report's heatmap.
+SNAPSHOT_PROFILE_FEATURES = (
+    "recency_days", "purchases_per_month", "spend_per_month", "avg_order_value", "deal_share",
+    "digital_share", "web_visits_per_month", "campaign_response_rate", "age", "income", "children",
+)  # fmt: skip
 
 _report_settings = get_settings().report
 HORIZON = _report_settings.backtest_horizon_months
@@ -189,7 +196,8 @@ def segment_migration(
     if previous is None:
         matrix = pl.DataFrame(schema=MIGRATION_SCHEMA)
     else:
-        matrix = pl.concat([migration_matrix(previous, current, kind) for kind in ("cluster", "rfm")])
+        kinds = [k for k in ("cluster", "rfm") if k == "cluster" or "rfm_segment" in current.columns]
+        matrix = pl.concat([migration_matrix(previous, current, kind) for kind in kinds])
     matrix = _tagged(matrix, period).with_columns(pl.lit(shift(period, -1)).alias("previous_period"))
     stays = {kind: stay_rate(matrix.filter(pl.col("kind") == kind)) for kind in ("cluster", "rfm")}
     return dg.Output(
@@ -394,6 +402,7 @@ def audit_report(
     churn_model: dict,
     quarantined_rows: pl.DataFrame,
     row_accounting: dict[str, pl.DataFrame],
+    recoded_values: pl.DataFrame,
 ) -> dg.MaterializeResult:
     """The stakeholder report for the month, `<storage>/reports/<YYYY-MM>.html`: executive summary and
     actions, segment cards with trends, KPI tables, campaign lift, migration heatmaps, drift, backtest,
@@ -427,16 +436,31 @@ def audit_report(
         .to_dicts(),
         "checks": checks,
         "trend": trend,
+        "recoded": recoded_values.sort("source", "column", "rule_id", "value").to_dicts(),
+        "ignored_columns": _ignored_columns(context, config, period),
     }
+    snapshot = config.feature_set == "snapshot"
+    profile_features = SNAPSHOT_PROFILE_FEATURES if snapshot else PROFILE_FEATURES
+    if "rfm_segment" in segment_assignments.columns:
+        rfm_counts = (
+            segment_assignments.group_by("rfm_segment")
+            .len("customers")
+            .sort(["customers", "rfm_segment"], descending=[True, False])
+        )
+    else:
+        rfm_counts = pl.DataFrame(schema={"rfm_segment": pl.String, "customers": pl.UInt32})
+    families = feature_families(
+        config.feature_set,
+        {name: source.enabled for name, source in config.sources.items()},
+        [f["name"] for f in segmentation_model["features"]],
+    )
     previous_period = shift(period, -1)
     inputs = ReportInputs(
         period=period,
         kpis=kpis,
-        profile_z=segment_profile_z(customer_features, segment_assignments),
+        profile_z=segment_profile_z(customer_features, segment_assignments, profile_features),
         sweep=segmentation_model["sweep"],
-        rfm_counts=segment_assignments.group_by("rfm_segment")
-        .len("customers")
-        .sort(["customers", "rfm_segment"], descending=[True, False]),
+        rfm_counts=rfm_counts,
         model=segmentation_model,
         methods=methods_text(config, segmentation_model, churn_model),
         quality=quality,
@@ -449,6 +473,8 @@ def audit_report(
         previous_period=previous_period if segment_drift.height or previous_period in kpi_months else None,
         alpha=config.report.alpha,
         min_arm_size=config.report.min_arm_size,
+        profile_features=profile_features,
+        families=families,
     )
     reports = config.reports_dir
     path = storage.write_text(render_report(inputs), reports / f"{period}.html")
@@ -473,6 +499,43 @@ def audit_report(
             ),
         }
     )
+
+
+def _ignored_columns(context: dg.AssetExecutionContext, config, period: str) -> list[dict]:
+    """Columns of the enabled sources' files that no mapping reads, from the raw assets' metadata
+    for this month. A file read by several sources (a CRM export read as customers and as snapshot)
+    only ignores what none of them reads. Constant columns say so: they carry no information."""
+    by_files: dict[tuple, dict] = {}
+    for name, source in sorted(config.sources.items()):
+        if not source.enabled:
+            continue
+        try:
+            wanted = dg.AssetRecordsFilter(asset_key=dg.AssetKey(f"raw_{name}"), asset_partitions=[period])
+            records = context.instance.fetch_materializations(wanted, limit=1).records
+        except Exception:  # noqa: BLE001 - an instance without the history: report none
+            records = []
+        if not records or records[0].asset_materialization is None:
+            continue
+        metadata = records[0].asset_materialization.metadata
+        if "unmapped_columns" not in metadata:
+            continue
+        files = tuple(metadata["source_files"].value) if "source_files" in metadata else (name,)
+        group = by_files.setdefault(files, {"sources": [], "unmapped": None, "constant": {}})
+        group["sources"].append(name)
+        unmapped = set(metadata["unmapped_columns"].value)
+        group["unmapped"] = unmapped if group["unmapped"] is None else group["unmapped"] & unmapped
+        group["constant"].update(metadata["constant_columns"].value if "constant_columns" in metadata else {})
+    rows = []
+    for group in by_files.values():
+        for column in sorted(group["unmapped"] or ()):
+            constant = group["constant"]
+            why = (
+                f"constant (every row holds {constant[column]!r}): carries no information, not mapped"
+                if column in constant
+                else "not mapped to any canonical column"
+            )
+            rows.append({"source": ", ".join(group["sources"]), "column": column, "why": why})
+    return rows
 
 
 def _markdown(inputs: ReportInputs, record: dict, report_uri: str, index_uri: str) -> str:

@@ -11,6 +11,11 @@ from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import periods, rfm
 from segflow.lib.behaviour import FEATURE_SOURCES, build_features
+from segflow.lib.snapshot import FEATURE_SOURCES as SNAPSHOT_FEATURE_SOURCES
+from segflow.lib.snapshot import build_snapshot_features
+
+# The contract each feature set is checked against (in the asset, and by its generated checks).
+FEATURES_CONTRACT = {"transactions": "customer_features", "snapshot": "customer_features_snapshot"}
 
 
 @dg.asset(
@@ -30,6 +35,9 @@ def customer_features(
     plus behaviour (purchase rate, order value, returns, channel mix) and engagement (sessions, email
     open and click rates) over the trailing window, as of the first day after the partition's month.
     One row per customer with at least one purchase invoice in the window.
+
+    Without transactions (a behaviour snapshot instead), the snapshot feature set: behaviour from the
+    month's snapshot and demographics, no RFM; checked against `customer_features_snapshot`.
     """
     config = settings.load()
     period = context.partition_key
@@ -40,6 +48,8 @@ def customer_features(
             f"features.min_history_months is {config.features.min_history_months}. Months before "
             f"{periods.shift(config.partitions_start, config.features.min_history_months - 1)} are not segmented."
         )
+    if config.feature_set == "snapshot":
+        return _snapshot_features(context, config, customer_profiles)
     window = pl.concat([customer_profiles[key] for key in sorted(customer_profiles)], how="diagonal_relaxed")
     features = build_features(
         window,
@@ -65,5 +75,32 @@ def customer_features(
             ),
             **{"dagster/column_lineage": column_lineage("customer_profiles", FEATURE_SOURCES)},
             rfm_thresholds=table_metadata(rfm.thresholds(features)) if features.height else "no customers",
+        ),
+    )
+
+
+def _snapshot_features(
+    context: dg.AssetExecutionContext, config, customer_profiles: dict[str, pl.LazyFrame]
+) -> dg.Output[pl.DataFrame]:
+    """A snapshot is cumulative, so only the month's own profiles are read (no trailing window)."""
+    period = context.partition_key
+    if period not in customer_profiles:
+        raise dg.Failure(f"customer_features {period}: the month's customer_profiles are not built.")
+    features = build_snapshot_features(customer_profiles[period], period, config.features.snapshot_months)
+    publish_gate(features, FEATURES_CONTRACT["snapshot"], period)
+    return dg.Output(
+        features,
+        data_version=data_version(features),
+        metadata=lineage(
+            context,
+            rows_in={"customer_profiles": int(customer_profiles[period].select(pl.len()).collect().item())},
+            rows_out=features.height,
+            feature_set="snapshot",
+            contract_checked=FEATURES_CONTRACT["snapshot"],
+            snapshot_months=config.features.snapshot_months,
+            window_partitions_read=1,
+            as_of=str(periods.as_of(period)),
+            rfm="not available: no transaction line items",
+            **{"dagster/column_lineage": column_lineage("customer_profiles", SNAPSHOT_FEATURE_SOURCES)},
         ),
     )

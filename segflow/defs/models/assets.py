@@ -70,7 +70,9 @@ def segmentation_model(
             f"{config.model.k_max}."
         )
     previous = previous_partition(previous_model)
-    model = fit_model(customer_features, config.model, context.partition_key, previous)
+    model = fit_model(
+        customer_features, config.model, context.partition_key, previous, feature_set=config.feature_set
+    )
     sweep = pl.DataFrame(
         [
             {**{k: v for k, v in r.items() if k != "segment_jaccard"}, "params": str(r["params"])}
@@ -93,6 +95,8 @@ def segmentation_model(
             sampling=dg.MetadataValue.json(model["sampling"]),
             alignment=dg.MetadataValue.json(model["alignment"]),
             segment_names=dg.MetadataValue.json(model["segment_names"]),
+            feature_set=config.feature_set,
+            model_features=dg.MetadataValue.json([f["name"] for f in model["features"]]),
         ),
     )
 

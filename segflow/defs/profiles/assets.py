@@ -43,6 +43,12 @@ def _table_out(name: str, description: str) -> dg.AssetOut:
             "row_accounting",
             "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month.",
         ),
+        "recoded_values": _table_out(
+            "recoded_values",
+            "Every impossible demographic value recoded this month (birth year, income, household size, "
+            "gender, education, marital status, children): column, rule id, reason, the value, how many "
+            "rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
+        ),
     },
     partitions_def=monthly_partitions,
 )
@@ -54,8 +60,11 @@ def customer_profiles(
     raw_engagement: pl.DataFrame,
     raw_surveys: pl.DataFrame,
     raw_campaigns: pl.DataFrame,
-) -> tuple[dg.Output[pl.DataFrame], dg.Output[pl.DataFrame], dg.Output[pl.DataFrame]]:
-    """Validate all five sources row by row and build the month's customer profiles."""
+    raw_snapshot: pl.DataFrame,
+) -> tuple[
+    dg.Output[pl.DataFrame], dg.Output[pl.DataFrame], dg.Output[pl.DataFrame], dg.Output[pl.DataFrame]
+]:
+    """Validate every enabled source row by row and build the month's customer profiles."""
     config = settings.load()
     period = context.partition_key
     start, end = periods.bounds(period)
@@ -65,10 +74,11 @@ def customer_profiles(
 
     raw = RawSources(
         customers=enabled("customers", raw_customers),
-        transactions=raw_transactions,
+        transactions=enabled("transactions", raw_transactions),
         engagement=enabled("engagement", raw_engagement),
         surveys=enabled("surveys", raw_surveys),
         campaigns=enabled("campaigns", raw_campaigns),
+        snapshot=enabled("snapshot", raw_snapshot),
     )
     build = build_profiles(raw, period, start, end, config.cleaning, seed=config.model.seed)
     rows_in = {source: counts["raw_rows"] for source, counts in build.accounting.items()}
@@ -95,8 +105,13 @@ def customer_profiles(
         "quarantine_by_rule": table_metadata(by_rule),
         "row_accounting": dg.MetadataValue.json(build.accounting),
     }
-    for table, name in ((build.profiles, "customer_profiles"), (build.quarantined, "quarantined_rows"),
-                        (accounting, "row_accounting")):  # fmt: skip
+    recoded_meta = {
+        "dagster/row_count": build.recoded_values.height,
+        "recoded_values": dg.MetadataValue.json(build.recoded),
+    }
+    tables = ((build.profiles, "customer_profiles"), (build.quarantined, "quarantined_rows"),
+              (accounting, "row_accounting"), (build.recoded_values, "recoded_values"))  # fmt: skip
+    for table, name in tables:
         publish_gate(table, name, period)
     return (
         dg.Output(build.profiles, output_name="customer_profiles", metadata=profiles_meta,
@@ -105,4 +120,6 @@ def customer_profiles(
                   data_version=data_version(build.quarantined)),
         dg.Output(accounting, output_name="row_accounting", metadata={"dagster/row_count": accounting.height},
                   data_version=data_version(accounting)),
+        dg.Output(build.recoded_values, output_name="recoded_values", metadata=recoded_meta,
+                  data_version=data_version(build.recoded_values)),
     )

@@ -13,6 +13,7 @@ profile_contract_checks = [
     *build_contract_checks("customer_profiles", "customer_profiles", monthly_partitions),
     *build_contract_checks("quarantined_rows", "quarantined_rows", monthly_partitions),
     *build_contract_checks("row_accounting", "row_accounting", monthly_partitions),
+    *build_contract_checks("recoded_values", "recoded_values", monthly_partitions),
 ]
 
 

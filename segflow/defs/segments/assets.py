@@ -12,6 +12,11 @@ from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.lib.churn import churn_scores
 from segflow.lib.clustering import assign
 
+ASSIGNMENT_COLUMNS = (
+    "customer_id", "period", "rfm_segment", "rfm_code", "r_score", "f_score", "m_score",
+    "recency_days", "frequency", "monetary", "invoices_window", "net_revenue_window",
+)  # fmt: skip
+
 
 @dg.asset(
     partitions_def=monthly_partitions,
@@ -41,6 +46,8 @@ def segment_assignments(
     probability of no purchase in the next ``model.churn_horizon_months`` months, from the month's
     ``churn_model``; null for everyone when there is not yet enough history for one) and the model
     versions, so every assignment can be traced to its models.
+    With the snapshot feature set (no transactions) there is no RFM: the RFM columns are absent, and
+    recency, purchases and spend come from the snapshot.
     """
     segments = assign(customer_features, segmentation_model)
     churn = churn_scores(customer_features, churn_model)
@@ -51,11 +58,10 @@ def segment_assignments(
         previous = previous.select(
             "customer_id", pl.col("segment_id").cast(pl.Int32).alias("previous_segment_id")
         )
+    # The snapshot feature set has no RFM: its assignments carry the value columns it does have.
+    carried = [c for c in ASSIGNMENT_COLUMNS if c in customer_features.columns]
     assignments = (
-        customer_features.select(
-            "customer_id", "period", "rfm_segment", "rfm_code", "r_score", "f_score", "m_score",
-            "recency_days", "frequency", "monetary", "invoices_window", "net_revenue_window",
-        )
+        customer_features.select(carried)
         .join(segments, on="customer_id", how="left", maintain_order="left")
         .join(previous, on="customer_id", how="left", maintain_order="left")
         .with_columns(pl.lit(segmentation_model["version"]).alias("model_version"))

@@ -16,6 +16,9 @@ _DESCRIPTIONS = {
     "engagement": "Web and email engagement events in the month: sessions, page views, sends, opens, clicks.",
     "surveys": "Psychographic survey answers (Likert 1-5) given in the month.",
     "campaigns": "Campaign exposures in the month, with the A/B arm and whether the customer responded.",
+    "snapshot": "Per-customer behaviour summarised by another system as of the month's end (recency, spend, "
+    "purchases per channel, web visits, campaign responses, complaints, marital status, children); "
+    "stands in for line items when there are none. Off unless configured.",
 }
 
 
@@ -39,6 +42,7 @@ def raw_source_asset(source: str) -> dg.AssetsDefinition:
         source_settings = config.sources[source]
         expected = expects_data(source_settings, period)
         derived: tuple[str, ...] = ()
+        unmapped: dict[str, dict] = {}
         if not source_settings.enabled or not expected:
             # Disabled, or a month before the source's history starts: empty by design.
             frame, files = empty_source(source), ()
@@ -62,6 +66,7 @@ def raw_source_asset(source: str) -> dg.AssetsDefinition:
             frame = read.frame.with_columns(pl.col("_source_file").str.strip_prefix(prefix))
             files = tuple(f.removeprefix(prefix) for f in read.files)
             derived = read.derived
+            unmapped = read.unmapped
         parse_errors = frame["_parse_error"].is_not_null().sum()
         extra: dict[str, object] = {}
         if source_settings.starts:
@@ -82,6 +87,11 @@ def raw_source_asset(source: str) -> dg.AssetsDefinition:
                 rows_with_parse_errors=int(parse_errors),
                 expected_empty=source_settings.enabled and not expected,
                 derived_columns=dg.MetadataValue.json(list(derived)),
+                # Not read by any mapping, so ignored; constant ones carry no information at all.
+                unmapped_columns=dg.MetadataValue.json(sorted(unmapped)),
+                constant_columns=dg.MetadataValue.json(
+                    {c: v["value"] for c, v in sorted(unmapped.items()) if v["constant"]}
+                ),
                 **extra,
             ),
         )

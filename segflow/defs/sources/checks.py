@@ -1,7 +1,8 @@
 """Contract checks on the raw sources, generated from data_contracts/raw_<source>.yaml.
 
 One exception to the generated checks: a source may declare ``starts: YYYY-MM``, the first month it
-has data. Before that month its raw partition is empty by design, so the blocking check evaluates
+has data, or be disabled (the transactions source, when a behaviour snapshot stands in for it).
+Before that month, or while disabled, its raw partition is empty by design, so the blocking check evaluates
 the contract without its ``row_count_between`` rules there (and says so in its metadata). From
 ``starts`` on, and for every source without it, the contract applies in full.
 """
@@ -49,12 +50,14 @@ def _define(asset: str, contract, rules: list, source: str) -> dg.AssetChecksDef
         current = load_contract(asset)
         source_settings = settings.load().sources[source]
         note = ""
-        if not expects_data(source_settings, context.partition_key):
+        if not source_settings.enabled or not expects_data(source_settings, context.partition_key):
             current = dataclasses.replace(
                 current, rules=tuple(r for r in current.rules if r.kind != "row_count_between")
             )
             note = (
-                f"{context.partition_key} is before sources.{source}.starts ({source_settings.starts}): "
+                f"sources.{source} is disabled: expected empty, row-count rules not applied"
+                if not source_settings.enabled
+                else f"{context.partition_key} is before sources.{source}.starts ({source_settings.starts}): "
                 "expected empty, row-count rules not applied"
             )
         start, end = contract_checks._partition_window(context)

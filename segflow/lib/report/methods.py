@@ -38,6 +38,8 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
             f"{model.get('winsorize_quantile', 0.01):.0%} tails, {model.get('scaling', 'standard')} scaling"
             + (f", PCA to {len(pca['components'])} components" if pca else "")
         )
+    if model.get("feature_set") == "snapshot":
+        return _snapshot_methods(settings, model, features, churn)
     return {
         "Window": f"{f.window_months} calendar months ending with the report's month; values as of the first "
         "day after it.",
@@ -53,19 +55,10 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
         "Population": "customers with at least one purchase invoice in the window; customers with only "
         "cancellations or no purchase are not scored.",
         "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
-        f"n_init {model['settings']['n_init']}, chosen k = {model['k']} by sampled silhouette with a minimum "
-        f"segment share of {model['min_segment_share_threshold']:.0%}.",
-        "Features": features
-        + (
-            f"; constant, so dropped: {', '.join(model['dropped_constant_features'])}"
-            if model["dropped_constant_features"]
-            else ""
-        ),
-        "Seed": f"{model['seed']} (model fit, samples and imputation).",
-        "Model version": model["version"],
-        "Churn risk": churn_text(settings, churn),
-        "Privacy": "no names, e-mails or customer ids; cells with fewer than "
-        f"{settings.report.min_cell_customers} customers are suppressed.",
+        f"n_init {model['settings']['n_init']}, chosen k = {model['k']} by the selection rule: "
+        f"{model.get('selection_rule', 'best sampled silhouette')}; minimum segment share "
+        f"{model['min_segment_share_threshold']:.0%}.",
+        **_model_entries(settings, model, features, churn),
         "Population flows": "new = segmented this month but not last month; retained = segmented both "
         "months; lost = segmented last month, no purchase in this month's window (last month's segment).",
         "Campaign lift": "per segment and campaign, treatment vs control response rate; two-sided "
@@ -78,4 +71,49 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
         "shares; < 0.1 stable, 0.1–0.25 moderate, > 0.25 major (refit recommended).",
         "Backtest": f"segments of month T−{r.backtest_horizon_months} scored on net revenue and purchases "
         "in the following months up to T; Kruskal-Wallis test across segments.",
+    }
+
+
+def _snapshot_methods(settings: Settings, model: dict, features: str, churn: dict | None) -> dict[str, str]:
+    """Methods of the snapshot feature set: behaviour from a per-customer snapshot, and demographics."""
+    f = settings.features
+    c = settings.cleaning
+    return {
+        "Feature set": "snapshot: per-customer behaviour totals from a CRM export and demographics; no "
+        "transaction line items, so no RFM (no quintile scores, no named RFM segments).",
+        "Window": f"the snapshot's own: totals cover {f.snapshot_months} months before the snapshot; rates "
+        "are per month of it. Only the report's month is read (a snapshot is cumulative).",
+        "Recency": "days since the last purchase, as reported by the snapshot.",
+        "Frequency": "purchases in the snapshot window (all channels); purchases per month in the model.",
+        "Monetary": "spend in the snapshot window; spend per purchase (basket size) in the model.",
+        "Population": "every customer whose snapshot row was accepted by cleaning.",
+        "Demographics": "age in the report's year from the birth year; income and children. Impossible "
+        f"values (an age under {c.min_age_years} or over {c.max_age_years or 'the year 1900 allows'}; "
+        f"incomes above {c.max_income:,.0f}; unknown "
+        "marital statuses) are recoded to null with a reason (see Data quality); birth year and income "
+        "are then imputed by a model and flagged.",
+        "Near duplicates": "records identical in every column but the customer id are "
+        + (
+            "quarantined, keeping the first (see Data quality)"
+            if c.near_duplicates == "quarantine"
+            else "kept"
+        ),
+        "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
+        f"chosen k = {model['k']} by the selection rule with a minimum segment share of "
+        f"{model['min_segment_share_threshold']:.0%}.",
+        **_model_entries(settings, model, features, churn),
+        "Drift": "PSI against the previous month's snapshot, when there is one.",
+    }
+
+
+def _model_entries(settings: Settings, model: dict, features: str, churn: dict | None) -> dict[str, str]:
+    """Features, seed, versions, churn and privacy: worded the same in every feature set."""
+    dropped = model["dropped_constant_features"]
+    return {
+        "Features": features + (f"; constant, so dropped: {', '.join(dropped)}" if dropped else ""),
+        "Seed": f"{model['seed']} (model fit, samples and imputation).",
+        "Model version": model["version"],
+        "Churn risk": churn_text(settings, churn),
+        "Privacy": "no names, e-mails or customer ids; cells with fewer than "
+        f"{settings.report.min_cell_customers} customers are suppressed.",
     }

@@ -51,14 +51,19 @@ class ReportInputs:
     previous_period: str | None = None
     alpha: float = 0.05
     min_arm_size: int = 50
+    profile_features: tuple[str, ...] = PROFILE_FEATURES  # the columns of profile_z
+    # Feature families (rfm, behaviour, ...): available or not, from which source, used by the model.
+    families: list[dict] = field(default_factory=list)
 
 
-def segment_profile_z(features: pl.DataFrame, assignments: pl.DataFrame) -> pl.DataFrame:
+def segment_profile_z(
+    features: pl.DataFrame, assignments: pl.DataFrame, columns: tuple[str, ...] = PROFILE_FEATURES
+) -> pl.DataFrame:
     """z-score of each segment's feature means against the whole population."""
     joined = features.join(assignments.select("customer_id", "segment_id", "segment_name"), on="customer_id")
     stats = {
         f: (joined[f].cast(pl.Float64).fill_nan(None).mean(), joined[f].cast(pl.Float64).fill_nan(None).std())
-        for f in PROFILE_FEATURES
+        for f in columns
     }
     z = [
         ((pl.col(f).cast(pl.Float64).fill_nan(None).mean() - (mean or 0.0)) / (std if std else 1.0))
@@ -489,10 +494,19 @@ def _summary(
         before = int(previous["customers"].sum())
         direction = "up" if total >= before else "down"
         change = f", {direction} {abs(total - before) / before:.1%} on {inputs.previous_period}"
-    lines.append(
-        f"{total:,} customers with a purchase in the trailing window were segmented into {kpis.height} "
-        f"segments{change}{flows}."
+    population = (
+        "customers in the behaviour snapshot"
+        if inputs.model.get("feature_set") == "snapshot"
+        else "customers with a purchase in the trailing window"
     )
+    lines.append(f"{total:,} {population} were segmented into {kpis.height} segments{change}{flows}.")
+    missing = [f["family"] for f in inputs.families if not f["available"]]
+    if "rfm" in missing:
+        used = [f["family"] for f in inputs.families if f["used_in_model"]]
+        lines.append(
+            f"Segments are built from {', '.join(used)} features; RFM was not available "
+            "(no transaction line items), so there are no RFM scores or RFM segments."
+        )
     top = visible.sort(["revenue", "segment_id"], descending=[True, False]).row(0, named=True)
     lines.append(
         f"“{top['segment_name']}” brings the most revenue: {_fmt(top['revenue_share'], 'pct')} of the total "
@@ -597,8 +611,8 @@ def render_report(inputs: ReportInputs) -> str:
     profile = inputs.profile_z.filter(pl.col("customers") >= k)
     profile_chart = charts.profile_heatmap(
         [_label(r) for r in profile.iter_rows(named=True)],
-        list(PROFILE_FEATURES),
-        profile.select(PROFILE_FEATURES).rows(),
+        list(inputs.profile_features),
+        profile.select(inputs.profile_features).rows(),
         "Segment profiles",
     )
     months, share_series = _history_series(inputs, labels)
@@ -658,6 +672,7 @@ def render_report(inputs: ReportInputs) -> str:
             drift=drift,
             backtest=backtest,
             stability={key: _json(v) for key, v in stability.items()},
+            families=inputs.families,
         )
     )
 
