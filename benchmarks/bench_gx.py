@@ -46,14 +46,26 @@ def run(customers: int = 150_000, intensity: float = 20.0, runs: int = 3) -> dic
 
         raw, build = compute()
         lines = raw["transactions"].height
-        contracts = {"raw_transactions": load_contract("raw_transactions"), "customer_profiles": load_contract("customer_profiles")}
-        import_seconds, _ = timed(lambda: validate_frame(raw["transactions"].head(10), contracts["raw_transactions"], "error"))
+        contracts = {
+            "raw_transactions": load_contract("raw_transactions"),
+            "customer_profiles": load_contract("customer_profiles"),
+        }
+        import_seconds, _ = timed(
+            lambda: validate_frame(raw["transactions"].head(10), contracts["raw_transactions"], "error")
+        )
 
         def gate() -> float:
             seconds = 0.0
-            for frame, name in ((raw["transactions"], "raw_transactions"), (build.profiles, "customer_profiles")):
+            for frame, name in (
+                (raw["transactions"], "raw_transactions"),
+                (build.profiles, "customer_profiles"),
+            ):
                 for severity in ("error", "warn"):
-                    elapsed, _ = timed(lambda: validate_frame(frame, contracts[name], severity, None, start, end))
+                    elapsed, _ = timed(
+                        lambda f=frame, n=name, s=severity: validate_frame(
+                            f, contracts[n], s, None, start, end
+                        )
+                    )
                     seconds += elapsed
             return seconds
 

@@ -31,5 +31,7 @@ def peak_rss_mb() -> float:
 def machine() -> str:
     import os
 
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("polars", "great-expectations", "dagster", "scikit-learn"))
+    versions = ", ".join(
+        f"{p} {metadata.version(p)}" for p in ("polars", "great-expectations", "dagster", "scikit-learn")
+    )
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {versions}"

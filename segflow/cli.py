@@ -37,7 +37,9 @@ def _print_summary(settings, period: str) -> None:
     import polars as pl
 
     kpis = pl.read_parquet(settings.storage_dir / "kpi_audit" / f"{period}.parquet")
-    with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=160, float_precision=2, tbl_hide_dataframe_shape=True):
+    with pl.Config(
+        tbl_rows=50, tbl_cols=20, tbl_width_chars=160, float_precision=2, tbl_hide_dataframe_shape=True
+    ):
         print(kpis.select("segment_id", "segment_name", "customers", "customer_share", "revenue_share",
                           "avg_order_value", "mean_frequency", "mean_recency_days"))  # fmt: skip
 
@@ -91,7 +93,9 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     if args.to < args.from_:
         raise SystemExit(f"--to {args.to} is before --from {args.from_}")
     settings = runner.prepare_environment(args.config)
-    summary = runner.backfill(settings, args.from_, args.to, workers=args.workers, force=args.force, config=args.config)
+    summary = runner.backfill(
+        settings, args.from_, args.to, workers=args.workers, force=args.force, config=args.config
+    )
     return _finish_backfill(settings, summary)
 
 
@@ -103,8 +107,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     settings = runner.prepare_environment(args.config)
     source = settings.storage_dir / args.asset / f"{args.period}.parquet"
     if not source.exists():
-        available = sorted(p.name for p in settings.storage_dir.iterdir()) if settings.storage_dir.exists() else []
-        raise SystemExit(f"{source}: no stored {args.asset!r} for {args.period}; stored table assets: {available}")
+        available = (
+            sorted(p.name for p in settings.storage_dir.iterdir()) if settings.storage_dir.exists() else []
+        )
+        raise SystemExit(
+            f"{source}: no stored {args.asset!r} for {args.period}; stored table assets: {available}"
+        )
     out = Path(args.out)
     frame = pl.read_parquet(source)
     from segflow.lib import storage

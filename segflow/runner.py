@@ -122,7 +122,9 @@ def plan_backfill(settings: Settings, first: str, last: str, force: bool = False
     window_start = max(shift(first, -(settings.features.window_months - 1)), settings.partitions_start)
     needed = month_range(window_start, last)
     # --force rebuilds the target months; window months before them are only built when missing.
-    ingest = [m for m in needed if (force and m in targets) or not _materialized(settings, "customer_profiles", m)]
+    ingest = [
+        m for m in needed if (force and m in targets) or not _materialized(settings, "customer_profiles", m)
+    ]
     done = [] if force else [m for m in targets if _materialized(settings, "reports", m)]
     model = [m for m in targets if m not in done or m in ingest]
     return BackfillPlan(ingest, model, [m for m in done if m not in model])
@@ -141,7 +143,9 @@ def _run_in_worker(args: tuple[str, str, str | None]) -> RunOutcome:
     return run_partition(job, period)
 
 
-def _execute(runs: list[tuple[str, str]], workers: int, config: str | None, echo, summary, started, total) -> None:
+def _execute(
+    runs: list[tuple[str, str]], workers: int, config: str | None, echo, summary, started, total
+) -> None:
     if workers <= 1:
         outcomes = (run_partition(job, period) for job, period in runs)
         _report(outcomes, echo, summary, started, total)
@@ -160,14 +164,16 @@ def _execute(runs: list[tuple[str, str]], workers: int, config: str | None, echo
     # instance is not safe.
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads,
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_limit_threads,
         initargs=(threads,),
     ) as pool:
         futures = [pool.submit(_run_in_worker, (job, period, config)) for job, period in runs]
         _report((f.result() for f in as_completed(futures)), echo, summary, started, total)
 
 
-def _report(outcomes, echo, summary: "BackfillSummary", started: float, total: int) -> None:
+def _report(outcomes, echo, summary: BackfillSummary, started: float, total: int) -> None:
     for outcome in outcomes:
         summary.outcomes.append(outcome)
         done = len(summary.outcomes)
@@ -175,13 +181,22 @@ def _report(outcomes, echo, summary: "BackfillSummary", started: float, total: i
         eta = elapsed / done * (total - done)
         status = "ok" if outcome.success else f"FAILED: {outcome.error}"
         bar = "#" * round(20 * done / total)
-        echo(f"[{bar:<20}] {done}/{total} {outcome.period} {outcome.job:<16} {outcome.seconds:6.1f}s  "
-             f"eta {eta:5.0f}s  {status}")
+        echo(
+            f"[{bar:<20}] {done}/{total} {outcome.period} {outcome.job:<16} {outcome.seconds:6.1f}s  "
+            f"eta {eta:5.0f}s  {status}"
+        )
         sys.stdout.flush()
 
 
-def backfill(settings: Settings, first: str, last: str, workers: int = 1, force: bool = False,
-             config: str | None = None, echo=print) -> BackfillSummary:
+def backfill(
+    settings: Settings,
+    first: str,
+    last: str,
+    workers: int = 1,
+    force: bool = False,
+    config: str | None = None,
+    echo=print,
+) -> BackfillSummary:
     """Materialise every month from ``first`` to ``last``: profiles first, then models and reports."""
     plan = plan_backfill(settings, first, last, force)
     if plan.skipped:
@@ -193,7 +208,9 @@ def backfill(settings: Settings, first: str, last: str, workers: int = 1, force:
     failed_ingest = {o.period for o in summary.failed}
     runnable = [m for m in plan.model if not _window_failed(settings, m, failed_ingest)]
     for month in sorted(set(plan.model) - set(runnable)):
-        summary.outcomes.append(RunOutcome(month, "modelling_job", False, 0.0, "", "skipped: a month of its window failed"))
+        summary.outcomes.append(
+            RunOutcome(month, "modelling_job", False, 0.0, "", "skipped: a month of its window failed")
+        )
     # Modelling is a chain: each month's model aligns its segment ids to the previous month's,
     # so this phase runs in month order whatever --workers says.
     _execute([("modelling_job", m) for m in runnable], 1, config, echo, summary, started, total)

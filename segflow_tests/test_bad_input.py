@@ -47,7 +47,10 @@ def _write(path: Path, text: str | bytes) -> Path:
 
 def _landing(root: Path, month: str, tx_lines: list[str], crm_ids=("C1", "C2")) -> None:
     # "C2*" is a second, different record for C2 (a conflicting duplicate, not an exact one).
-    rows = [CRM_ROW.format(cid=c.rstrip("*")).replace("Oslo", "Bergen" if c.endswith("*") else "Oslo") for c in crm_ids]
+    rows = [
+        CRM_ROW.format(cid=c.rstrip("*")).replace("Oslo", "Bergen" if c.endswith("*") else "Oslo")
+        for c in crm_ids
+    ]
     _write(root / "landing" / "crm" / f"{month}.csv", "\n".join([CRM_HEADER, *rows]))
     _write(root / "landing" / "tx" / f"{month}.csv", "\n".join([HEADER, *tx_lines]) + "\n")
 
@@ -71,8 +74,10 @@ def _ingest(home: Path, month: str) -> dg.ExecuteInProcessResult:
     from segflow.definitions import defs
 
     with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as instance:
-        return defs().resolve_job_def("ingest_job").execute_in_process(
-            partition_key=month, instance=instance, raise_on_error=False
+        return (
+            defs()
+            .resolve_job_def("ingest_job")
+            .execute_in_process(partition_key=month, instance=instance, raise_on_error=False)
         )
 
 
@@ -93,7 +98,10 @@ def test_row_level_bad_input_is_quarantined_with_a_reason(home: Path) -> None:
     storage = home / "storage"
     quarantine = pl.read_parquet(storage / "quarantined_rows" / "2024-03.parquet")
     tx = quarantine.filter(pl.col("source") == "transactions")
-    by_invoice = {json.loads(r)["invoice_id"]: row for r, row in zip(tx["record"], tx.iter_rows(named=True), strict=True)}
+    by_invoice = {
+        json.loads(r)["invoice_id"]: row
+        for r, row in zip(tx["record"], tx.iter_rows(named=True), strict=True)
+    }
     for kind, (line, rule, column) in ROW_CASES.items():
         row = by_invoice[line.split(",")[0]]
         assert row["rule_id"] == rule, kind
@@ -111,7 +119,9 @@ def test_row_level_bad_input_is_quarantined_with_a_reason(home: Path) -> None:
     assert c2["web_invoices"] == 1  # " WEB " -> "web", "  C2 " -> "C2"
     crm = quarantine.filter(pl.col("source") == "customers")
     assert sorted(crm["rule_id"]) == ["duplicate_customer_id", "missing_customer_id"]
-    assert "Ann Lee" not in "".join(quarantine["record"]) and "ann@example.com" not in "".join(quarantine["record"])
+    assert "Ann Lee" not in "".join(quarantine["record"]) and "ann@example.com" not in "".join(
+        quarantine["record"]
+    )
 
 
 def _run_bad_file(home: Path, content: str | bytes, name: str = "2024-03.csv") -> str:

@@ -19,14 +19,18 @@ def _tx(rows: list[dict]) -> pl.DataFrame:
             "category": "toys", "quantity": "2", "unit_price": "3.5", "channel": "web"}  # fmt: skip
     frame = pl.DataFrame([{**base, **r} for r in rows], schema={k: pl.String for k in base})
     typed = cast_to_schema(frame.lazy(), "transactions").collect()
-    return typed.with_columns(pl.lit("tx.csv").alias("_source_file"), pl.int_range(pl.len()).cast(pl.Int64).alias("_source_row"))
+    return typed.with_columns(
+        pl.lit("tx.csv").alias("_source_file"), pl.int_range(pl.len()).cast(pl.Int64).alias("_source_row")
+    )
 
 
 def _rule_of(row: dict, known: list[str] | None = None) -> str | None:
     frame = _tx([row])
     series = pl.Series(known) if known is not None else None
     rules = cleaning.transaction_rules(START, END, CleaningSettings(), series)
-    result = cleaning.apply_rules(cleaning.normalise_codes(frame, "transactions"), rules, "transactions", "2024-03")
+    result = cleaning.apply_rules(
+        cleaning.normalise_codes(frame, "transactions"), rules, "transactions", "2024-03"
+    )
     return result.quarantined["rule_id"][0] if result.quarantined.height else None
 
 
@@ -42,7 +46,10 @@ def test_each_rule_fires_on_its_own_bad_input() -> None:
     assert _rule_of({"unit_price": "0"}) == "zero_price"
     assert _rule_of({"unit_price": "0", "customer_id": None}) == "zero_price"  # the specific reason wins
     assert _rule_of({"unit_price": "-2"}) == "negative_price"
-    assert _rule_of({"invoice_id": "A563185", "unit_price": "-11062.06", "customer_id": None}) == "adjustment_invoice"
+    assert (
+        _rule_of({"invoice_id": "A563185", "unit_price": "-11062.06", "customer_id": None})
+        == "adjustment_invoice"
+    )
     assert _rule_of({"quantity": "-5", "customer_id": None}) == "negative_quantity_not_cancellation"
     assert _rule_of({"unit_price": "NaN"}) == "missing_price"
     assert _rule_of({"unit_price": "inf"}) == "missing_price"
@@ -68,7 +75,10 @@ def test_accounting_and_duplicates() -> None:
                                   "transactions", "2024-03")  # fmt: skip
     counts = result.accounting()
     assert counts == {"raw_rows": 4, "accepted_rows": 2, "quarantined_rows": 1, "duplicates_dropped": 1}
-    assert counts["raw_rows"] == counts["accepted_rows"] + counts["quarantined_rows"] + counts["duplicates_dropped"]
+    assert (
+        counts["raw_rows"]
+        == counts["accepted_rows"] + counts["quarantined_rows"] + counts["duplicates_dropped"]
+    )
 
 
 def test_codes_are_normalised_before_rules() -> None:
@@ -95,8 +105,13 @@ def test_profiles_net_cancellations_and_mask_pii() -> None:
         "country": ["X", "X", "X"], "preferred_channel": ["web", "store", "store"],
         "marketing_opt_in": ["true", "false", "false"],
     })  # fmt: skip
-    raw_customers = cast_to_schema(customers.lazy(), "customers").collect().with_columns(
-        pl.lit("crm.csv").alias("_source_file"), pl.int_range(pl.len()).cast(pl.Int64).alias("_source_row")
+    raw_customers = (
+        cast_to_schema(customers.lazy(), "customers")
+        .collect()
+        .with_columns(
+            pl.lit("crm.csv").alias("_source_file"),
+            pl.int_range(pl.len()).cast(pl.Int64).alias("_source_row"),
+        )
     )
     build = build_profiles(RawSources(raw_customers, tx, None, None, None), "2024-03", START, END,
                            CleaningSettings(), seed=1)  # fmt: skip

@@ -143,11 +143,16 @@ def test_repo_contract_set_and_raw_schemas_match_canonical() -> None:
     assert {f"survey_{q}" for q in schema.SURVEY_QUESTIONS} <= set(profiles.column_names)
     assert not profiles.pii_columns
     # Demographics are null when there is no CRM source, so their not-null rules only warn.
-    assert sorted(r.id for r in profiles.rules_for("warn")) == sorted([
-        "customer_profiles.schema.extra",
-        "customer_profiles.volume_change",
-        *(f"customer_profiles.{c}.not_null" for c in ("birth_year", "gender", "income", "education", "household_size")),
-    ])
+    assert sorted(r.id for r in profiles.rules_for("warn")) == sorted(
+        [
+            "customer_profiles.schema.extra",
+            "customer_profiles.volume_change",
+            *(
+                f"customer_profiles.{c}.not_null"
+                for c in ("birth_year", "gender", "income", "education", "household_size")
+            ),
+        ]
+    )
 
 
 def test_contracts_dir_defaults_to_repo(monkeypatch: pytest.MonkeyPatch) -> None:

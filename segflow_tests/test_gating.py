@@ -14,7 +14,10 @@ from segflow.synth import DirtRates, SynthConfig, generate
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    generate(tmp_path / "landing", SynthConfig(customers=600, months=2, start="2024-01", seed=3, dirt=DirtRates.none()))
+    generate(
+        tmp_path / "landing",
+        SynthConfig(customers=600, months=2, start="2024-01", seed=3, dirt=DirtRates.none()),
+    )
     monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
     monkeypatch.delenv("SEGFLOW_CONFIG", raising=False)
     return tmp_path
@@ -26,7 +29,10 @@ def test_failed_blocking_check_stops_everything_downstream(home: Path) -> None:
     path = home / "landing" / "transactions" / "2024-02.parquet"
     tx = pl.read_parquet(path)
     broken = tx.with_columns(
-        pl.when(pl.int_range(pl.len()) % 10 < 6).then(None).otherwise(pl.col("customer_id")).alias("customer_id")
+        pl.when(pl.int_range(pl.len()) % 10 < 6)
+        .then(None)
+        .otherwise(pl.col("customer_id"))
+        .alias("customer_id")
     )
     broken.write_parquet(path)
     (home / "dagster_home").mkdir()

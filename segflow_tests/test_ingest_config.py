@@ -43,7 +43,12 @@ def test_unknown_column_lists_available_and_suggests(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as err:
         read_source("transactions", _settings(invoice_id="Invoic"), path)
     message = str(err.value)
-    assert path in message and "'Invoic'" in message and "did you mean 'Invoice'" in message and "Cust" in message
+    assert (
+        path in message
+        and "'Invoic'" in message
+        and "did you mean 'Invoice'" in message
+        and "Cust" in message
+    )
 
 
 def test_expression_mapping_and_bad_expression(tmp_path: Path) -> None:
@@ -85,5 +90,7 @@ def test_config_resolves_relative_paths(tmp_path: Path) -> None:
     cfg.write_text("storage_dir: out\nsources:\n  transactions: {location: data/tx.parquet}\n")
     settings = load_settings(cfg)
     assert settings.storage_dir == (tmp_path / "sub" / "out").resolve()
-    assert settings.sources["transactions"].location == str((tmp_path / "sub" / "data" / "tx.parquet").resolve())
+    assert settings.sources["transactions"].location == str(
+        (tmp_path / "sub" / "data" / "tx.parquet").resolve()
+    )
     assert pl.Series([settings.model.seed]).item() == 42

@@ -33,7 +33,7 @@ def _orders(path: Path) -> pl.DataFrame:
     frame = pl.DataFrame({
         "OrderNo": [f"O{i}" for i in range(n)],
         "Client": [f"K{c}" for c in np.where(heavy, rng.integers(0, 20, n), rng.integers(20, 90, n))],
-        "OrderDate": [f"2023-0{1 + m}-{1 + d:02d} 12:00:00" for m, d in zip(rng.integers(0, 3, n), rng.integers(0, 28, n))],
+        "OrderDate": [f"2023-0{1 + m}-{1 + d:02d} 12:00:00" for m, d in zip(rng.integers(0, 3, n), rng.integers(0, 28, n), strict=True)],
         "SKU": [f"S{s}" for s in rng.integers(0, 30, n)],
         "Qty": rng.integers(1, 6, n),
         "UnitPrice": np.round(np.where(heavy, rng.uniform(50, 90, n), rng.uniform(2, 9, n)), 2),

@@ -49,7 +49,9 @@ def defs():
 
 
 def _run(defs: dg.Definitions, instance, job: str, period: str) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def(job).execute_in_process(partition_key=period, instance=instance, raise_on_error=False)
+    return defs.resolve_job_def(job).execute_in_process(
+        partition_key=period, instance=instance, raise_on_error=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,9 @@ def test_outputs_hold_what_they_promise(built, home: Path) -> None:
     balance = accounting["accepted_rows"] + accounting["quarantined_rows"] + accounting["duplicates_dropped"]
     assert (accounting["raw_rows"] == balance).all()
     quarantine = pl.read_parquet(_stored(home, "quarantined_rows", "2024-08"))
-    assert {"missing_customer_id", "negative_price", "outside_partition", "quantity_outlier"} <= set(quarantine["rule_id"])
+    assert {"missing_customer_id", "negative_price", "outside_partition", "quantity_outlier"} <= set(
+        quarantine["rule_id"]
+    )
 
 
 def test_planted_segments_are_recovered(built, home: Path) -> None:
@@ -114,7 +118,13 @@ def test_rebuild_is_identical(built, defs, instance, home: Path) -> None:
     def digest(asset: str) -> str:
         return hashlib.sha256(_stored(home, asset, "2024-08").read_bytes()).hexdigest()
 
-    assets = ("customer_profiles", "customer_features", "segmentation_model", "segment_assignments", "kpi_audit")
+    assets = (
+        "customer_profiles",
+        "customer_features",
+        "segmentation_model",
+        "segment_assignments",
+        "kpi_audit",
+    )
     before = {a: digest(a) for a in assets}
     report_before = (home / "storage" / "reports" / "2024-08.html").read_bytes()
     assert _run(defs, instance, "segmentation_job", "2024-08").success

@@ -112,7 +112,11 @@ def test_report_renders_in_chromium(chromium: str, tmp_path: Path, page: str) ->
     shot = tmp_path / f"{page}.png"  # the whole page, for a person to look at
     height = max(800, int(probe["height"]))
     done = _run(
-        chromium, "--hide-scrollbars", f"--window-size=1200,{height}", f"--screenshot={shot}", original.as_uri()
+        chromium,
+        "--hide-scrollbars",
+        f"--window-size=1200,{height}",
+        f"--screenshot={shot}",
+        original.as_uri(),
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 20_000

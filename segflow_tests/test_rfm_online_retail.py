@@ -25,7 +25,9 @@ def _profiles(path: str, period: str) -> pl.DataFrame:
     split = period_filter_for("transactions", path, start, end, is_first_partition=False)
     raw = read_source("transactions", MAPPING, path, split).frame
     sources = RawSources(customers=None, transactions=raw, engagement=None, surveys=None, campaigns=None)
-    return build_profiles(sources, period, start, end, CleaningSettings(max_abs_quantity=20_000), seed=0).profiles
+    return build_profiles(
+        sources, period, start, end, CleaningSettings(max_abs_quantity=20_000), seed=0
+    ).profiles
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,10 @@ def test_ui_backfill_runs_through_the_daemon(tmp_path: Path) -> None:
         params = {
             "selector": {
                 "partitionSetName": "ingest_job_partition_set",
-                "repositorySelector": {"repositoryLocationName": "segflow", "repositoryName": "__repository__"},
+                "repositorySelector": {
+                    "repositoryLocationName": "segflow",
+                    "repositoryName": "__repository__",
+                },
             },
             "partitionNames": ["2024-01"],
         }
@@ -75,7 +78,10 @@ def test_ui_backfill_runs_through_the_daemon(tmp_path: Path) -> None:
         status = None
         while time.monotonic() < deadline:
             status = _post(url, STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]["status"]
-            if status in ("COMPLETED", "COMPLETED_SUCCESS", "FAILED", "COMPLETED_FAILED", "CANCELED") and target.exists():
+            if (
+                status in ("COMPLETED", "COMPLETED_SUCCESS", "FAILED", "COMPLETED_FAILED", "CANCELED")
+                and target.exists()
+            ):
                 break
             time.sleep(2)
         assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status

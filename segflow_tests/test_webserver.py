@@ -47,7 +47,11 @@ def graphql(tmp_path_factory: pytest.TempPathFactory):
     webserver = Path(sys.executable).parent / "dagster-webserver"
     process = subprocess.Popen(
         [str(webserver), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -58,7 +62,9 @@ def graphql(tmp_path_factory: pytest.TempPathFactory):
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"webserver did not start: {process.stderr.read().decode()[-2000:]}") from None
+                    raise RuntimeError(
+                        f"webserver did not start: {process.stderr.read().decode()[-2000:]}"
+                    ) from None
                 time.sleep(0.5)
         yield f"{url}/graphql"
     finally:
@@ -84,6 +90,8 @@ def test_ui_loads_everything(graphql: str) -> None:
     assert checks == {k.name for k in expected.resolve_asset_graph().asset_check_keys}
     repo = data["repositoriesOrError"]["nodes"][0]
     assert {j["name"] for j in repo["jobs"]} >= {"segmentation_job", "ingest_job", "modelling_job"}
-    assert {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]} == {"segmentation_job_schedule": "STOPPED"}
+    assert {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]} == {
+        "segmentation_job_schedule": "STOPPED"
+    }
     assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == {
         "landing_sensor": "STOPPED", "segflow_automation": "STOPPED"}  # fmt: skip

@@ -92,7 +92,12 @@ def build_contract_checks(
         if rules:
             checks.append(
                 _build_check(
-                    key, contract, severity, f"{key.path[-1]}_contract_{suffix}", partitions_def, rules,
+                    key,
+                    contract,
+                    severity,
+                    f"{key.path[-1]}_contract_{suffix}",
+                    partitions_def,
+                    rules,
                     contract_for,
                 )
             )
@@ -262,6 +267,8 @@ def publish_gate(frame: pl.DataFrame, contract_name: str, period: str) -> None:
         failed = [r for r in report.results if r.success is False]
         raise dg.Failure(
             description=f"{contract_name} {period} not published: contract rules failed: "
-            + "; ".join(f"{r.rule_id} (observed {r.observed_value}, unexpected {r.unexpected_count})" for r in failed),
+            + "; ".join(
+                f"{r.rule_id} (observed {r.observed_value}, unexpected {r.unexpected_count})" for r in failed
+            ),
             metadata={"failing_rules": ", ".join(r.rule_id for r in failed)},
         )

@@ -3,7 +3,6 @@ dagster, polars, scikit-learn and GX, more than most steps compute. Parallelism 
 several partitions (runs) at once through the run launcher or ``segflow backfill --workers``.
 """
 
-
 import dagster as dg
 
 segmentation_job = dg.define_asset_job(

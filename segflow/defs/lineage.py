@@ -1,6 +1,5 @@
 """Lineage metadata recorded on every materialisation."""
 
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +36,9 @@ def table_metadata(frame: pl.DataFrame) -> dg.MetadataValue:
     """A small polars frame as a Dagster table, for display in the UI."""
     records = [dg.TableRecord({k: (v if isinstance(v, int | float | str | bool) or v is None else str(v))
                                for k, v in row.items()}) for row in frame.iter_rows(named=True)]  # fmt: skip
-    schema = dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+    )
     return dg.MetadataValue.table(records=records, schema=schema)
 
 

@@ -1,6 +1,5 @@
 """The monthly partitions and the partition mappings between stages."""
 
-
 import dagster as dg
 
 from segflow.config import get_settings

@@ -5,7 +5,6 @@ dagster-polars 0.27 breaks on polars 2 and cannot write atomically. It is a ``UP
 so local paths and object-store URIs work alike.
 """
 
-
 import json
 import tempfile
 import typing
@@ -62,7 +61,9 @@ class PolarsParquetIOManager(dg.UPathIOManager):
 
     def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
         if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}"
+            )
         _publish(path, lambda tmp: storage.write_parquet_in_place(obj, tmp))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame | pl.LazyFrame:

@@ -1,6 +1,5 @@
 """The monthly schedule. It starts STOPPED: a data engineer turns it on in the UI once sources land."""
 
-
 import dagster as dg
 
 from segflow.defs.jobs import segmentation_job

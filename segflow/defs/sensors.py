@@ -24,7 +24,9 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     previous = json.loads(context.cursor) if context.cursor else {}
     months = [m for m in landing.changed_periods(previous, current)
               if m in set(monthly_partitions.get_partition_keys())]  # fmt: skip
-    requests = [dg.RunRequest(partition_key=month, run_key=landing.month_key(current, month)) for month in months]
+    requests = [
+        dg.RunRequest(partition_key=month, run_key=landing.month_key(current, month)) for month in months
+    ]
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
 
 

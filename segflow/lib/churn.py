@@ -294,14 +294,27 @@ def fit_churn_model(
         "period": period,
         "horizon_months": horizon,
         "seed": settings.seed,
-        "estimator": {"class": "sklearn.linear_model.LogisticRegression", "C": LOGISTIC_C, "solver": "lbfgs",
-                      "max_iter": LOGISTIC_MAX_ITER, "penalty": "l2"},  # fmt: skip
+        "estimator": {
+            "class": "sklearn.linear_model.LogisticRegression",
+            "C": LOGISTIC_C,
+            "solver": "lbfgs",
+            "max_iter": LOGISTIC_MAX_ITER,
+            "penalty": "l2",
+        },  # fmt: skip
         "label_definition": f"no purchase in the {horizon} months after the features' month",
         "required_periods": required,
-        "train": {"features_period": months.train, "labels_period": months.validation,
-                  "customers": train.height, "churn_rate": float(y_train.mean())},  # fmt: skip
-        "validation": {"features_period": months.validation, "labels_period": months.score,
-                       "customers": validation.height, "churn_rate": float(y_val.mean())},  # fmt: skip
+        "train": {
+            "features_period": months.train,
+            "labels_period": months.validation,
+            "customers": train.height,
+            "churn_rate": float(y_train.mean()),
+        },  # fmt: skip
+        "validation": {
+            "features_period": months.validation,
+            "labels_period": months.score,
+            "customers": validation.height,
+            "churn_rate": float(y_val.mean()),
+        },  # fmt: skip
         **model,
         "baseline": {**baseline, "features": [name for name, _ in BASELINE_FEATURES]},
         "metrics": {

@@ -228,10 +228,14 @@ def _unmapped_columns(scan: pl.LazyFrame, schema: pl.Schema, source: str, settin
     unmapped = [c for c in schema if c not in used]
     if not unmapped:
         return {}
-    stats = scan.select(
-        *[pl.col(c).n_unique().alias(f"{c}|n") for c in unmapped],
-        *[pl.col(c).drop_nulls().first().cast(pl.String).alias(f"{c}|v") for c in unmapped],
-    ).collect().row(0, named=True)
+    stats = (
+        scan.select(
+            *[pl.col(c).n_unique().alias(f"{c}|n") for c in unmapped],
+            *[pl.col(c).drop_nulls().first().cast(pl.String).alias(f"{c}|v") for c in unmapped],
+        )
+        .collect()
+        .row(0, named=True)
+    )
     return {
         c: {"constant": stats[f"{c}|n"] == 1, "value": stats[f"{c}|v"] if stats[f"{c}|n"] == 1 else None}
         for c in unmapped

@@ -1,6 +1,5 @@
 """Customer features: RFM and behaviour over the trailing window ending at the partition's month."""
 
-
 import dagster as dg
 import polars as pl
 

@@ -1,6 +1,5 @@
 """Cleaned customer profiles and the quarantine of rejected raw rows."""
 
-
 import dagster as dg
 import polars as pl
 
@@ -83,7 +82,9 @@ def customer_profiles(
     build = build_profiles(raw, period, start, end, config.cleaning, seed=config.model.seed)
     rows_in = {source: counts["raw_rows"] for source, counts in build.accounting.items()}
     imputed = {
-        c.removesuffix("_imputed"): int(build.profiles[c].sum()) for c in build.profiles.columns if c.endswith("_imputed")
+        c.removesuffix("_imputed"): int(build.profiles[c].sum())
+        for c in build.profiles.columns
+        if c.endswith("_imputed")
     }
     by_rule = build.quarantined.group_by("source", "rule_id").len().sort("source", "rule_id")
     profiles_meta = lineage(
@@ -96,9 +97,18 @@ def customer_profiles(
         imputation_seed=config.model.seed,
     )
     accounting = pl.DataFrame(
-        [{"period": period, "source": source, **counts} for source, counts in sorted(build.accounting.items())],
-        schema={"period": pl.String, "source": pl.String, "raw_rows": pl.Int64, "accepted_rows": pl.Int64,
-                "quarantined_rows": pl.Int64, "duplicates_dropped": pl.Int64},  # fmt: skip
+        [
+            {"period": period, "source": source, **counts}
+            for source, counts in sorted(build.accounting.items())
+        ],
+        schema={
+            "period": pl.String,
+            "source": pl.String,
+            "raw_rows": pl.Int64,
+            "accepted_rows": pl.Int64,
+            "quarantined_rows": pl.Int64,
+            "duplicates_dropped": pl.Int64,
+        },  # fmt: skip
     )
     quarantine_meta = {
         "dagster/row_count": build.quarantined.height,
@@ -114,12 +124,28 @@ def customer_profiles(
     for table, name in tables:
         publish_gate(table, name, period)
     return (
-        dg.Output(build.profiles, output_name="customer_profiles", metadata=profiles_meta,
-                  data_version=data_version(build.profiles)),
-        dg.Output(build.quarantined, output_name="quarantined_rows", metadata=quarantine_meta,
-                  data_version=data_version(build.quarantined)),
-        dg.Output(accounting, output_name="row_accounting", metadata={"dagster/row_count": accounting.height},
-                  data_version=data_version(accounting)),
-        dg.Output(build.recoded_values, output_name="recoded_values", metadata=recoded_meta,
-                  data_version=data_version(build.recoded_values)),
+        dg.Output(
+            build.profiles,
+            output_name="customer_profiles",
+            metadata=profiles_meta,
+            data_version=data_version(build.profiles),
+        ),
+        dg.Output(
+            build.quarantined,
+            output_name="quarantined_rows",
+            metadata=quarantine_meta,
+            data_version=data_version(build.quarantined),
+        ),
+        dg.Output(
+            accounting,
+            output_name="row_accounting",
+            metadata={"dagster/row_count": accounting.height},
+            data_version=data_version(accounting),
+        ),
+        dg.Output(
+            build.recoded_values,
+            output_name="recoded_values",
+            metadata=recoded_meta,
+            data_version=data_version(build.recoded_values),
+        ),
     )

@@ -26,6 +26,8 @@ def row_accounting_balances(row_accounting: pl.DataFrame) -> dg.AssetCheckResult
         severity=dg.AssetCheckSeverity.ERROR,
         description="every raw row accounted for"
         if broken.height == 0
-        else "; ".join(f"{r['source']}: {r['unaccounted']} rows unaccounted" for r in broken.iter_rows(named=True)),
+        else "; ".join(
+            f"{r['source']}: {r['unaccounted']} rows unaccounted" for r in broken.iter_rows(named=True)
+        ),
         metadata={"accounting": table_metadata(row_accounting.drop("period"))},
     )
