@@ -122,13 +122,15 @@ def transaction_rules(
             ~pl.col("unit_price").is_finite().fill_null(False),
         ),
         Rule("zero_quantity", "quantity is zero", pl.col("quantity") == 0),
-        Rule("zero_price", "unit price is zero (free or unpriced line)", pl.col("unit_price") == 0),
-        Rule("negative_price", "unit price is negative", pl.col("unit_price") < 0),
+        # Before the price rules: a write-off usually carries no price either, and "free line" would
+        # hide what it is.
         Rule(
             "negative_quantity_not_cancellation",
             "negative quantity on an invoice that is not a cancellation (stock write-off)",
             (pl.col("quantity") < 0) & ~is_cancellation,
         ),
+        Rule("zero_price", "unit price is zero (free or unpriced line)", pl.col("unit_price") == 0),
+        Rule("negative_price", "unit price is negative", pl.col("unit_price") < 0),
         Rule(
             "positive_quantity_cancellation",
             "positive quantity on a cancellation invoice",
