@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from segflow.lib.exact import exact_mean, exact_sum
+
 BACKTEST_SCHEMA: dict[str, pl.DataType] = {
     "assigned_period": pl.String(),
     "horizon_months": pl.Int64(),
@@ -39,7 +41,7 @@ def realised_outcomes(assignments: pl.DataFrame, profiles: dict[str, pl.DataFram
         pl.concat(frames, how="diagonal_relaxed")
         .group_by("customer_id")
         .agg(
-            pl.col("net_revenue").cast(pl.Float64).sum().alias("future_revenue"),
+            exact_sum(pl.col("net_revenue").cast(pl.Float64)).alias("future_revenue"),
             pl.col("n_invoices").cast(pl.Int64).sum().alias("future_invoices"),
         )
     )
@@ -66,7 +68,8 @@ def backtest(
         outcomes.group_by("segment_id", "segment_name")
         .agg(
             pl.len().cast(pl.Int64).alias("customers"),
-            pl.col("future_revenue").mean().alias("mean_future_revenue"),
+            # Exact sums: a float mean's last bit depends on polars' thread count (backfill workers).
+            exact_mean(pl.col("future_revenue")).alias("mean_future_revenue"),
             pl.col("future_revenue").median().alias("median_future_revenue"),
             pl.col("future_invoices").cast(pl.Float64).mean().alias("mean_future_invoices"),
             (pl.col("future_invoices") > 0).cast(pl.Float64).mean().alias("purchase_rate"),

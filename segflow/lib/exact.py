@@ -15,3 +15,10 @@ MICRO = 1_000_000
 def exact_sum(expr: pl.Expr) -> pl.Expr:
     """Sum of a money expression, exact to a millionth of a unit."""
     return (expr * MICRO).round(0).cast(pl.Int64).sum() / MICRO
+
+
+def exact_mean(expr: pl.Expr) -> pl.Expr:
+    """Mean of the non-null values, from an exact sum (to a millionth): a float mean in a group-by
+    differs in the last bit with polars' thread count, and so between backfill worker layouts."""
+    count = expr.count()
+    return pl.when(count > 0).then(exact_sum(expr) / count).otherwise(None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from segflow.lib.exact import exact_sum
+from segflow.lib.exact import exact_mean, exact_sum
 
 CAMPAIGN_ARMS = ("treatment", "control")
 
@@ -75,7 +75,7 @@ def clean_exposures(campaigns: pl.DataFrame) -> pl.DataFrame:
 
 def _mean_or_null(frame: pl.DataFrame, column: str) -> pl.Expr:
     if column in frame.columns:
-        return pl.col(column).cast(pl.Float64).fill_nan(None).mean().alias(column)
+        return exact_mean(pl.col(column).cast(pl.Float64).fill_nan(None)).alias(column)
     return pl.lit(None, dtype=pl.Float64).alias(column)
 
 
