@@ -23,9 +23,14 @@ def prepare_environment(config: str | None) -> Settings:
     settings = load_settings(config)
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch(exist_ok=True)
+    instance_yaml = home / "dagster.yaml"
+    if not instance_yaml.exists() or not instance_yaml.read_text().strip():
+        # segflow makes no network calls at run time, and Dagster's telemetry would.
+        instance_yaml.write_text(INSTANCE_YAML)
     return settings
 
+
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
 # The full event stream is in the instance (and the UI); the terminal gets errors only. Dagster's
 # warnings here are expected ones (a first month has no previous partition to read), and a failed

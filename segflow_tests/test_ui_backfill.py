@@ -40,7 +40,7 @@ def test_ui_backfill_runs_through_the_daemon(tmp_path: Path) -> None:
     generate(tmp_path / "landing", SynthConfig(customers=200, months=1, start="2024-01", seed=1))
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").touch()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

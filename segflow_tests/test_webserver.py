@@ -40,7 +40,7 @@ def _post(url: str, query: str) -> dict:
 @pytest.fixture(scope="module")
 def graphql(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("dagster_home")
-    (home / "dagster.yaml").touch()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "SEGFLOW_HOME": str(home / "segflow")}
     env.pop("SEGFLOW_CONFIG", None)
