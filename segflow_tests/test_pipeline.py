@@ -143,3 +143,8 @@ def test_lineage_metadata_recorded(built, instance) -> None:
     assert all(d.asset_key == dg.AssetKey("customer_profiles") for deps in lineage.values() for d in deps)
     version = event.asset_materialization.tags["dagster/data_version"]
     assert version.startswith(f"{meta['dagster/row_count'].value}-")
+    segments = instance.get_latest_materialization_event(dg.AssetKey("segment_assignments"))
+    deps = segments.asset_materialization.metadata["dagster/column_lineage"].value.deps_by_column
+    assert {d.column_name for d in deps["recency_days"]} == {"recency_days"}
+    assert {d.asset_key for d in deps["previous_segment_id"]} == {dg.AssetKey("segment_assignments")}
+    assert "recency_days" in {d.column_name for d in deps["segment_id"]}

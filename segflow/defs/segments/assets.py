@@ -9,7 +9,7 @@ from segflow.defs.lineage import OWNERS, lineage
 from segflow.defs.models.assets import PREVIOUS_MONTH, previous_partition
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
-from segflow.lib.churn import churn_scores
+from segflow.lib.churn import CHURN_FEATURES, churn_scores
 from segflow.lib.clustering import assign
 
 ASSIGNMENT_COLUMNS = (
@@ -84,8 +84,31 @@ def segment_assignments(
                 float((kept["segment_id"] == kept["previous_segment_id"]).mean()) if kept.height else None
             ),
             churn_risk=dg.MetadataValue.json(_churn_summary(churn_model, assignments)),
+            **{"dagster/column_lineage": _column_lineage(assignments.columns, segmentation_model)},
         ),
     )
+
+
+def _column_lineage(columns: list[str], segmentation_model: dict) -> dg.TableColumnLineage:
+    """Carried columns come from customer_features as they are; the segment from the features the
+    model's design reads; churn risk from the churn model's features; the previous segment from last
+    month's assignments. (The models themselves are JSON, not tables, so they have no columns.)"""
+    features, assignments = dg.AssetKey("customer_features"), dg.AssetKey("segment_assignments")
+    design = [f["name"] for f in segmentation_model["features"]]
+    derived = {
+        "segment_id": [(features, c) for c in design],
+        "segment_name": [(features, c) for c in design],
+        "churn_risk": [(features, c) for c, _ in CHURN_FEATURES],
+        "previous_segment_id": [(assignments, "segment_id")],
+    }
+    deps = {
+        column: [dg.TableColumnDep(asset_key=key, column_name=name) for key, name in derived[column]]
+        if column in derived
+        else [dg.TableColumnDep(asset_key=features, column_name=column)]
+        for column in columns
+        if column in derived or column in ASSIGNMENT_COLUMNS
+    }
+    return dg.TableColumnLineage(deps_by_column=deps)
 
 
 def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> dict:
