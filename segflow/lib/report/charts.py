@@ -42,11 +42,7 @@ def bar_chart(labels: list[str], values: list[float], title: str, xlabel: str) -
     fig, ax = _figure(7, 0.45 * len(labels) + 1.2)
     colours = [OKABE_ITO[i % len(OKABE_ITO)] for i in range(len(labels))]
     ax.barh(range(len(labels)), values, color=colours)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    ax.spines[["top", "right"]].set_visible(False)
+    _finish_rows(ax, labels, xlabel, title)
     for i, value in enumerate(values):
         label = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
         ax.annotate(label, (value, i), xytext=(3, 0), textcoords="offset points", va="center")
@@ -76,7 +72,7 @@ def line_chart(x: list, series: dict[str, list[float]], title: str, ylabel: str,
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.spines[["top", "right"]].set_visible(False)
+    _open_frame(ax)
     ax.legend(frameon=False)
     return _to_svg(fig)
 
@@ -84,8 +80,18 @@ def line_chart(x: list, series: dict[str, list[float]], title: str, ylabel: str,
 BAND_COLOURS = {"stable": "#009E73", "moderate": "#E69F00", "major": "#D55E00", "n/a": "#999999"}
 
 
-def _dash(ax) -> None:
+def _open_frame(ax) -> None:
+    """No top or right axis line: the data, not a box, frames the chart."""
     ax.spines[["top", "right"]].set_visible(False)
+
+
+def _finish_rows(ax, labels: list[str], xlabel: str, title: str) -> None:
+    """One labelled row per item, first at the top: the layout of every horizontal chart here."""
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    _open_frame(ax)
 
 
 def migration_heatmap(
@@ -137,11 +143,7 @@ def lift_chart(
             capsize=3,
         )
     ax.axvline(0, color="#1b1b1b", linewidth=0.8)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.invert_yaxis()
-    ax.set_xlabel("treatment minus control response rate (percentage points, 95% CI)")
-    ax.set_title(title)
-    _dash(ax)
+    _finish_rows(ax, labels, "treatment minus control response rate (percentage points, 95% CI)", title)
     return _to_svg(fig)
 
 
@@ -152,11 +154,7 @@ def psi_chart(names: list[str], psi: list[float], bands: list[str], title: str) 
     for limit, text in ((0.1, "moderate 0.1"), (0.25, "major 0.25")):
         ax.axvline(limit, color="#555555", linestyle="--", linewidth=0.8)
         ax.annotate(text, (limit, -0.6), fontsize=7, color="#555555", ha="left")
-    ax.set_yticks(range(len(names)), names)
-    ax.invert_yaxis()
-    ax.set_xlabel("population stability index vs previous month (unitless)")
-    ax.set_title(title)
-    _dash(ax)
+    _finish_rows(ax, names, "population stability index vs previous month (unitless)", title)
     return _to_svg(fig)
 
 
@@ -188,7 +186,7 @@ def multi_line_chart(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    _dash(ax)
+    _open_frame(ax)
     if len(series) > 1:
         ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _to_svg(fig)
