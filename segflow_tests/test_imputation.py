@@ -61,8 +61,10 @@ def test_imputation_record_names_method_parameters_and_seed() -> None:
         "max_iter": 10,
         "sample_posterior": False,
     }
+    assert imputation_record(ITERATIVE, 7)["fit_sample"] == 50_000
     record = imputation_record(KNN, 7)
     assert record["method"] == "knn" and record["seed"] == 7 and record["params"]["n_neighbors"] == 5
+    assert record["fit_sample"] == 5_000  # KNN compares each row with every fitted row: fewer of them
 
 
 # ---------------------------------------------------------------------------------- demographics

@@ -29,7 +29,7 @@ def churn_text(settings: Settings, churn: dict | None) -> str:
 
 def imputation_text(settings: Settings) -> str:
     """How missing demographics and survey answers are filled, as configured."""
-    from segflow.lib.imputation import FIT_SAMPLE
+    from segflow.lib.imputation import FIT_SAMPLE, fit_sample
 
     i = settings.imputation
     model = (
@@ -45,7 +45,8 @@ def imputation_text(settings: Settings) -> str:
     )
     return (
         f"numeric demographics (birth year, income, household size) by {model}; gender and education by "
-        f"a gradient-boosting classifier; {surveys}. Fitted on a seeded sample of up to {FIT_SAMPLE:,} rows; "
+        f"a gradient-boosting classifier; {surveys}. The numeric model is fitted on a seeded sample of up to "
+        f"{fit_sample(i):,} rows, the classifier on up to {FIT_SAMPLE:,}; "
         "every filled cell is flagged in a *_imputed column, and the rate per column is under Data quality."
     )
 
