@@ -171,6 +171,40 @@ class CleaningSettings:
     adjustment_prefixes: tuple[str, ...] = ("A",)  # invoice ids of accounting adjustments, not sales
 
 
+IMPUTATION_METHODS = ("iterative", "knn")
+SURVEY_IMPUTATION = ("partial", "none")
+
+
+@dataclass(frozen=True)
+class ImputationSettings:
+    """How missing demographics and survey answers are filled in customer profiles (seeded with
+    ``model.seed``). See segflow/lib/imputation.py for the models."""
+
+    # iterative: IterativeImputer (each numeric column regressed on the others) | knn: KNNImputer
+    # (the mean of the nearest complete-enough customers, on standardised columns).
+    method: str = "iterative"
+    n_neighbors: int = 5  # knn only
+    # partial: a customer who answered some of the month's survey questions gets the others
+    # imputed | none: survey answers are never imputed. Customers who answered nothing are never
+    # imputed: there is nothing of theirs to impute from, only their demographics.
+    surveys: str = "partial"
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings (empty when usable)."""
+        out = []
+        if self.method not in IMPUTATION_METHODS:
+            out.append(f"method: {self.method!r} is not one of {list(IMPUTATION_METHODS)}")
+        if (
+            isinstance(self.n_neighbors, bool)
+            or not isinstance(self.n_neighbors, int)
+            or self.n_neighbors < 1
+        ):
+            out.append(f"n_neighbors: {self.n_neighbors!r} must be a whole number of at least 1")
+        if self.surveys not in SURVEY_IMPUTATION:
+            out.append(f"surveys: {self.surveys!r} is not one of {list(SURVEY_IMPUTATION)}")
+        return out
+
+
 @dataclass(frozen=True)
 class FeatureSettings:
     """RFM definitions. They differ between tools, so each is a choice stated in the report."""
@@ -240,6 +274,7 @@ class Settings:
     partitions_end: str | None = None
     sources: dict[str, SourceSettings] = field(default_factory=_default_sources)
     cleaning: CleaningSettings = CleaningSettings()
+    imputation: ImputationSettings = ImputationSettings()
     features: FeatureSettings = FeatureSettings()
     model: ModelSettings = ModelSettings()
     report: ReportSettings = ReportSettings()
@@ -261,6 +296,7 @@ class Settings:
 
 _SECTIONS = {
     "cleaning": CleaningSettings,
+    "imputation": ImputationSettings,
     "features": FeatureSettings,
     "model": ModelSettings,
     "report": ReportSettings,
@@ -319,6 +355,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
     near = kwargs.get("cleaning", defaults.cleaning).near_duplicates
     if near not in ("keep", "quarantine"):
         raise ConfigError(f"{file}: cleaning: near_duplicates: {near!r} is not one of ['keep', 'quarantine']")
+    imputation_problems = kwargs.get("imputation", defaults.imputation).problems()
+    if imputation_problems:
+        raise ConfigError(f"{file}: imputation: " + "; ".join(imputation_problems))
     if "sources" in raw:
         sources = dict(defaults.sources)
         for name, spec in (raw["sources"] or {}).items():

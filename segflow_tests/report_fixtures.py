@@ -7,6 +7,7 @@ import polars as pl
 
 from segflow.lib.backtest import backtest
 from segflow.lib.drift import feature_drift
+from segflow.lib.imputation import imputation_rates
 from segflow.lib.kpis import segment_kpis
 from segflow.lib.lift import campaign_lift
 from segflow.lib.migration import migration_matrix
@@ -79,6 +80,15 @@ def report_inputs(period: str = "2024-03", n: int = 3000, min_cell: int = 10) ->
         )
         for m in ("2024-02", period)
     }
+    # Imputation flags of the month: 150 incomes (5%), 4 birth years (under k), no survey answer.
+    flagged = pl.int_range(n, eager=True)
+    imputed = pl.DataFrame(
+        {
+            "birth_year_imputed": flagged < 4,
+            "income_imputed": flagged % 20 == 7,
+            "survey_brand_loyalty_imputed": flagged < 0,
+        }
+    )
     model = {
         "family": "kmeans",
         "version": "abc123",
@@ -121,6 +131,7 @@ def report_inputs(period: str = "2024-03", n: int = 3000, min_cell: int = 10) ->
                     "failing": "x",
                 }
             ],
+            "imputation": imputation_rates(imputed).to_dicts(),
             "trend": {
                 "2024-01": {"transactions": 1.0},
                 "2024-02": {"transactions": 1.2},

@@ -72,6 +72,16 @@ def test_report_is_self_contained_and_deterministic(html: str) -> None:
     assert all(u.startswith(("http://www.w3.org/", "https://www.w3.org/")) for u in urls), urls
 
 
+def test_quality_section_shows_imputation_rates_with_small_counts_suppressed(html: str) -> None:
+    quality = html[html.index('<section id="quality">') : html.index('<section id="methods">')]
+    assert '<h3 id="imputation">Imputed values</h3>' in quality
+    assert "<tr><td>income</td><td>150</td><td>3,000</td><td>5.0%</td></tr>" in quality
+    # 4 imputed birth years describe fewer than k = 10 customers: neither the count nor the rate shows.
+    assert "<tr><td>birth_year</td><td>&lt;10</td><td>3,000</td><td>–</td></tr>" in quality
+    assert "<tr><td>survey_brand_loyalty</td><td>0</td><td>3,000</td><td>0.0%</td></tr>" in quality
+    assert "0.1%" not in quality  # 4 / 3,000, the suppressed rate
+
+
 def test_index_links_every_month_with_trends() -> None:
     records = [summary_record(report_inputs(period=p)) for p in ("2024-03", "2024-04", "2024-05")]
     page = render_index(records)
@@ -139,6 +149,24 @@ def test_pipeline_report_metadata_and_drift_check(pipeline_reports) -> None:
     assert evaluations["kpi_audit_contract_errors"].passed
     html = Path(meta["path"].value).read_text(encoding="utf-8")
     assert "checks passed" in html or "check(s) passed" in html
+    # Imputation: the method and seed on the profiles, the rate per column on the report.
+    profiles = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "customer_profiles"
+    ][0].materialization.metadata
+    assert (
+        profiles["imputation"].value["method"] == "iterative" and profiles["imputation"].value["seed"] == 42
+    )
+    rates = {r.data["column"]: r.data for r in meta["imputation_rates"].value.records}
+    assert set(rates) == {"birth_year", "income", "household_size", "gender", "education"} | {
+        f"survey_{q}"
+        for q in ("price_sensitivity", "brand_loyalty", "eco_conscious", "tech_savvy", "convenience")
+    }
+    assert {c: r["imputed"] for c, r in rates.items()} == profiles["imputed_cells"].value
+    assert rates["income"]["imputed"] == profiles["imputed_cells"].value["income"] > 0
+    assert rates["income"]["rate"] == pytest.approx(rates["income"]["imputed"] / rates["income"]["customers"])
+    assert '<h3 id="imputation">Imputed values</h3>' in html and "<td>survey_convenience</td>" in html
 
 
 def test_segment_cards_render_persona_cards() -> None:

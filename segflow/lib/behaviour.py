@@ -24,8 +24,23 @@ def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
     return pl.when(den > 0).then(num / den).otherwise(None)
 
 
+def _latest_answer(question: str, names: list[str]) -> pl.Expr:
+    """The customer's latest answer in the window, preferring one they gave over one imputed.
+
+    A partly answered survey in March has its other questions imputed; an answer the customer
+    gave in January to one of those questions is still theirs, so it wins over March's estimate.
+    Months written before the flags existed count as answered.
+    """
+    column = f"survey_{question}"
+    flag = f"{column}_imputed"
+    # Sorted by (given, period), the last non-null value is the latest given answer, if any.
+    keys = [~pl.col(flag).fill_null(False), "period"] if flag in names else ["period"]
+    return pl.col(column).sort_by(keys).drop_nulls().last().alias(column)
+
+
 def behaviour_features(window: pl.LazyFrame, period: str) -> pl.LazyFrame:
     """Per customer: tenure, purchase rate, order value, returns, channel mix and engagement."""
+    names = window.collect_schema().names()
     month_index = (
         pl.col("period").str.to_date("%Y-%m").dt.year() * 12
         + pl.col("period").str.to_date("%Y-%m").dt.month()
@@ -51,10 +66,7 @@ def behaviour_features(window: pl.LazyFrame, period: str) -> pl.LazyFrame:
         *[pl.col(f"{c}_invoices").sum() for c in CHANNELS],
         pl.col("period").filter(pl.col("n_invoices") > 0).n_unique().alias("active_months"),
         # Latest answer in the window; sorted by period because scan order across files is not fixed.
-        *[
-            pl.col(f"survey_{q}").sort_by("period").drop_nulls().last().alias(f"survey_{q}")
-            for q in SURVEY_QUESTIONS
-        ],
+        *[_latest_answer(q, names) for q in SURVEY_QUESTIONS],
     )
     tenure = pl.col("tenure_months").cast(pl.Float64)
     return sums.select(
@@ -118,7 +130,7 @@ FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
     "email_open_rate": ("email_opens", "email_sends"),
     "email_click_rate": ("email_clicks", "email_opens"),
     "campaign_response_rate": ("campaign_responses", "campaign_exposures"),
-    **{f"survey_{q}": (f"survey_{q}", "period") for q in SURVEY_QUESTIONS},
+    **{f"survey_{q}": (f"survey_{q}", f"survey_{q}_imputed", "period") for q in SURVEY_QUESTIONS},
     **{d: (d,) for d in DEMOGRAPHICS},
     "r_score": ("last_purchase_at",),
     "f_score": ("n_invoices",),

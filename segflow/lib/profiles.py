@@ -2,7 +2,8 @@
 
 A profile row holds the customer's demographics as of the month's end (PII removed, invalid
 values recoded to null and then imputed, with flags) and the month's activity: purchases net of
-cancellations and returns, engagement, survey answers and campaign exposures. The features stage
+cancellations and returns, engagement, survey answers (a partly answered survey's other questions
+imputed, with flags) and campaign exposures. The features stage
 sums these monthly rows over its trailing window, so it never needs the line items again.
 """
 
@@ -13,11 +14,11 @@ from datetime import datetime
 
 import polars as pl
 
-from segflow.config import CleaningSettings
+from segflow.config import CleaningSettings, ImputationSettings
 from segflow.lib import cleaning
 from segflow.lib.cleaning import Cleaned
 from segflow.lib.exact import exact_sum
-from segflow.lib.imputation import CATEGORICAL, NUMERIC, impute_demographics, imputed_flag
+from segflow.lib.imputation import CATEGORICAL, NUMERIC, impute_demographics, impute_surveys, imputed_flag
 from segflow.lib.schema import CHANNELS, CUSTOMERS, MARITAL_STATUSES, PII_COLUMNS, SURVEY_QUESTIONS
 
 GENDERS = ("F", "M", "X")
@@ -237,9 +238,19 @@ def _snapshot_activity(snapshot: pl.DataFrame) -> pl.DataFrame:
 
 
 def build_profiles(
-    raw: RawSources, period: str, start: datetime, end: datetime, settings: CleaningSettings, seed: int
+    raw: RawSources,
+    period: str,
+    start: datetime,
+    end: datetime,
+    settings: CleaningSettings,
+    seed: int,
+    imputation: ImputationSettings | None = None,
 ) -> ProfileBuild:
-    """Validate every source, quarantine bad rows, and build the month's customer profiles."""
+    """Validate every source, quarantine bad rows, and build the month's customer profiles.
+
+    Missing demographics and the unanswered questions of partly answered surveys are imputed by
+    the model ``imputation`` names (default: ``ImputationSettings()``), seeded with ``seed``.
+    """
     results: dict[str, Cleaned] = {}
     known: pl.Series | None = None
     recoded: dict[str, int] = {}
@@ -278,7 +289,7 @@ def build_profiles(
                 snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left"
             )
         customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
-        customers = impute_demographics(customers.sort("customer_id"), seed)
+        customers = impute_demographics(customers.sort("customer_id"), seed, imputation)
     else:
         ids = tx["customer_id"] if tx is not None else snapshot["customer_id"]
         customers = _customers_from_ids(ids).drop(*PII_COLUMNS)
@@ -317,6 +328,7 @@ def build_profiles(
         .sort("customer_id")
         .select("customer_id", "period", pl.exclude("customer_id", "period"))
     )
+    profiles = impute_surveys(profiles, seed, imputation)
     quarantined = pl.concat([r.quarantined for r in results.values()], how="vertical")
     accounting = {source: r.accounting() for source, r in results.items()}
     return ProfileBuild(profiles, quarantined, accounting, recoded, recoded_values)

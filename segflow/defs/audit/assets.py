@@ -27,6 +27,7 @@ from segflow.defs.resources import SegflowSettings
 from segflow.lib import storage
 from segflow.lib.backtest import BACKTEST_SCHEMA, backtest
 from segflow.lib.drift import DRIFT_SCHEMA, feature_drift, major_drift
+from segflow.lib.imputation import imputation_rates
 from segflow.lib.kpis import segment_kpis
 from segflow.lib.lift import campaign_lift as compute_lift
 from segflow.lib.migration import MIGRATION_SCHEMA, migration_matrix, stay_rate
@@ -385,7 +386,7 @@ def _drift_check_row(drift: pl.DataFrame) -> dict:
     **_AUDIT,
     ins={"kpi_audit": _months_in(-(TREND - 1), 0), "row_accounting": _months_in(-(TREND - 1), 0)},
     kinds={"html"},
-    code_version="3",
+    code_version="4",
     freshness_policy=PUBLISHED_FRESHNESS,
 )
 def audit_report(
@@ -403,10 +404,12 @@ def audit_report(
     quarantined_rows: pl.DataFrame,
     row_accounting: dict[str, pl.DataFrame],
     recoded_values: pl.DataFrame,
+    customer_profiles: pl.LazyFrame,
 ) -> dg.MaterializeResult:
     """The stakeholder report for the month, `<storage>/reports/<YYYY-MM>.html`: executive summary and
     actions, segment cards with trends, KPI tables, campaign lift, migration heatmaps, drift, backtest,
-    model selection and stability, data quality (check outcomes, quarantine by rule, trend) and methods
+    model selection and stability, data quality (check outcomes, quarantine by rule, imputed cells and
+    their rate per column, trend) and methods
     (including how churn risk is defined and how it validated out of time, or why it is missing).
     One self-contained file (inline SVG and CSS, no scripts or external assets), no PII, and any cell
     describing fewer than `report.min_cell_customers` customers suppressed. Also rewrites
@@ -426,6 +429,7 @@ def audit_report(
         for month, frame in accounting_months.items()
     }
     checks = _check_summary(context, period)
+    imputed = imputation_rates(customer_profiles)  # a lazy scan: only the flag columns are read
     if segment_drift.height:
         checks.append(_drift_check_row(segment_drift))
     quality = {
@@ -437,6 +441,7 @@ def audit_report(
         "checks": checks,
         "trend": trend,
         "recoded": recoded_values.sort("source", "column", "rule_id", "value").to_dicts(),
+        "imputation": imputed.to_dicts(),
         "ignored_columns": _ignored_columns(context, config, period),
     }
     snapshot = config.feature_set == "snapshot"
@@ -492,6 +497,7 @@ def audit_report(
             "bytes": path.stat().st_size,
             "model_version": segmentation_model["version"],
             "refit_recommended": record["refit_recommended"],
+            "imputation_rates": table_metadata(imputed),
             **lineage(
                 context,
                 rows_in={"kpi_audit": kpis.height, "segment_assignments": segment_assignments.height},

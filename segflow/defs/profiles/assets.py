@@ -9,6 +9,7 @@ from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import periods
+from segflow.lib.imputation import imputation_record
 from segflow.lib.profiles import RawSources, build_profiles
 
 
@@ -20,7 +21,7 @@ def _table_out(name: str, description: str) -> dg.AssetOut:
         kinds={"polars", "parquet"},
         owners=OWNERS,
         metadata=contract_metadata(name),
-        code_version="1",
+        code_version="2",
         automation_condition=AUTOMATION,
     )
 
@@ -31,7 +32,8 @@ def _table_out(name: str, description: str) -> dg.AssetOut:
             "customer_profiles",
             "One row per customer known at the month's end: typed, deduplicated, PII removed, invalid "
             "demographics recoded and imputed by a model (flagged `*_imputed`), and the month's purchases net of "
-            "cancellations and returns, engagement, survey answers and campaign exposures.",
+            "cancellations and returns, engagement, survey answers (the unanswered questions of a partly "
+            "answered survey imputed, flagged `survey_*_imputed`) and campaign exposures.",
         ),
         "quarantined_rows": _table_out(
             "quarantined_rows",
@@ -79,7 +81,7 @@ def customer_profiles(
         campaigns=enabled("campaigns", raw_campaigns),
         snapshot=enabled("snapshot", raw_snapshot),
     )
-    build = build_profiles(raw, period, start, end, config.cleaning, seed=config.model.seed)
+    build = build_profiles(raw, period, start, end, config.cleaning, config.model.seed, config.imputation)
     rows_in = {source: counts["raw_rows"] for source, counts in build.accounting.items()}
     imputed = {
         c.removesuffix("_imputed"): int(build.profiles[c].sum())
@@ -95,6 +97,7 @@ def customer_profiles(
         imputed_cells=dg.MetadataValue.json(imputed),
         recoded_invalid_values=dg.MetadataValue.json(build.recoded),
         imputation_seed=config.model.seed,
+        imputation=dg.MetadataValue.json(imputation_record(config.imputation, config.model.seed)),
     )
     accounting = pl.DataFrame(
         [

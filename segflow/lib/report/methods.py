@@ -27,6 +27,30 @@ def churn_text(settings: Settings, churn: dict | None) -> str:
     )
 
 
+def imputation_text(settings: Settings) -> str:
+    """How missing demographics and survey answers are filled, as configured."""
+    from segflow.lib.imputation import FIT_SAMPLE, fit_sample
+
+    i = settings.imputation
+    model = (
+        f"KNNImputer (the mean of the {i.n_neighbors} nearest customers on standardised columns)"
+        if i.method == "knn"
+        else "IterativeImputer (each column regressed on the others)"
+    )
+    surveys = (
+        "the unanswered questions of a partly answered survey by the same model, rounded and clipped to "
+        "1..5 (customers who answered no question stay unanswered)"
+        if i.surveys == "partial"
+        else "survey answers are not imputed"
+    )
+    return (
+        f"numeric demographics (birth year, income, household size) by {model}; gender and education by "
+        f"a gradient-boosting classifier; {surveys}. The numeric model is fitted on a seeded sample of up to "
+        f"{fit_sample(i):,} rows, the classifier on up to {FIT_SAMPLE:,}; "
+        "every filled cell is flagged in a *_imputed column, and the rate per column is under Data quality."
+    )
+
+
 def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> dict[str, str]:
     f = settings.features
     r = settings.report
@@ -111,6 +135,7 @@ def _model_entries(settings: Settings, model: dict, features: str, churn: dict |
     dropped = model["dropped_constant_features"]
     return {
         "Features": features + (f"; constant, so dropped: {', '.join(dropped)}" if dropped else ""),
+        "Imputation": imputation_text(settings),
         "Seed": f"{model['seed']} (model fit, samples and imputation).",
         "Model version": model["version"],
         "Churn risk": churn_text(settings, churn),

@@ -451,6 +451,21 @@ def _backtest_section(inputs: ReportInputs) -> dict:
     }
 
 
+def _imputation_rows(rates: list[dict], k: int) -> list[dict]:
+    """Imputed cells and their rate per column. A count under k customers is suppressed, and so is
+    its rate, which with the customer count would give it back."""
+    rows = []
+    for r in rates:
+        hidden = 0 < r["imputed"] < k
+        rows.append({
+            "column": r["column"],
+            "imputed": _count(r["imputed"], k),
+            "customers": _count(r["customers"], k),
+            "rate": "–" if hidden or 0 < r["customers"] < k else _fmt(r["rate"], "pct"),
+        })  # fmt: skip
+    return rows
+
+
 def _quality_section(inputs: ReportInputs) -> dict:
     quality = dict(inputs.quality)
     trend = quality.get("trend") or {}
@@ -463,6 +478,7 @@ def _quality_section(inputs: ReportInputs) -> dict:
             months, series, "Quarantined share of raw rows, by source", "rows quarantined (% of raw rows)"
         )
     quality["trend_chart"] = chart
+    quality["imputation_rows"] = _imputation_rows(quality.get("imputation") or [], inputs.min_cell)
     checks = quality.get("checks") or []
     quality["checks_failed"] = sum(c["failed"] for c in checks)
     quality["checks_warned"] = sum(c["warned"] for c in checks)
