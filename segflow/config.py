@@ -182,6 +182,9 @@ class FeatureSettings:
     min_history_months: int = 1
     # A behaviour snapshot (sources.snapshot) reports totals over this many months; rates divide by it.
     snapshot_months: int = 12
+    # Category mix: revenue shares of the top N categories by window revenue (ties by name), the rest
+    # summed as `other`; a bound keeps the feature table's width fixed whatever the catalogue.
+    category_top_n: int = 8
 
 
 @dataclass(frozen=True)
