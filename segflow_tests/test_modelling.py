@@ -262,6 +262,8 @@ def test_category_mix_alignment_and_unavailable_family(small) -> None:
     second = fit_model(later, settings, months[1], previous=first)
     alignment = second["alignment"]
     assert alignment["incomparable_features"] == ["category_share_other"]
+    unchanged = fit_model(earlier, settings, months[1], previous=first)["alignment"]
+    assert "incomparable_features" not in unchanged and "category_share_other" in unchanged["common_features"]
     assert "category_share_other" not in alignment["common_features"]
     assert set(_shares(later)[:-1]) <= set(alignment["common_features"])
     both = assign(earlier, first).join(assign(later, second), on="customer_id", suffix="_after")

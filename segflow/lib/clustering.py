@@ -153,7 +153,9 @@ def fit_design(
     most frequent level), winsorising, scaling and optional PCA. Constant columns are dropped.
 
     ``wanted`` overrides the families with explicit (family, column, transform) triples: the
-    snapshot feature set (no line items) has its own columns. Returns the design matrix (n rows x d
+    snapshot feature set (no line items) has its own columns. A declared family the frame cannot
+    supply (``category_mix`` without share columns) is recorded under ``unavailable_families``
+    with the reason, and the design is fitted on the others. Returns the design matrix (n rows x d
     columns, unitless) and the parameters ``transform`` needs.
     """
     settings = settings or ModelSettings()
@@ -398,7 +400,7 @@ def align_to_previous(model: dict, previous: dict | None, max_distance: float) -
         "previous_period": previous.get("period"),
         "previous_version": previous.get("version"),
         "common_features": common,
-        "incomparable_features": incomparable,
+        **({"incomparable_features": incomparable} if incomparable else {}),
         "matched": {
             str(ids[c]): {"previous_id": p, "distance": round(float(np.sqrt(((a[c] - b[p]) ** 2).sum())), 6)}
             for c, p in sorted(matched.items())

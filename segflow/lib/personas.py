@@ -4,8 +4,8 @@ A card holds the segment's name, its top distinguishing features with effect siz
 segment against all other customers, on the features' natural scale), its demographic and
 geographic mix, its preferred channel, its preferred category (the category with the highest mean
 share of the segment's spend, when the features carry a category mix), psychographic traits from
-the survey answers, and its dominant RFM segment. Category shares describing fewer than ``min_cell`` customers are suppressed,
-like every small cell in the report.
+the survey answers, and its dominant RFM segment. Category shares describing fewer than
+``min_cell`` customers are suppressed, like every small cell in the report.
 """
 
 from __future__ import annotations
@@ -141,11 +141,12 @@ def build_personas(
         shares = {
             c: float(np.nanmean(numeric[f"{c}_share"][inside])) for c in CHANNELS if f"{c}_share" in numeric
         }
-        # Mean share per named category (``other`` is not a category, so never the preferred one).
+        # Mean share per named category (``other`` is not a category, so never the preferred one),
+        # suppressed like any cell describing fewer than ``min_cell`` customers.
         spend = {
             _category_name(c): float(np.nanmean(numeric[c][inside]))
             for c in categories
-            if np.isfinite(numeric[c][inside]).any()
+            if np.isfinite(numeric[c][inside]).sum() >= min_cell
         }
         preferred_category = min(spend, key=lambda c: (-spend[c], c)) if spend else None
         demographics = {}
