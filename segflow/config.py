@@ -216,6 +216,9 @@ class FeatureSettings:
     min_history_months: int = 1
     # A behaviour snapshot (sources.snapshot) reports totals over this many months; rates divide by it.
     snapshot_months: int = 12
+    # Category mix: revenue shares of the top N categories by window revenue (ties by name), the rest
+    # summed as `other`; a bound keeps the feature table's width fixed whatever the catalogue.
+    category_top_n: int = 8
 
 
 @dataclass(frozen=True)
@@ -230,10 +233,14 @@ class ModelSettings:
     n_init: int = 10
     max_fit_rows: int = 200_000
     # Feature preparation (segflow/lib/clustering.py FEATURE_FAMILIES): the families clustered on,
-    # from rfm, behaviour, engagement, channel_mix, psychographic, demographic. Demographic and
-    # psychographic families are opt-in: segments are behavioural, and age, gender and income
-    # describe them in the personas instead of defining them.
+    # from rfm, behaviour, engagement, channel_mix, category_mix, psychographic, demographic.
+    # Demographic and psychographic families are opt-in: segments are behavioural, and age, gender
+    # and income describe them in the personas instead of defining them. category_mix is opt-in so
+    # that the default design stays the one the planted-recovery bounds were measured on.
     feature_families: tuple[str, ...] = ("rfm", "behaviour", "engagement", "channel_mix")
+    # The opt-in category_mix family (revenue shares of the top categories) counts, in total, as this
+    # many standardised features, however many categories it has (clustering._pool_share_scales).
+    category_mix_weight: float = 1.0
     winsorize_quantile: float = 0.01  # clip every numeric column to its [q, 1 - q] quantiles
     scaling: str = "standard"  # standard: mean and sd | robust: median and IQR (sd where IQR is 0)
     pca_components: float | None = None  # None: no PCA | int: components | float in (0,1): variance share

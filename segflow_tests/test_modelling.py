@@ -182,8 +182,8 @@ def test_feature_preparation_is_declared_and_recorded(small) -> None:
     quick = dataclasses.replace(ModelSettings(), pca_components=0.9, families=("kmeans",), k_min=5, k_max=5)
     aligned = fit_model(features, quick, month, fit_model(small[months[0]], quick, months[0]))
     assert aligned["pca"] and len(aligned["alignment"]["matched"]) == 5  # PCA centroids map back to columns
-    with pytest.raises(ValueError, match="category_mix"):
-        fit_design(features, dataclasses.replace(ModelSettings(), feature_families=("rfm", "category_mix")))
+    with pytest.raises(ValueError, match="unknown feature families"):
+        fit_design(features, dataclasses.replace(ModelSettings(), feature_families=("rfm", "basket")))
     with pytest.raises(ValueError, match="scaling"):
         fit_design(features, dataclasses.replace(ModelSettings(), scaling="minmax"))
 
@@ -202,8 +202,80 @@ def test_personas_describe_segments_without_pii(small) -> None:
         assert card["geography"]["country"] and card["purchase_channel"] in ("web", "store", "app")
         assert card["preferred_channel"] in ("web", "store", "app")
         assert card["dominant_rfm_segment"] and 0 < card["dominant_rfm_share"] <= 1
+        shares = card["category_shares"]
+        assert card["preferred_category"] == max(shares, key=shares.get) and "other" not in shares
+        assert f"spends most on {card['preferred_category']}" in card["description"]
         assert all(abs(t["cohens_d"]) >= 0.3 for t in card["psychographic_traits"])
     assert any(card["psychographic_traits"] for card in personas.values())
     text = json.dumps(personas)
     assert not any(cid in text for cid in features["customer_id"].to_list()[:500])  # no customer ids
     assert "@" not in text  # no e-mail addresses
+
+
+WITH_CATEGORIES = ("rfm", "behaviour", "engagement", "channel_mix", "category_mix")
+
+
+def _shares(features: pl.DataFrame) -> list[str]:
+    return [c for c in features.columns if c.startswith("category_share_")]
+
+
+def test_category_mix_family_recovers_planted_segments(planted) -> None:
+    month, features = _last(planted)
+    shares = _shares(features)
+    assert shares[-1] == "category_share_other" and len(shares) <= 8 + 1  # features.category_top_n
+    sums = features.select(shares).drop_nulls().select(pl.sum_horizontal(shares)).to_series()
+    assert sums.len() > 0.99 * features.height and ((sums - 1).abs() < 1e-9).all()
+    settings = dataclasses.replace(ModelSettings(), feature_families=WITH_CATEGORIES)
+    model = fit_model(features, settings, month)
+    joined = assign(features, model).join(planted["truth"], on="customer_id", how="inner")
+    ari = adjusted_rand_score(joined["segment"].to_list(), joined["segment_id"].to_list())
+    print(f"category_mix: n={features.height} family={model['family']} k={model['k']} ARI={ari:.3f}")
+    assert ari >= 0.9 and model["k"] == PLANTED_K  # the planted segments differ in category weights too
+    assert not gating_failures(model)["size"] and not gating_failures(model)["stability"]
+    used = [f for f in model["features"] if f["family"] == "category_mix"]
+    assert used and all(f["transform"] == "share" for f in used) and model["category_mix_weight"] == 1.0
+    assert {f["name"] for f in used} | set(model["dropped_constant_features"]) == set(shares)
+    from segflow.lib.clustering import transform
+
+    columns = [c for f in model["features"] for c in f["columns"]]
+    family = [columns.index(f["name"]) for f in used]
+    assert len({model["scaler_scale"][i] for i in family}) == 1  # one scale for the whole family
+    # ... chosen so that the family weighs as one standardised feature, however many columns it has
+    assert transform(features, model)[:, family].var(axis=0).sum() == pytest.approx(1.0)
+
+
+def _fold_into_other(features: pl.DataFrame, keep: int) -> pl.DataFrame:
+    """The shares a smaller features.category_top_n gives: the lower-ranked categories join ``other``."""
+    named = _shares(features)[:-1]
+    folded = named[keep:]
+    return features.with_columns(
+        pl.sum_horizontal(pl.col(folded + ["category_share_other"])).alias("category_share_other")
+    ).drop(folded)
+
+
+def test_category_mix_alignment_and_unavailable_family(small) -> None:
+    months = sorted(k for k in small if k != "truth")
+    settings = dataclasses.replace(ModelSettings(), feature_families=WITH_CATEGORIES)
+    earlier = _fold_into_other(small[months[0]], keep=6)  # more categories than the top N: other varies
+    later = _fold_into_other(small[months[1]], keep=5)  # and the next month's top N differs
+    first = fit_model(earlier, settings, months[0])
+    second = fit_model(later, settings, months[1], previous=first)
+    alignment = second["alignment"]
+    assert alignment["incomparable_features"] == ["category_share_other"]
+    unchanged = fit_model(earlier, settings, months[1], previous=first)["alignment"]
+    assert "incomparable_features" not in unchanged and "category_share_other" in unchanged["common_features"]
+    assert "category_share_other" not in alignment["common_features"]
+    assert set(_shares(later)[:-1]) <= set(alignment["common_features"])
+    both = assign(earlier, first).join(assign(later, second), on="customer_id", suffix="_after")
+    kept = float((both["segment_id"] == both["segment_id_after"]).mean())
+    print(f"category_mix, category set changed: same id across months {kept:.3f}")
+    assert len(alignment["matched"]) == second["k"] == first["k"] and kept >= 0.95
+
+    without = small[months[1]].drop(_shares(small[months[1]]))  # as when no category is mapped
+    design = fit_design(without, settings)
+    assert "customer_features has no category_share_*" in design.model["unavailable_families"]["category_mix"]
+    default = fit_design(without)
+    assert "unavailable_families" not in default.model
+    assert np.array_equal(design.matrix, default.matrix)  # the rest of the design is untouched
+    with pytest.raises(ValueError, match="category_mix"):
+        fit_design(without, dataclasses.replace(settings, feature_families=("category_mix",)))

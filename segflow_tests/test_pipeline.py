@@ -80,6 +80,13 @@ def test_outputs_hold_what_they_promise(built, home: Path) -> None:
     assert not {"name", "email"} & set(profiles.columns)
     features = pl.read_parquet(_stored(home, "customer_features", "2024-08"))
     assert (features["frequency"] > 0).all() and features["recency_days"].min() >= 1
+    # Every synthetic line carries a category, so the per-category list nets to the month's revenue.
+    listed = profiles["category_revenue"].list.eval(pl.element().struct.field("net_revenue")).list.sum()
+    assert ((listed - profiles["net_revenue"]).abs() < 1e-6).all()
+    shares = [c for c in features.columns if c.startswith("category_share_")]
+    assert len(shares) == 8 + 1 and shares[-1] == "category_share_other"  # top features.category_top_n
+    sums = features.select(shares).drop_nulls().select(pl.sum_horizontal(shares)).to_series()
+    assert ((sums - 1).abs() < 1e-9).all() and sums.len() > 0.99 * features.height
     assignments = pl.read_parquet(_stored(home, "segment_assignments", "2024-08"))
     model = json.loads(_stored(home, "segmentation_model", "2024-08").read_text())
     assert assignments.height == features.height
@@ -140,6 +147,11 @@ def test_lineage_metadata_recorded(built, instance) -> None:
     assert meta["dagster/row_count"].value > 0
     lineage = meta["dagster/column_lineage"].value.deps_by_column
     assert {d.column_name for d in lineage["recency_days"]} == {"last_purchase_at"}
+    mix = meta["category_mix"].value
+    assert mix["available"] and len(mix["categories"]) == 8
+    assert all(
+        {d.column_name for d in lineage[c["column"]]} == {"category_revenue"} for c in mix["categories"]
+    )
     assert all(d.asset_key == dg.AssetKey("customer_profiles") for deps in lineage.values() for d in deps)
     version = event.asset_materialization.tags["dagster/data_version"]
     assert version.startswith(f"{meta['dagster/row_count'].value}-")

@@ -97,3 +97,20 @@ def test_scores_and_named_segments(features: pl.DataFrame) -> None:
         "Champions", "Loyal", "Potential Loyalists", "Recent", "Promising", "Needing Attention",
         "About to Sleep", "At Risk", "Can't Lose Them", "Hibernating", "Lost",
     }  # fmt: skip
+
+
+def test_no_category_mapped_leaves_the_category_mix_unavailable(features: pl.DataFrame) -> None:
+    """Online Retail II maps no category: no share columns, and the family is reported, not filled."""
+    import dataclasses
+
+    from segflow.config import ModelSettings
+    from segflow.lib.clustering import fit_design
+
+    assert not [c for c in features.columns if c.startswith("category_share_")]
+    families = (*ModelSettings().feature_families, "category_mix")
+    design = fit_design(features, dataclasses.replace(ModelSettings(), feature_families=families))
+    assert (
+        "no transaction line in the window carries a category"
+        in design.model["unavailable_families"]["category_mix"]
+    )
+    assert design.model["features"] == fit_design(features).model["features"]  # the rest as by default

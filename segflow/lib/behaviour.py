@@ -12,6 +12,7 @@ from datetime import date
 import polars as pl
 
 from segflow.lib import rfm
+from segflow.lib.category_mix import CategoryMix, category_mix
 from segflow.lib.exact import exact_sum
 from segflow.lib.schema import CHANNELS, SURVEY_QUESTIONS
 
@@ -90,17 +91,28 @@ def behaviour_features(window: pl.LazyFrame, period: str) -> pl.LazyFrame:
 
 
 def build_features(
-    window: pl.LazyFrame, current: pl.LazyFrame, period: str, as_of: date, frequency: str, monetary: str
+    window: pl.LazyFrame,
+    current: pl.LazyFrame,
+    period: str,
+    as_of: date,
+    frequency: str,
+    monetary: str,
+    category_top_n: int = 8,
+    categories: CategoryMix | None = None,
 ) -> pl.DataFrame:
-    """The customer feature table for ``period``: RFM scores, behaviour and demographics.
+    """The customer feature table for ``period``: RFM scores, behaviour, category mix and demographics.
 
-    One row per customer with at least one purchase invoice in the window, sorted by id.
+    One row per customer with at least one purchase invoice in the window, sorted by id. The
+    ``category_share_*`` columns (segflow.lib.category_mix) are absent when the window has no
+    category; pass ``categories`` when it is already computed (the asset records it).
     """
     values = rfm.rfm_values(window, as_of, frequency=frequency, monetary=monetary)
     behaviour = behaviour_features(window, period)
     demographics = current.select("customer_id", *DEMOGRAPHICS)
+    categories = categories if categories is not None else category_mix(window, category_top_n)
     joined = (
         values.join(behaviour, on="customer_id", how="left")
+        .join(categories.shares.lazy(), on="customer_id", how="left")
         .join(demographics, on="customer_id", how="left")
         .sort("customer_id")
         .collect()
@@ -109,7 +121,8 @@ def build_features(
     return scored.select(pl.lit(period).alias("period"), pl.all())
 
 
-# Column lineage of the feature table: each feature and the profile columns it is computed from.
+# Column lineage of the feature table: each feature and the profile columns it is computed from
+# (the data-dependent category shares: segflow.lib.category_mix.lineage).
 FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
     "recency_days": ("last_purchase_at",),
     "frequency": ("n_invoices",),

@@ -32,7 +32,9 @@ DATASET_RULES = ("row_count_between", "volume_change", "schema")
 # ``schema`` is expanded into two rules: ``schema`` (missing or mistyped columns) and
 # ``extra_columns`` (id ``<id>.extra``), so each outcome keeps its own severity.
 EXTRA_COLUMNS_RULE = "extra_columns"
-LOGICAL_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp")
+LOGICAL_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp", "array")
+# The element of an ``array`` column: ODCS ``items`` of ``logicalType: object`` with scalar properties.
+ITEM_TYPES = tuple(t for t in LOGICAL_TYPES if t != "array")
 PARTITION_REFS = ("partition_start", "partition_end")
 
 # Parameters each rule kind accepts (YAML camelCase -> required?).
@@ -96,6 +98,8 @@ _PROPERTY_KEYS = {
     "businessName",
     "criticalDataElement",
     "quality",
+    "items",
+    "namePattern",
 }
 _FRESHNESS_KEYS = {"column", "maxAge", "relativeTo", "severity", "description"}
 _PARTITION_REF = re.compile(r"^\$\{(partition_start|partition_end)\}\s*(?:([+-])\s*(\d+)\s*d(?:ays?)?)?$")
@@ -122,10 +126,20 @@ class Column:
     optional: bool = False
     classification: str | None = None
     description: str = ""
+    # ``array`` columns: the fields of each element (ODCS ``items: {logicalType: object, properties}``).
+    items: tuple[Column, ...] = ()
+    # segflow: a family of columns whose names the data decides (e.g. one share per top category).
+    # Every column matching the regex is typed and checked by this property's rules; none is fine.
+    name_pattern: str | None = None
 
     @property
     def is_temporal(self) -> bool:
         return self.logical_type in ("date", "timestamp")
+
+    def matches(self, name: str) -> bool:
+        if self.name_pattern is None:
+            return name == self.name
+        return re.fullmatch(self.name_pattern, name) is not None
 
 
 @dataclass(frozen=True)
@@ -193,6 +207,13 @@ class Contract:
             if col.name == name:
                 return col
         raise KeyError(name)
+
+    def declaring(self, name: str) -> Column | None:
+        """The contract column a frame column falls under: by name, else by a family's pattern."""
+        exact = [c for c in self.columns if c.name_pattern is None and c.name == name]
+        return (
+            exact[0] if exact else next((c for c in self.columns if c.name_pattern and c.matches(name)), None)
+        )
 
     def rules_for(self, severity: str | None = None) -> list[Rule]:
         """Rules of one severity (all when None), in contract order."""
@@ -294,6 +315,14 @@ def _parse_property(raw: Any, where: str) -> tuple[Column, list[Rule]]:
         raise ContractError(f"{where}: logicalType: {m['logicalType']!r} is not one of {LOGICAL_TYPES}")
     if m.get("physicalType") is not None:
         parse_physical_type(m["physicalType"], f"{where}: physicalType")
+    pattern = m.get("namePattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise ContractError(f"{where}: namePattern: not a valid regex: {exc}") from exc
+        if _bool(m, "required", where) or _bool(m, "unique", where):
+            raise ContractError(f"{where}: a namePattern family has no fixed column to be required or unique")
     col = Column(
         name=str(m["name"]),
         logical_type=m["logicalType"],
@@ -305,6 +334,8 @@ def _parse_property(raw: Any, where: str) -> tuple[Column, list[Rule]]:
         optional=_bool(m, "optional", where),
         classification=m.get("classification"),
         description=str(m.get("description", "")).strip(),
+        items=_parse_items(m.get("items"), m["logicalType"], where),
+        name_pattern=pattern,
     )
     if col.optional and col.required:
         raise ContractError(f"{where}: a column cannot be both optional and required")
@@ -312,6 +343,37 @@ def _parse_property(raw: Any, where: str) -> tuple[Column, list[Rule]]:
     for i, q in enumerate(m.get("quality") or []):
         rules.extend(_parse_rule(q, f"{where}: quality[{i}]", col))
     return col, rules
+
+
+def _parse_items(raw: Any, logical: str, where: str) -> tuple[Column, ...]:
+    """The element fields of an ``array`` column. Nested values have no GX expectations here, so
+    fields carry types only (the schema rule checks them); rules on them are refused, not ignored."""
+    if raw is None:
+        return ()
+    if logical != "array":
+        raise ContractError(f"{where}: items: only an array column has items")
+    m = _mapping(raw, f"{where}: items")
+    _keys(m, {"logicalType", "properties", "description"}, f"{where}: items")
+    if m.get("logicalType") != "object" or not m.get("properties"):
+        raise ContractError(f"{where}: items: expected logicalType: object with properties")
+    fields = []
+    for i, field_raw in enumerate(m["properties"]):
+        at = f"{where}: items.properties[{i}]"
+        fm = _mapping(field_raw, at)
+        _keys(fm, {"name", "logicalType", "physicalType", "description"}, at)
+        if fm.get("logicalType") not in ITEM_TYPES or "name" not in fm:
+            raise ContractError(f"{at}: needs a name and a logicalType in {ITEM_TYPES}")
+        if fm.get("physicalType") is not None:
+            parse_physical_type(fm["physicalType"], f"{at}: physicalType")
+        fields.append(
+            Column(
+                str(fm["name"]),
+                fm["logicalType"],
+                fm.get("physicalType"),
+                description=str(fm.get("description", "")),
+            )
+        )
+    return tuple(fields)
 
 
 def _parse_rule(raw: Any, where: str, col: Column | None) -> list[Rule]:
@@ -492,7 +554,27 @@ def logical_type_matches(logical: str, dtype: pl.DataType) -> bool:
         return isinstance(dtype, pl.Date)
     if logical == "timestamp":
         return isinstance(dtype, pl.Datetime)
+    if logical == "array":
+        return isinstance(dtype, pl.List | pl.Array)
     return False
+
+
+def column_type_matches(col: Column, dtype: pl.DataType) -> bool:
+    """Whether a polars dtype fits a contract column, element fields of an array included."""
+    if col.physical_type is not None:
+        if dtype != parse_physical_type(col.physical_type):
+            return False
+    elif not logical_type_matches(col.logical_type, dtype):
+        return False
+    if not col.items:
+        return True
+    inner = dtype.inner
+    if not isinstance(inner, pl.Struct):
+        return False
+    fields = {f.name: f.dtype for f in inner.fields}
+    return set(fields) == {f.name for f in col.items} and all(
+        column_type_matches(f, fields[f.name]) for f in col.items
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 A card holds the segment's name, its top distinguishing features with effect sizes (Cohen's d of the
 segment against all other customers, on the features' natural scale), its demographic and
-geographic mix, its preferred channel, psychographic traits from the survey answers, and its
-dominant RFM segment. Category shares describing fewer than ``min_cell`` customers are suppressed,
-like every small cell in the report.
+geographic mix, its preferred channel, its preferred category (the category with the highest mean
+share of the segment's spend, when the features carry a category mix), psychographic traits from
+the survey answers, and its dominant RFM segment. Category shares describing fewer than
+``min_cell`` customers are suppressed, like every small cell in the report.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from segflow.lib.category_mix import OTHER, SHARE_PREFIX, share_column
 from segflow.lib.schema import CHANNELS, SURVEY_QUESTIONS
 
 # Numeric features a persona may be distinguished by, with a readable label.
@@ -65,6 +67,23 @@ def _mix(values: pl.Series, inside: np.ndarray, min_cell: int, top: int = 3) -> 
     ]
 
 
+def _category_labels(columns: list[str]) -> dict[str, str]:
+    """Readable labels of the month's category share columns (their set is the data's, so it is
+    read from the frame, never assumed: a month with other top categories gets other labels)."""
+    other = share_column(OTHER)
+    return {
+        c: "share of spend outside the top categories"
+        if c == other
+        else f"share of spend on {_category_name(c)}"
+        for c in columns
+        if c.startswith(SHARE_PREFIX)
+    }
+
+
+def _category_name(column: str) -> str:
+    return column.removeprefix(SHARE_PREFIX).replace("_", " ")
+
+
 def _numeric(frame: pl.DataFrame, column: str) -> np.ndarray:
     return frame[column].cast(pl.Float64).fill_nan(None).fill_null(np.nan).to_numpy()
 
@@ -80,7 +99,10 @@ def build_personas(
     frame = features
     if "birth_year" in frame.columns:
         frame = frame.with_columns((int(period[:4]) - pl.col("birth_year").cast(pl.Float64)).alias("age"))
-    numeric = {c: _numeric(frame, c) for c in DESCRIPTIVE if c in frame.columns}
+    labels_of = {**{c: label for c, label in DESCRIPTIVE.items() if c in frame.columns},
+                 **_category_labels(frame.columns)}  # fmt: skip
+    numeric = {c: _numeric(frame, c) for c in labels_of}
+    categories = [c for c in labels_of if c.startswith(SHARE_PREFIX) and c != share_column(OTHER)]
     surveys = {q: _numeric(frame, f"survey_{q}") for q in SURVEY_QUESTIONS if f"survey_{q}" in frame.columns}
     cards: dict[str, dict] = {}
     for segment in sorted(int(s) for s in np.unique(labels)):
@@ -94,7 +116,7 @@ def build_personas(
                 effects.append(
                     {
                         "feature": column,
-                        "label": DESCRIPTIVE[column],
+                        "label": labels_of[column],
                         "segment_mean": None if mean is None else round(float(mean), 4),
                         "overall_mean": round(float(np.nanmean(x)), 4),
                         "cohens_d": round(d, 3),
@@ -119,6 +141,14 @@ def build_personas(
         shares = {
             c: float(np.nanmean(numeric[f"{c}_share"][inside])) for c in CHANNELS if f"{c}_share" in numeric
         }
+        # Mean share per named category (``other`` is not a category, so never the preferred one),
+        # suppressed like any cell describing fewer than ``min_cell`` customers.
+        spend = {
+            _category_name(c): float(np.nanmean(numeric[c][inside]))
+            for c in categories
+            if np.isfinite(numeric[c][inside]).sum() >= min_cell
+        }
+        preferred_category = min(spend, key=lambda c: (-spend[c], c)) if spend else None
         demographics = {}
         for column in ("age", "income", "household_size"):
             if column in frame.columns:
@@ -153,6 +183,9 @@ def build_personas(
             "preferred_channel_share": preferred[0]["share"] if preferred else None,
             "purchase_channel": max(shares, key=lambda c: shares[c]) if shares else None,
             "channel_shares": {c: round(v, 4) for c, v in shares.items()},
+            "preferred_category": preferred_category,
+            "preferred_category_share": round(spend[preferred_category], 4) if preferred_category else None,
+            "category_shares": {c: round(v, 4) for c, v in spend.items()},
             "psychographic_traits": traits,
             "dominant_rfm_segment": rfm[0]["value"] if rfm else None,
             "dominant_rfm_share": rfm[0]["share"] if rfm else None,
@@ -176,6 +209,8 @@ def describe(card: dict) -> str:
         text += "; " + ", ".join(who)
     if card["purchase_channel"]:
         text += f"; buys mostly via {card['purchase_channel']}"
+    if card.get("preferred_category"):
+        text += f"; spends most on {card['preferred_category']} ({card['preferred_category_share']:.0%})"
     if card["psychographic_traits"]:
         text += "; " + ", ".join(t["trait"] for t in card["psychographic_traits"][:2])
     if card["dominant_rfm_segment"]:

@@ -30,6 +30,14 @@ ACTIVITY_COUNTS = (
     "campaign_exposures", "campaign_responses",
 )  # fmt: skip
 ACTIVITY_AMOUNTS = ("gross_revenue", "returns_value", "net_revenue")
+# The month's net revenue per product category, as a list of {category, net_revenue} per customer.
+# A list column rather than one column per category or a separate long table: the set of categories
+# is the data's, so wide columns would change the table's schema (and its contract) from month to
+# month, while a long table would be a second asset the features stage must join on every read of
+# its trailing window. The list keeps one row per (customer, period), the key every check and
+# reader of profiles relies on, and a fixed schema the contract can type (`logicalType: array`).
+CATEGORY_REVENUE = "category_revenue"
+CATEGORY_REVENUE_TYPE = pl.List(pl.Struct({"category": pl.String(), "net_revenue": pl.Float64()}))
 
 
 # Snapshot behaviour carried into profiles, prefixed so that it never mixes with the monthly
@@ -192,6 +200,26 @@ def _transaction_activity(tx: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _category_revenue(tx: pl.DataFrame) -> pl.DataFrame:
+    """Per customer, the month's net revenue by category (purchases minus cancellations and returns,
+    as ``net_revenue``), sorted by category. Lines without a category (a source that maps none, or
+    a blank cell) are left out rather than given a made-up one: ``net_revenue`` minus the list's sum
+    is the month's uncategorised revenue, and a window without any category makes the features
+    stage report the category mix unavailable instead of inventing shares."""
+    category = pl.col("category").cast(pl.String).str.strip_chars()
+    amount = (pl.col("quantity") * pl.col("unit_price")).alias("amount")
+    lines = tx.select("customer_id", category.alias("category"), amount)
+    per_category = (
+        lines.filter(pl.col("category").is_not_null() & (pl.col("category") != ""))
+        .group_by("customer_id", "category")
+        .agg(exact_sum(pl.col("amount")).alias("net_revenue"))
+        .sort("customer_id", "category")
+    )
+    return per_category.group_by("customer_id", maintain_order=True).agg(
+        pl.struct("category", "net_revenue").alias(CATEGORY_REVENUE)
+    )
+
+
 def _engagement_activity(events: pl.DataFrame) -> pl.DataFrame:
     names = {"session": "sessions", "page_view": "page_views", "email_send": "email_sends",
              "email_open": "email_opens", "email_click": "email_clicks"}  # fmt: skip
@@ -302,7 +330,8 @@ def build_profiles(
             )
             customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
 
-    activity = [_transaction_activity(tx if tx is not None else _no_transactions())]
+    tx = tx if tx is not None else _no_transactions()
+    activity = [_transaction_activity(tx), _category_revenue(tx)]
     if "engagement" in results:
         activity.append(_engagement_activity(results["engagement"].accepted))
     if "surveys" in results:
@@ -317,6 +346,7 @@ def build_profiles(
         profiles = profiles.join(part, on="customer_id", how="left")
     fill = [pl.col(c).fill_null(0).cast(pl.Int64) for c in ACTIVITY_COUNTS if c in profiles.columns]
     fill += [pl.col(c).fill_null(0.0).cast(pl.Float64) for c in ACTIVITY_AMOUNTS]
+    fill.append(pl.col(CATEGORY_REVENUE).cast(CATEGORY_REVENUE_TYPE).fill_null([]))
     missing = [pl.lit(0, dtype=pl.Int64).alias(c) for c in ACTIVITY_COUNTS if c not in profiles.columns]
     missing += [
         pl.lit(None, dtype=pl.Int32).alias(f"survey_{q}")

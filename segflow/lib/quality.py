@@ -27,8 +27,7 @@ from segflow.lib.contracts import (
     Contract,
     Rule,
     build_suite,
-    logical_type_matches,
-    parse_physical_type,
+    column_type_matches,
 )
 
 MASK = "***"
@@ -125,14 +124,13 @@ def validate_frame(
     ``${partition_*}`` bounds; rules that need them are skipped with a note when absent.
     """
     started = time.perf_counter()
-    rules = contract.rules_for(severity)
-    results: dict[str, RuleResult] = {}
+    rules, results = _expand_families(contract.rules_for(severity), df, contract)
     for rule in rules:
         if rule.column is None:
             results[rule.id] = _dataset_result(rule, df, contract, previous_row_count)
 
     runnable: list[Rule] = []
-    for rule in (r for r in rules if r.column is not None):
+    for rule in (r for r in rules if r.column is not None and r.id not in results):
         skipped = _precheck(rule, df, partition_start, partition_end, contract)
         if skipped is not None:
             results[rule.id] = skipped
@@ -153,6 +151,35 @@ def validate_frame(
         elapsed_s=time.perf_counter() - started,
         gx_elapsed_s=gx_elapsed,
     )
+
+
+def _expand_families(
+    rules: list[Rule], df: pl.DataFrame, contract: Contract
+) -> tuple[list[Rule], dict[str, RuleResult]]:
+    """A rule on a ``namePattern`` column family becomes one rule per matching column (id
+    ``<id>[<column>]``, so each column's outcome is reported); with no matching column it is
+    skipped with a note, since a family may be empty (e.g. no category mapped)."""
+    families = {c.name: c for c in contract.columns if c.name_pattern is not None}
+    out: list[Rule] = []
+    skipped: dict[str, RuleResult] = {}
+    for rule in rules:
+        family = families.get(rule.column) if rule.column is not None else None
+        if family is None:
+            out.append(rule)
+            continue
+        matching = [c for c in df.columns if family.matches(c) and contract.declaring(c) is family]
+        out += [dataclasses.replace(rule, id=f"{rule.id}[{c}]", column=c) for c in matching]
+        if not matching:
+            out.append(rule)
+            skipped[rule.id] = RuleResult(
+                rule_id=rule.id,
+                column=rule.column,
+                expectation=_expectation_name(rule),
+                severity=rule.severity,
+                success=None,
+                note=f"no column matches {family.name_pattern!r}; skipped",
+            )
+    return out, skipped
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,11 +223,16 @@ def _dataset_result(
             note=f"{previous_row_count} -> {rows} rows",
         )
     if rule.kind == "schema":
-        missing = [c.name for c in contract.columns if c.name not in df.schema and not c.optional]
-        mistyped = [
-            f"{c.name}: {df.schema[c.name]}"
+        missing = [
+            c.name
             for c in contract.columns
-            if c.name in df.schema and not _type_ok(c.logical_type, c.physical_type, df.schema[c.name])
+            if c.name not in df.schema and not c.optional and c.name_pattern is None
+        ]
+        declared = {name: contract.declaring(name) for name in df.columns}
+        mistyped = [
+            f"{name}: {df.schema[name]}"
+            for name, col in declared.items()
+            if col is not None and not column_type_matches(col, df.schema[name])
         ]
         bad = [f"missing {c}" for c in missing] + [f"type {m}" for m in mistyped]
         return RuleResult(
@@ -213,7 +245,7 @@ def _dataset_result(
         )
     if rule.kind == EXTRA_COLUMNS_RULE:
         # Leading-underscore columns are lineage (source file, row, parse error), not data.
-        extra = [c for c in df.columns if c not in set(contract.column_names) and not c.startswith("_")]
+        extra = [c for c in df.columns if contract.declaring(c) is None and not c.startswith("_")]
         return RuleResult(
             **base,
             expectation="extra_columns",
@@ -223,12 +255,6 @@ def _dataset_result(
             examples=tuple(extra[:MAX_EXAMPLES]),
         )
     raise ValueError(f"rule {rule.id}: unknown dataset rule {rule.kind}")
-
-
-def _type_ok(logical: str, physical: str | None, dtype: pl.DataType) -> bool:
-    if physical is not None:
-        return dtype == parse_physical_type(physical)
-    return logical_type_matches(logical, dtype)
 
 
 def _precheck(

@@ -10,6 +10,8 @@ from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.lib import periods, rfm
 from segflow.lib.behaviour import FEATURE_SOURCES, build_features
+from segflow.lib.category_mix import category_mix
+from segflow.lib.category_mix import lineage as category_lineage
 from segflow.lib.snapshot import FEATURE_SOURCES as SNAPSHOT_FEATURE_SOURCES
 from segflow.lib.snapshot import build_snapshot_features
 
@@ -31,7 +33,9 @@ def customer_features(
     context: dg.AssetExecutionContext, settings: SegflowSettings, customer_profiles: dict[str, pl.LazyFrame]
 ) -> dg.Output[pl.DataFrame]:
     """RFM (recency days, frequency, net monetary) with quintile scores and the 11 named RFM segments,
-    plus behaviour (purchase rate, order value, returns, channel mix) and engagement (sessions, email
+    plus behaviour (purchase rate, order value, returns, channel mix), category mix (net revenue shares
+    of the top `features.category_top_n` categories and `other`; absent, with the reason in the
+    `category_mix` metadata, when no line carries a category) and engagement (sessions, email
     open and click rates) over the trailing window, as of the first day after the partition's month.
     One row per customer with at least one purchase invoice in the window.
 
@@ -50,6 +54,7 @@ def customer_features(
     if config.feature_set == "snapshot":
         return _snapshot_features(context, config, customer_profiles)
     window = pl.concat([customer_profiles[key] for key in sorted(customer_profiles)], how="diagonal_relaxed")
+    categories = category_mix(window, config.features.category_top_n)
     features = build_features(
         window,
         customer_profiles[period],
@@ -57,6 +62,7 @@ def customer_features(
         periods.as_of(period),
         frequency=config.features.frequency,
         monetary=config.features.monetary,
+        categories=categories,
     )
     publish_gate(features, "customer_features", period)
     return dg.Output(
@@ -72,7 +78,12 @@ def customer_features(
             rfm_definitions=dg.MetadataValue.json(
                 {"frequency": config.features.frequency, "monetary": config.features.monetary}
             ),
-            **{"dagster/column_lineage": column_lineage("customer_profiles", FEATURE_SOURCES)},
+            category_mix=dg.MetadataValue.json(categories.record),
+            **{
+                "dagster/column_lineage": column_lineage(
+                    "customer_profiles", {**FEATURE_SOURCES, **category_lineage(categories.columns)}
+                )
+            },
             rfm_thresholds=table_metadata(rfm.thresholds(features)) if features.height else "no customers",
         ),
     )

@@ -97,6 +97,9 @@ def segmentation_model(
             segment_names=dg.MetadataValue.json(model["segment_names"]),
             feature_set=config.feature_set,
             model_features=dg.MetadataValue.json([f["name"] for f in model["features"]]),
+            feature_families=dg.MetadataValue.json(
+                {"declared": model["feature_families"], "unavailable": model.get("unavailable_families", {})}
+            ),
         ),
     )
 

@@ -61,6 +61,14 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
             f"families {', '.join(model['feature_families'])}: {features}; winsorised at the "
             f"{model.get('winsorize_quantile', 0.01):.0%} tails, {model.get('scaling', 'standard')} scaling"
             + (f", PCA to {len(pca['components'])} components" if pca else "")
+            + (
+                f"; category shares (share) pooled to the weight of {model['category_mix_weight']:g} feature"
+                if "category_mix_weight" in model
+                else ""
+            )
+            + "".join(
+                f"; {fam} not used: {why}" for fam, why in model.get("unavailable_families", {}).items()
+            )
         )
     if model.get("feature_set") == "snapshot":
         return _snapshot_methods(settings, model, features, churn)
