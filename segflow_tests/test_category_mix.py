@@ -190,3 +190,22 @@ def test_bad_array_and_family_columns_are_refused(extra: dict, message: str) -> 
            "status": "active", "schema": [{"name": "t", "properties": [{"name": "c", **extra}]}]}  # fmt: skip
     with pytest.raises(ContractError, match=message):
         parse_contract(raw)
+
+
+def test_report_family_table_says_whether_category_mix_was_available_and_used() -> None:
+    from segflow.lib.snapshot import feature_families
+
+    enabled = {"transactions": True, "customers": True}
+    used = ["recency_days", "category_share_books", "category_share_other"]
+    row = {r["family"]: r for r in feature_families("transactions", enabled, used)}["category_mix"]
+    assert row["available"] and row["used_in_model"]
+    row = {r["family"]: r for r in feature_families("transactions", enabled, ["recency_days"])}[
+        "category_mix"
+    ]
+    assert row["available"] and not row["used_in_model"]
+    reason = "the features hold no category share columns"
+    rows = feature_families("transactions", enabled, ["recency_days"], {"category_mix": reason})
+    row = {r["family"]: r for r in rows}["category_mix"]
+    assert not row["available"] and not row["used_in_model"] and row["note"] == reason
+    row = {r["family"]: r for r in feature_families("snapshot", enabled, [])}["category_mix"]
+    assert not row["available"]

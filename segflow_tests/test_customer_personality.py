@@ -92,7 +92,13 @@ def test_report_names_feature_families_and_missing_rfm(run: dict) -> None:
     text = run["report"]
     assert "Feature families" in text
     assert "RFM was not available (no transaction line items)" in text
-    for row in ("rfm no none: no transaction line items no", "behaviour yes snapshot", "demographics yes"):
+    rows = (
+        "rfm no none: no transaction line items no",
+        "category_mix no none no",
+        "behaviour yes snapshot",
+        "demographics yes",
+    )
+    for row in rows:
         assert row in text, row
     assert "2,058 customers in the behaviour snapshot were segmented" in text
 

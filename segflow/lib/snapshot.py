@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from segflow.lib.category_mix import SHARE_PREFIX
 from segflow.lib.profiles import snapshot_column
 
 # (feature, transform), as in segflow.lib.clustering.MODEL_FEATURES. log1p tames long right tails.
@@ -123,13 +124,21 @@ def build_snapshot_features(current: pl.LazyFrame, period: str, snapshot_months:
     return frame.collect()
 
 
-FAMILIES = ("rfm", "behaviour", "engagement", "surveys", "campaigns", "demographics")
+FAMILIES = ("rfm", "behaviour", "category_mix", "engagement", "surveys", "campaigns", "demographics")
 
 
-def feature_families(feature_set: str, enabled: dict[str, bool], model_features: list[str]) -> list[dict]:
+def feature_families(
+    feature_set: str,
+    enabled: dict[str, bool],
+    model_features: list[str],
+    unavailable: dict[str, str] | None = None,
+) -> list[dict]:
     """Which feature families the month's features could draw on, where each came from, and whether
-    the model used any of its features. ``enabled`` maps source name to whether it is configured."""
+    the model used any of its features. ``enabled`` maps source name to whether it is configured;
+    ``unavailable`` is the model's ``unavailable_families`` (family -> reason)."""
     snapshot = feature_set == "snapshot"
+    unavailable = unavailable or {}
+    categories = not snapshot and enabled.get("transactions", False) and "category_mix" not in unavailable
     demographic = {"age", "income", "children", "birth_year", "household_size"}
     behaviour = {
         "recency_days", "invoices_per_month", "avg_order_value", "return_rate", "digital_share",
@@ -151,6 +160,14 @@ def feature_families(feature_set: str, enabled: dict[str, bool], model_features:
             "note": "recency, purchase rate, basket size, deal and channel mix, web visits"
             if snapshot
             else "purchase rate, order value, returns, channel mix",
+        },
+        {
+            "family": "category_mix",
+            "available": categories,
+            "source": "transactions (line item categories)" if categories else "none",
+            "note": "revenue shares of the top categories and the rest"
+            if categories
+            else unavailable.get("category_mix", "not available: no transaction line items with a category"),
         },
         {
             "family": "engagement",
@@ -194,6 +211,7 @@ def feature_families(feature_set: str, enabled: dict[str, bool], model_features:
         "rfm": set() if snapshot else {"recency_days"},
         "surveys": set(),
     }
+    families_of["category_mix"] = {f for f in used if f.startswith(SHARE_PREFIX)}
     for row in rows:
         row["used_in_model"] = bool(used & families_of[row["family"]]) and row["available"]
     return rows

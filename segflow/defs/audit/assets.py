@@ -458,6 +458,7 @@ def audit_report(
         config.feature_set,
         {name: source.enabled for name, source in config.sources.items()},
         [f["name"] for f in segmentation_model["features"]],
+        segmentation_model.get("unavailable_families", {}),
     )
     previous_period = shift(period, -1)
     inputs = ReportInputs(
