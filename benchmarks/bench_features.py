@@ -51,7 +51,13 @@ def child(implementation: str, path: str, runs: int, out: str) -> dict:
     import polars as pl
 
     (frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)).write_parquet(out)
-    return {"seconds": stats, "peak_rss_mb": peak_rss_mb(), "customers": len(frame)}
+    measured = {"seconds": stats, "peak_rss_mb": peak_rss_mb(), "customers": len(frame)}
+    if implementation == "segflow":
+        from benchmarks.features_impl import segflow_phases
+
+        del result["frame"], frame
+        measured["phases"] = segflow_phases(path, PERIOD)  # after the peak was read: it is not counted
+    return measured
 
 
 def _spawn(implementation: str, path: Path, runs: int, out: Path) -> dict:

@@ -65,6 +65,57 @@ def segflow_features(path: str, period: str) -> pl.DataFrame:
     return features.select(COLUMNS)
 
 
+def segflow_phases(path: str, period: str) -> dict[str, float]:
+    """Seconds of segflow's parts, once each, to say where its time goes (cleaning runs inside
+    ``build_profiles`` as well, so the parts overlap and do not add up to the stage)."""
+    import time
+
+    from segflow.config import load_settings
+    from segflow.lib import cleaning
+    from segflow.lib.behaviour import build_features
+    from segflow.lib.ingest import read_source
+    from segflow.lib.profiles import RawSources, build_profiles
+    from segflow.lib.schema import SOURCES
+
+    settings = load_settings()
+    start, end = periods.bounds(period)
+    out: dict[str, float] = {}
+
+    def timed(name: str, fn):
+        started = time.perf_counter()
+        value = fn()
+        out[name] = time.perf_counter() - started
+        return value
+
+    tx = timed(
+        "read_source", lambda: read_source("transactions", settings.sources["transactions"], path).frame
+    )
+    normal = timed("normalise_codes", lambda: cleaning.normalise_codes(tx, "transactions"))
+    canonical = list(SOURCES["transactions"])
+    deduped = timed(
+        "unique rows (inside apply_rules)",
+        lambda: normal.unique(subset=canonical, keep="first", maintain_order=True),
+    )
+    rules = cleaning.transaction_rules(start, end, settings.cleaning, None, tx.columns)
+    conflict = next(r.violated for r in rules if r.rule_id == "invoice_customer_conflict")
+    timed("invoice-conflict window (inside apply_rules)", lambda: deduped.select(conflict.sum()))
+    timed(
+        "apply_rules (dedup, rules, quarantine)",
+        lambda: cleaning.apply_rules(normal, rules, "transactions", period),
+    )
+    raw = RawSources(customers=None, transactions=tx, engagement=None, surveys=None, campaigns=None)
+    build = timed(
+        "build_profiles (cleaning again, then aggregation)",
+        lambda: build_profiles(raw, period, start, end, settings.cleaning, 42),
+    )
+    profiles = build.profiles.lazy()
+    timed(
+        "build_features",
+        lambda: build_features(profiles, profiles, period, periods.as_of(period), "invoices", "sum"),
+    )
+    return out
+
+
 def pandas_features(path: str, period: str) -> Any:
     import numpy as np
     import pandas as pd

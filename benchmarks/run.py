@@ -160,6 +160,15 @@ def features_section(results: list[tuple[dict, str]]) -> list[str]:
                 f"| {m['peak_rss_mb']:,.0f} | {'' if ratio is None else f'{ratio:.2f}'} | {verdict} |"
             )
     lines += ["", "Commands: " + "; ".join(f"`{c}`" for _, c in results) + ".", ""]
+    largest = results[-1][0]
+    phases = largest["implementations"]["segflow"].get("phases")
+    if phases:
+        parts = "; ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
+        lines += [
+            f"Where segflow's time goes at {largest['line_items']:,} line items (each part once, after the "
+            f"timed runs; the parts overlap): {parts}.",
+            "",
+        ]
     if len(results) > 1:
         ordered = [r for r, _ in results]
         lines.append("Growth:")

@@ -117,10 +117,12 @@ def test_features_benchmark_runs() -> None:
     assert small["outputs_equal"] and set(small["implementations"]) == {"segflow", "pandas", "duckdb"}
     for impl, m in small["implementations"].items():
         assert m["seconds"]["median"] > 0 and m["peak_rss_mb"] > 50, impl
+    assert {"read_source", "build_features"} <= set(small["implementations"]["segflow"]["phases"])
     segflow = small["implementations"]["segflow"]["seconds"]["median"]
     assert small["ratios"]["pandas"] == small["implementations"]["pandas"]["seconds"]["median"] / segflow
     table = "\n".join(features_section([(small, "a"), (larger, "b")]))
     assert f"| {small['line_items']:,} | pandas |" in table and "time exponent" in table
+    assert "Where segflow's time goes" in table
 
 
 def test_e2e_benchmark_runs() -> None:
