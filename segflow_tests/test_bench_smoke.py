@@ -139,3 +139,16 @@ def test_e2e_benchmark_runs() -> None:
     assert f"| {result['line_items']:,} | {result['wall_seconds']['median']:.1f} |" in "\n".join(
         e2e_section([(result, "python -m benchmarks.bench_e2e")])
     )
+
+
+def test_generate_benchmark_runs() -> None:
+    from benchmarks.bench_generate import run
+    from benchmarks.run import generate_section
+
+    result = run(lines=20_000)
+    low, high = result["results"]
+    assert (low["intensity"], high["intensity"]) == (20.0, 80.0) and abs(
+        low["customers"] - 4 * high["customers"]
+    ) <= 4
+    assert all(10_000 < r["line_items"] < 30_000 and r["peak_rss_mb"] > 50 for r in result["results"])
+    assert f"| {high['customers']:,} | 80 |" in "\n".join(generate_section(result, "python -m ..."))
