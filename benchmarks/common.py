@@ -28,10 +28,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def machine() -> str:
     import os
 
-    versions = ", ".join(
-        f"{p} {metadata.version(p)}" for p in ("polars", "great-expectations", "dagster", "scikit-learn")
-    )
+    packages = ("polars", "pyarrow", "great-expectations", "dagster", "scikit-learn", "pandas", "duckdb")
+    versions = ", ".join(f"{p} {_version(p)}" for p in packages)
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {versions}"

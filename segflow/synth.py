@@ -7,7 +7,8 @@ features recovers them, with per-customer lognormal heterogeneity so it is not t
 
 Scale: customers are processed in fixed blocks of ``BLOCK_SIZE``, month by month, fully vectorised
 with numpy, and appended to streaming writers, so memory is bounded by one block's rows whatever
-the number of customers. Every random stream is ``SeedSequence([seed, stream, month, block])``;
+the number of customers (and, above intensity 20, by one chunk of a block's line items: see
+``TX_INTENSITY_PER_CHUNK``). 100M line items in a month is 1.5M customers at intensity 20. Every random stream is ``SeedSequence([seed, stream, month, block])``;
 customer attributes come from their block's own static stream and are regenerated each month
 instead of being kept. The output depends on the config only: same config, same bytes.
 """
@@ -43,6 +44,11 @@ from segflow.lib.schema import (
 SYNTH_VERSION = "1"
 BLOCK_SIZE = 50_000  # customers per block; part of the random-stream layout, so changing it changes the data
 ROW_GROUP_ROWS = 1_000_000
+# Line items grow with intensity, not only with customers: above this intensity a block's
+# transactions are made in ceil(intensity / TX_INTENSITY_PER_CHUNK) chunks of its customers, each
+# from its own random stream, so a block's lines in memory stay about those of intensity 20 (3.4M
+# lines, 1.4 GB peak). At or below it there is one chunk and the data is what it always was.
+TX_INTENSITY_PER_CHUNK = 20.0
 GROUND_TRUTH = {"customer_id": pl.String(), "segment": pl.String(), "churn_month": pl.String()}
 
 # Demographic codes; the same values segflow.lib.profiles accepts as valid.
@@ -266,8 +272,11 @@ def _months(config: SynthConfig) -> list[_Month]:
     return out
 
 
-def _rng(config: SynthConfig, stream: int, month: int = 0, block: int = 0) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([config.seed, stream, month, block]))
+def _rng(
+    config: SynthConfig, stream: int, month: int = 0, block: int = 0, chunk: int | None = None
+) -> np.random.Generator:
+    entropy = [config.seed, stream, month, block] + ([] if chunk is None else [chunk])
+    return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
 def _lognormal_multiplier(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -364,10 +373,13 @@ class _Block:
     missing: np.ndarray  # rows x 5 demographic cells nulled in the CRM
 
     def head(self, n: int) -> _Block:
+        return self.rows(0, n)
+
+    def rows(self, lo: int, hi: int) -> _Block:
         def cut(value):
             if isinstance(value, dict):
-                return {k: v[:n] for k, v in value.items()}
-            return value[:n] if isinstance(value, (np.ndarray, pl.Series)) else value
+                return {k: v[lo:hi] for k, v in value.items()}
+            return value[lo:hi] if isinstance(value, (np.ndarray, pl.Series)) else value
 
         return _Block(**{name: cut(getattr(self, name)) for name in self.__dataclass_fields__})
 
@@ -516,12 +528,19 @@ def _purchase_rates(config: SynthConfig, blk: _Block, month: _Month) -> np.ndarr
 
 
 def _invoice_lines(
-    rng: np.random.Generator, blk: _Block, month: _Month, catalog: _Catalog, n_inv: np.ndarray, block: int
+    rng: np.random.Generator,
+    blk: _Block,
+    month: _Month,
+    catalog: _Catalog,
+    n_inv: np.ndarray,
+    block: int,
+    numbered: int = 0,
 ) -> tuple[_Lines, np.ndarray]:
-    """Purchase lines of the block's invoices; also returns each line's invoice position."""
+    """Purchase lines of the block's invoices (numbered after the ``numbered`` invoices of the
+    block's earlier chunks); also returns each line's invoice position."""
     inv_cust = np.repeat(np.arange(len(n_inv)), n_inv)
     n_invoices = len(inv_cust)
-    if n_invoices >= 10**7 or block >= 10**4:
+    if numbered + n_invoices >= 10**7 or block >= 10**4:
         # Invoice numbers are YYYYMM, 4 block digits and 7 sequence digits.
         raise ValueError(
             "more than 10 million invoices in a block-month, or 10,000 blocks: out of invoice numbers"
@@ -552,7 +571,7 @@ def _invoice_lines(
     quantity = np.minimum(
         1 + rng.poisson(_SEG["extra_quantity"][line_seg] * blk.basket[line_cust]), MAX_QUANTITY
     )
-    number = month.yyyymm * 10**11 + block * 10**7 + 1 + np.arange(n_invoices, dtype=np.int64)
+    number = month.yyyymm * 10**11 + block * 10**7 + 1 + numbered + np.arange(n_invoices, dtype=np.int64)
     lines = _Lines(
         invoice=number[line_inv], cancel=np.zeros(len(line_inv), dtype=bool), customer=line_cust,
         time_us=inv_time[line_inv], product=product, quantity=quantity.astype(np.int64),
@@ -636,22 +655,37 @@ def _transactions_frame(lines: _Lines, blk: _Block, catalog: _Catalog) -> pl.Dat
     })  # fmt: skip
 
 
+def _transaction_chunks(config: SynthConfig) -> int:
+    return max(1, math.ceil(config.intensity / TX_INTENSITY_PER_CHUNK))
+
+
 def _transactions(
     config: SynthConfig, blk: _Block, month: _Month, block: int, catalog: _Catalog
-) -> tuple[list[pl.DataFrame], dict[str, int]]:
-    """The block's purchase and cancellation lines, then the injected duplicates (two frames, so
-    the block's lines are never copied just to append a few rows)."""
-    rng = _rng(config, _TX, month.index, block)
-    n_inv = rng.poisson(_purchase_rates(config, blk, month))
-    purchases, line_inv = _invoice_lines(rng, blk, month, catalog, n_inv, block)
-    lines = _Lines.concat([purchases, _cancellations(rng, blk, month, purchases, line_inv)])
-    del purchases, line_inv
-    duplicates, counts = _transaction_dirt(_rng(config, _TX_DIRT, month.index, block), lines, config.dirt)
-    frames = [
-        _transactions_frame(lines, blk, catalog),
-        _transactions_frame(lines.take(duplicates), blk, catalog),
-    ]
-    return frames, counts
+) -> Iterator[tuple[list[pl.DataFrame], dict[str, int]]]:
+    """Per chunk of the block's customers: its purchase and cancellation lines, then the injected
+    duplicates (two frames, so the lines are never copied just to append a few rows), and the
+    dirt counts. One chunk, on the block's own streams, unless the intensity is high."""
+    chunks = _transaction_chunks(config)
+    size = math.ceil(len(blk.index) / chunks)
+    numbered = 0
+    for chunk in range(chunks):
+        part = blk if chunks == 1 else blk.rows(chunk * size, (chunk + 1) * size)
+        stream = None if chunks == 1 else chunk
+        rng = _rng(config, _TX, month.index, block, stream)
+        n_inv = rng.poisson(_purchase_rates(config, part, month))
+        purchases, line_inv = _invoice_lines(rng, part, month, catalog, n_inv, block, numbered)
+        numbered += int(n_inv.sum())
+        lines = _Lines.concat([purchases, _cancellations(rng, part, month, purchases, line_inv)])
+        del purchases, line_inv
+        dirt_rng = _rng(config, _TX_DIRT, month.index, block, stream)
+        duplicates, counts = _transaction_dirt(dirt_rng, lines, config.dirt)
+        frames = [
+            _transactions_frame(lines, part, catalog),
+            _transactions_frame(lines.take(duplicates), part, catalog),
+        ]
+        del lines
+        yield frames, counts
+        del frames  # written by now: free it before the next chunk is made
 
 
 # ---------------------------------------------------------------------------------------------
@@ -997,7 +1031,9 @@ def _block_outputs(
 ) -> Iterator[tuple[str, list[pl.DataFrame], dict[str, int]]]:
     """One block's frames per source with their dirt counts, one source at a time to bound memory."""
     yield "customers", *_crm(config, blk, month, block)
-    yield "transactions", *_transactions(config, blk, month, block, catalog)
+    for frames, counts in _transactions(config, blk, month, block, catalog):
+        yield "transactions", frames, counts
+        del frames  # the next chunk is made on resumption; hold no copy of this one meanwhile
     yield "engagement", *_engagement(config, blk, month, block)
     yield "surveys", [_surveys(config, blk, month, block)], {}
     yield "campaigns", [_campaigns(config, blk, month, block, plan)], {}

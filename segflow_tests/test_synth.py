@@ -176,6 +176,31 @@ def test_same_config_gives_identical_bytes_and_another_seed_differs(tmp_path: Pa
     assert all(a[k] != c[k] for k in data)
 
 
+def test_high_intensity_is_made_in_chunks_deterministically_with_unique_invoices(tmp_path: Path) -> None:
+    from segflow.synth import _transaction_chunks
+
+    assert [_transaction_chunks(SynthConfig(intensity=i)) for i in (1.0, 20.0, 20.5, 45.0)] == [1, 1, 2, 3]
+    high = SynthConfig(customers=900, months=1, seed=4, intensity=45.0, dirt=DirtRates.none())
+    generate(tmp_path / "a", high)
+    generate(tmp_path / "b", high)
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    generate(
+        tmp_path / "low", SynthConfig(customers=900, months=1, seed=4, intensity=20.0, dirt=DirtRates.none())
+    )
+    tx = _read(tmp_path / "a", "transactions", "2024-01")
+    low = _read(tmp_path / "low", "transactions", "2024-01")
+    assert 1.8 < tx.height / low.height < 2.7  # every chunk's customers buy at the configured rate
+    # Chunks number their invoices after the block's earlier chunks: one customer per invoice and
+    # the sequence numbers of the purchases are exactly 1..n, no gap and no repeat.
+    assert (
+        tx.group_by("invoice_id").agg(pl.col("customer_id").n_unique()).get_column("customer_id").max() == 1
+    )
+    purchases = tx.filter(~pl.col("invoice_id").str.starts_with("C"))["invoice_id"].unique()
+    sequence = (purchases.cast(pl.Int64) % 10**7).sort()
+    assert sequence.to_list() == list(range(1, purchases.len() + 1))
+    assert tx["customer_id"].n_unique() > 850  # all three chunks of customers are present
+
+
 def test_config_is_validated() -> None:
     with pytest.raises(ValueError, match="YYYY-MM"):
         SynthConfig(start="2024-13")
