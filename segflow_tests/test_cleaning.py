@@ -128,3 +128,26 @@ def test_profiles_net_cancellations_and_mask_pii() -> None:
     assert dup.height == 1 and "Bo Chan" not in dup["record"][0] and "***" in dup["record"][0]
     assert build.accounting["customers"] == {"raw_rows": 3, "accepted_rows": 2, "quarantined_rows": 1,
                                              "duplicates_dropped": 0}  # fmt: skip
+
+
+def test_first_occurrences_match_unique_in_file_order() -> None:
+    """The hashed duplicate finder keeps exactly the rows ``unique(keep="first")`` keeps, in order,
+    with nulls, NaN and signed zeros equal as ``unique`` has them."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    n = 20_000
+    frame = pl.DataFrame(
+        {
+            "a": rng.integers(0, 30, n),
+            "b": pl.Series(rng.choice(["x", "y", None], n).tolist(), dtype=pl.String),
+            "c": rng.choice([0.0, -0.0, np.nan, 1.5], n),
+            "d": rng.integers(0, 4, n),  # not compared: rows differing only here are duplicates
+        }
+    ).with_row_index("position")
+    columns = ["a", "b", "c"]
+    keep = cleaning.first_occurrences(frame, columns)
+    assert keep is not None and int((~keep).sum()) > n // 2
+    expected = frame.unique(subset=columns, keep="first", maintain_order=True)
+    assert frame.filter(keep).equals(expected)
+    assert cleaning.first_occurrences(expected, columns) is None
