@@ -92,10 +92,11 @@ def segflow_phases(path: str, period: str) -> dict[str, float]:
     )
     normal = timed("normalise_codes", lambda: cleaning.normalise_codes(tx, "transactions"))
     canonical = list(SOURCES["transactions"])
-    deduped = timed(
-        "unique rows (inside apply_rules)",
-        lambda: normal.unique(subset=canonical, keep="first", maintain_order=True),
+    keep = timed(
+        "duplicate rows (first_occurrences, inside apply_rules)",
+        lambda: cleaning.first_occurrences(normal, canonical),
     )
+    deduped = normal if keep is None else normal.filter(keep)
     rules = cleaning.transaction_rules(start, end, settings.cleaning, None, tx.columns)
     conflict = next(r.violated for r in rules if r.rule_id == "invoice_customer_conflict")
     timed("invoice-conflict window (inside apply_rules)", lambda: deduped.select(conflict.sum()))

@@ -307,6 +307,9 @@ def build_profiles(
             results[source] = cleaned
 
     tx = results["transactions"].accepted if "transactions" in results else None
+    # Aggregated once, before the customers: without a CRM source its keys are the customers (the
+    # line items' unique ids, from the aggregate rather than a second pass over every line).
+    tx_activity = _transaction_activity(tx if tx is not None else _no_transactions())
     snapshot = _snapshot_activity(results["snapshot"].accepted) if "snapshot" in results else None
     if "customers" in results:
         customers = results["customers"].accepted.drop(
@@ -319,7 +322,7 @@ def build_profiles(
         customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
         customers = impute_demographics(customers.sort("customer_id"), seed, imputation)
     else:
-        ids = tx["customer_id"] if tx is not None else snapshot["customer_id"]
+        ids = tx_activity["customer_id"] if tx is not None else snapshot["customer_id"]
         customers = _customers_from_ids(ids).drop(*PII_COLUMNS)
         customers = customers.with_columns(
             [pl.lit(False).alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
@@ -331,7 +334,7 @@ def build_profiles(
             customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
 
     tx = tx if tx is not None else _no_transactions()
-    activity = [_transaction_activity(tx), _category_revenue(tx)]
+    activity = [tx_activity, _category_revenue(tx)]
     if "engagement" in results:
         activity.append(_engagement_activity(results["engagement"].accepted))
     if "surveys" in results:
