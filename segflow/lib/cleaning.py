@@ -297,7 +297,8 @@ def first_occurrences(frame: pl.DataFrame, columns: list[str]) -> pl.Series | No
         return None
     positions = suspects.arg_true()
     first = frame[positions].select(pl.struct(columns).is_first_distinct()).to_series()
-    return pl.Series("keep", [True] * frame.height).scatter(positions, first)
+    # Rows whose hash is unique are kept; the rest keep only their exact first occurrence.
+    return (~suspects).scatter(positions, first)
 
 
 def apply_rules(frame: pl.DataFrame, rules: list[Rule], source: str, period: str) -> Cleaned:

@@ -306,10 +306,11 @@ def build_profiles(
         if cleaned is not None:
             results[source] = cleaned
 
-    tx = results["transactions"].accepted if "transactions" in results else None
+    has_transactions = "transactions" in results
+    tx = results["transactions"].accepted if has_transactions else _no_transactions()
     # Aggregated once, before the customers: without a CRM source its keys are the customers (the
     # line items' unique ids, from the aggregate rather than a second pass over every line).
-    tx_activity = _transaction_activity(tx if tx is not None else _no_transactions())
+    tx_activity = _transaction_activity(tx)
     snapshot = _snapshot_activity(results["snapshot"].accepted) if "snapshot" in results else None
     if "customers" in results:
         customers = results["customers"].accepted.drop(
@@ -322,7 +323,7 @@ def build_profiles(
         customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
         customers = impute_demographics(customers.sort("customer_id"), seed, imputation)
     else:
-        ids = tx_activity["customer_id"] if tx is not None else snapshot["customer_id"]
+        ids = tx_activity["customer_id"] if has_transactions else snapshot["customer_id"]
         customers = _customers_from_ids(ids).drop(*PII_COLUMNS)
         customers = customers.with_columns(
             [pl.lit(False).alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
@@ -333,7 +334,6 @@ def build_profiles(
             )
             customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
 
-    tx = tx if tx is not None else _no_transactions()
     activity = [tx_activity, _category_revenue(tx)]
     if "engagement" in results:
         activity.append(_engagement_activity(results["engagement"].accepted))
