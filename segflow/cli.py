@@ -66,7 +66,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     months = sorted(p.stem for p in (landing / "transactions").glob("*.parquet"))
     last = months[-DEMO_MONTHS:]
     print(f"materialising {last[0]} .. {last[-1]} (and the trailing window's profiles)")
-    summary = runner.backfill(settings, last[0], last[-1], config=args.config)
+    summary = runner.backfill(settings, last[0], last[-1])
     code = _finish_backfill(settings, summary)
     print("\nreports:")
     for period in last:
@@ -83,7 +83,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     from segflow import runner
 
     settings = runner.prepare_environment(args.config)
-    summary = runner.backfill(settings, args.period, args.period, force=True, config=args.config)
+    summary = runner.backfill(settings, args.period, args.period, force=True)
     return _finish_backfill(settings, summary)
 
 
@@ -93,9 +93,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     if args.to < args.from_:
         raise SystemExit(f"--to {args.to} is before --from {args.from_}")
     settings = runner.prepare_environment(args.config)
-    summary = runner.backfill(
-        settings, args.from_, args.to, workers=args.workers, force=args.force, config=args.config
-    )
+    summary = runner.backfill(settings, args.from_, args.to, workers=args.workers, force=args.force)
     return _finish_backfill(settings, summary)
 
 

@@ -8,7 +8,6 @@ config file are resolved against the file's own folder, so a config works from a
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,9 +395,3 @@ def load_settings(path: str | Path | None = None) -> Settings:
             )
         kwargs["sources"] = sources
     return Settings(**kwargs)
-
-
-@functools.cache
-def get_settings() -> Settings:
-    """The process-wide settings, read once from ``$SEGFLOW_CONFIG`` (or the defaults)."""
-    return load_settings()

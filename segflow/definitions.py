@@ -1,4 +1,8 @@
-"""The Dagster entry point (``workspace.yaml`` and ``[tool.dagster]`` load this module)."""
+"""The Dagster entry point (``workspace.yaml`` and ``[tool.dagster]`` load this module).
+
+``build_defs(settings)`` builds the whole graph for one settings value; the UI and ``dagster`` CLI
+load ``defs``, which reads the settings file named by ``$SEGFLOW_CONFIG`` (or the defaults) once.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,18 @@ from pathlib import Path
 
 import dagster as dg
 
+from segflow.config import Settings, load_settings
 from segflow.defs.resources import build_resources
+from segflow.defs.scope import settings_scope
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """Every asset, check, job, schedule and sensor, built from ``settings`` (a value, read once)."""
+    with settings_scope(settings):
+        loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent / "defs")
+    return dg.Definitions.merge(loaded, dg.Definitions(resources=build_resources(settings)))
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(
-        dg.load_from_defs_folder(path_within_project=Path(__file__).parent / "defs"),
-        dg.Definitions(resources=build_resources()),
-    )
+    return build_defs(load_settings())

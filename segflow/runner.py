@@ -12,14 +12,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segflow.config import CONFIG_ENV, Settings, load_settings
+from segflow.config import Settings, load_settings
 from segflow.lib.periods import month_range, shift
 
 
 def prepare_environment(config: str | None) -> Settings:
-    """Point this process at the settings file and the Dagster instance, before defs are imported."""
-    if config:
-        os.environ[CONFIG_ENV] = str(Path(config).resolve())
+    """Read the settings file once and point this process at their Dagster instance."""
     settings = load_settings(config)
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
@@ -57,12 +55,6 @@ class BackfillSummary:
         return [o for o in self.outcomes if not o.success]
 
 
-def _definitions():
-    from segflow.definitions import defs
-
-    return defs()
-
-
 def _first_error(result) -> str:
     """The most useful line about why a run failed: a failed blocking check names its rules."""
     for event in result.all_events:
@@ -82,16 +74,13 @@ def _first_error(result) -> str:
     return "run failed"
 
 
-def run_partition(job_name: str, period: str) -> RunOutcome:
-    import dagster as dg
-
-    defs = _definitions()
+def run_partition(defs, instance, job_name: str, period: str) -> RunOutcome:
+    """One run of ``job_name`` for ``period`` in this process, recorded in ``instance``."""
     job = defs.resolve_job_def(job_name)
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            partition_key=period, instance=instance, raise_on_error=False, run_config=QUIET
-        )
+    result = job.execute_in_process(
+        partition_key=period, instance=instance, raise_on_error=False, run_config=QUIET
+    )
     seconds = time.perf_counter() - started
     error = "" if result.success else _first_error(result)
     return RunOutcome(period, job_name, result.success, seconds, result.run_id, error)
@@ -142,18 +131,81 @@ def _limit_threads(threads: str) -> None:
         os.environ[name] = threads
 
 
-def _run_in_worker(args: tuple[str, str, str | None]) -> RunOutcome:
-    job, period, config = args
-    prepare_environment(config)
-    return run_partition(job, period)
+# A worker process builds the definitions once and runs many partitions with them.
+_WORKER: dict[str, object] = {}
+
+
+def _start_worker(threads: str, settings: Settings) -> None:
+    _limit_threads(threads)
+    import dagster as dg
+
+    from segflow.definitions import build_defs
+
+    _WORKER["defs"] = build_defs(settings)
+    _WORKER["instance"] = dg.DagsterInstance.get()
+
+
+def _run_in_worker(job: str, period: str) -> RunOutcome:
+    return run_partition(_WORKER["defs"], _WORKER["instance"], job, period)
+
+
+@dataclass
+class Progress:
+    """Prints one line per finished run, with an ETA over the runs still to come.
+
+    A run's expected time is the mean of the finished runs of its job; for a job with none finished
+    yet, the mean of all finished runs scaled by ``JOB_WEIGHT`` (a modelling run costs about three
+    ingest runs), so the ETA counts the modelling runs from the first line on.
+    """
+
+    echo: object
+    jobs: list[str]  # the job of every run of the backfill, in order
+    workers: dict[str, int]  # runs of a job that proceed at once
+    started: float = field(default_factory=time.perf_counter)
+    done: list[RunOutcome] = field(default_factory=list)
+
+    JOB_WEIGHT = {"ingest_job": 1.0, "fit_job": 1.5, "publish_job": 1.5, "modelling_job": 3.0}
+
+    def expected(self, job: str) -> float:
+        same = [o.seconds for o in self.done if o.job == job]
+        if same:
+            return sum(same) / len(same)
+        weighted = [o.seconds / self.JOB_WEIGHT.get(o.job, 1.0) for o in self.done]
+        return sum(weighted) / len(weighted) * self.JOB_WEIGHT.get(job, 1.0) if weighted else 0.0
+
+    def eta(self) -> float:
+        remaining = self.jobs[len(self.done) :]
+        return sum(self.expected(job) / self.workers.get(job, 1) for job in remaining)
+
+    def finished(self, outcome: RunOutcome) -> None:
+        self.done.append(outcome)
+        total, count = len(self.jobs), len(self.done)
+        status = "ok" if outcome.success else f"FAILED: {outcome.error}"
+        bar = "#" * round(20 * count / total)
+        self.echo(
+            f"[{bar:<20}] {count}/{total} {outcome.period} {outcome.job:<16} {outcome.seconds:6.1f}s  "
+            f"elapsed {time.perf_counter() - self.started:5.0f}s  eta {self.eta():5.0f}s  {status}"
+        )
+        sys.stdout.flush()
 
 
 def _execute(
-    runs: list[tuple[str, str]], workers: int, config: str | None, echo, summary, started, total
+    runs: list[tuple[str, str]], workers: int, settings: Settings, progress: Progress, summary
 ) -> None:
+    if not runs:
+        return
     if workers <= 1:
-        outcomes = (run_partition(job, period) for job, period in runs)
-        _report(outcomes, echo, summary, started, total)
+        import dagster as dg
+
+        from segflow.definitions import build_defs
+
+        defs = build_defs(settings)
+        with dg.DagsterInstance.get() as instance:
+            for job, period in runs:
+                progress.echo(f"  running {period} {job} ...")
+                outcome = run_partition(defs, instance, job, period)
+                summary.outcomes.append(outcome)
+                progress.finished(outcome)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -164,64 +216,60 @@ def _execute(
     # same moment race on its schema ("more than one head present").
     with dg.DagsterInstance.get():
         pass
-
     # spawn, not fork: a forked copy of a process that already imported Dagster and opened its
     # instance is not safe.
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_limit_threads,
-        initargs=(threads,),
+        initializer=_start_worker,
+        initargs=(threads, settings),
     ) as pool:
-        futures = [pool.submit(_run_in_worker, (job, period, config)) for job, period in runs]
-        _report((f.result() for f in as_completed(futures)), echo, summary, started, total)
-
-
-def _report(outcomes, echo, summary: BackfillSummary, started: float, total: int) -> None:
-    for outcome in outcomes:
-        summary.outcomes.append(outcome)
-        done = len(summary.outcomes)
-        elapsed = time.perf_counter() - started
-        eta = elapsed / done * (total - done)
-        status = "ok" if outcome.success else f"FAILED: {outcome.error}"
-        bar = "#" * round(20 * done / total)
-        echo(
-            f"[{bar:<20}] {done}/{total} {outcome.period} {outcome.job:<16} {outcome.seconds:6.1f}s  "
-            f"eta {eta:5.0f}s  {status}"
-        )
-        sys.stdout.flush()
+        progress.echo(f"  running {len(runs)} {runs[0][0]} runs on {workers} workers ...")
+        futures = [pool.submit(_run_in_worker, job, period) for job, period in runs]
+        for future in as_completed(futures):
+            outcome = future.result()
+            summary.outcomes.append(outcome)
+            progress.finished(outcome)
 
 
 def backfill(
-    settings: Settings,
-    first: str,
-    last: str,
-    workers: int = 1,
-    force: bool = False,
-    config: str | None = None,
-    echo=print,
+    settings: Settings, first: str, last: str, workers: int = 1, force: bool = False, echo=print
 ) -> BackfillSummary:
-    """Materialise every month from ``first`` to ``last``: profiles first, then models and reports."""
+    """Materialise every month from ``first`` to ``last``: profiles first, then models and reports.
+
+    Ingest months are independent, and so are the heavy model fits: with ``workers`` > 1 both run
+    in parallel, and only the light steps that align segment ids to last month's model and audit
+    the month run in month order (``publish_job``). With one worker, a month's modelling is one run.
+    """
     plan = plan_backfill(settings, first, last, force)
     if plan.skipped:
         echo(f"already built, skipped (use --force to rebuild): {', '.join(plan.skipped)}")
+    phases = [("ingest_job", plan.ingest, workers)]
+    phases += (
+        [("fit_job", plan.model, workers), ("publish_job", plan.model, 1)]
+        if workers > 1
+        else [("modelling_job", plan.model, 1)]
+    )
+    jobs = [job for job, months, _ in phases for _ in months]
+    echo(f"plan: {len(plan.ingest)} ingest and {len(plan.model)} modelling months, {len(jobs)} runs, "
+         f"{workers} worker(s)")  # fmt: skip
+    progress = Progress(echo, jobs, {job: n for job, _, n in phases})
     summary = BackfillSummary()
-    total = len(plan.ingest) + len(plan.model)
-    started = time.perf_counter()
-    _execute([("ingest_job", m) for m in plan.ingest], workers, config, echo, summary, started, total)
-    failed_ingest = {o.period for o in summary.failed}
-    runnable = [m for m in plan.model if not _window_failed(settings, m, failed_ingest)]
-    for month in sorted(set(plan.model) - set(runnable)):
-        summary.outcomes.append(
-            RunOutcome(month, "modelling_job", False, 0.0, "", "skipped: a month of its window failed")
-        )
-    # Modelling is a chain: each month's model aligns its segment ids to the previous month's,
-    # so this phase runs in month order whatever --workers says.
-    _execute([("modelling_job", m) for m in runnable], 1, config, echo, summary, started, total)
+    for job, months, parallel in phases:
+        failed = {o.period for o in summary.failed}
+        runnable = months if job == "ingest_job" else [m for m in months if not _blocked(settings, m, failed)]
+        for month in sorted(set(months) - set(runnable)):
+            skipped = RunOutcome(month, job, False, 0.0, "", "skipped: a month it reads failed")
+            summary.outcomes.append(skipped)
+            progress.finished(skipped)
+        # Segment ids are aligned to the previous month's model: publish and modelling runs are a
+        # chain, in month order, whatever --workers says.
+        _execute([(job, m) for m in runnable], parallel, settings, progress, summary)
     return summary
 
 
-def _window_failed(settings: Settings, month: str, failed: set[str]) -> bool:
+def _blocked(settings: Settings, month: str, failed: set[str]) -> bool:
+    """A month of its window failed, or (for the chain) an earlier month's modelling failed."""
     window = month_range(shift(month, -(settings.features.window_months - 1)), month)
     return bool(failed.intersection(window))

@@ -156,13 +156,13 @@ def test_stored_json_model_reloads_and_reproduces_scores_exactly(history, tmp_pa
 def test_churn_model_asset_records_validation_or_reason(history) -> None:
     import dagster as dg
 
+    from segflow.config import load_settings
     from segflow.defs.models.assets import churn_model
-    from segflow.defs.resources import SegflowSettings
 
     period = _last(history)
     lazy = {m: f.lazy() for m, f in history.items()}
     with dg.build_asset_context(partition_key=period) as context:
-        output = churn_model(context, SegflowSettings(), lazy)
+        output = churn_model(context, load_settings(), lazy)
     assert output.value == fit_churn_model(history, period, ModelSettings(), WINDOW)
     meta = {key: getattr(value, "value", value) for key, value in output.metadata.items()}
     assert meta["available"] is True and meta["validation_auc"] > meta["validation_baseline_auc"]
@@ -171,7 +171,7 @@ def test_churn_model_asset_records_validation_or_reason(history) -> None:
     assert json.loads(json.dumps(output.value)) == output.value  # what the JSON IO manager stores
     # A month without the earlier history: a stored reason, not a failure.
     with dg.build_asset_context(partition_key=START) as context:
-        skipped = churn_model(context, SegflowSettings(), {START: lazy[START]})
+        skipped = churn_model(context, load_settings(), {START: lazy[START]})
     assert skipped.value["available"] is False and skipped.metadata["available"].value is False
     assert "not enough history" in skipped.metadata["reason"].value
 

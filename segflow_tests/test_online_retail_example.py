@@ -56,8 +56,9 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> dict:
         [
             sys.executable,
             "-c",
-            "import sys; from segflow import runner; runner.prepare_environment(sys.argv[1]); "
-            "o = runner.run_partition('ingest_job', '2011-12'); sys.exit(0 if o.success else o.error)",
+            "import sys, dagster as dg; from segflow import runner; from segflow.definitions import build_defs; "
+            "s = runner.prepare_environment(sys.argv[1]); i = dg.DagsterInstance.get(); "
+            "o = runner.run_partition(build_defs(s), i, 'ingest_job', '2011-12'); sys.exit(0 if o.success else o.error)",
             str(path),
         ],
         env=_env(root / "home"),

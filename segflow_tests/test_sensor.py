@@ -7,23 +7,21 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from segflow.config import get_settings
+from segflow.config import load_settings
 
 
 @pytest.fixture
 def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
     monkeypatch.delenv("SEGFLOW_CONFIG", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path / "landing"
-    get_settings.cache_clear()
+    return tmp_path / "landing"
 
 
 def _tick(cursor: str | None) -> dg.SensorResult:
     from segflow.defs.sensors import landing_sensor
 
     with dg.instance_for_test() as instance:
-        return landing_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        return landing_sensor(load_settings())(dg.build_sensor_context(instance=instance, cursor=cursor))
 
 
 def _drop(landing: Path, source: str, name: str, content: bytes = b"x") -> None:

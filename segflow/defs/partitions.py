@@ -1,33 +1,44 @@
-"""The monthly partitions and the partition mappings between stages."""
+"""The monthly partitions and the partition mappings between stages, built from the settings."""
 
 import dagster as dg
 
-from segflow.config import get_settings
+from segflow.config import Settings
 from segflow.lib.periods import shift
 
-_settings = get_settings()
 
-# Partition keys are "YYYY-MM"; the start comes from settings, so real data with an older history
-# gets partitions back to its first month.
-monthly_partitions = dg.MonthlyPartitionsDefinition(
-    start_date=_settings.partitions_start,
-    end_date=shift(_settings.partitions_end, 1) if _settings.partitions_end else None,
-    fmt="%Y-%m",
-)
+def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
+    """Partition keys "YYYY-MM" from ``partitions.start`` (and to ``partitions.end`` when set), so real
+    data with an older history gets partitions back to its first month."""
+    return dg.MonthlyPartitionsDefinition(
+        start_date=settings.partitions_start,
+        end_date=shift(settings.partitions_end, 1) if settings.partitions_end else None,
+        fmt="%Y-%m",
+    )
 
-WINDOW_MONTHS = _settings.features.window_months
 
-# The features of month M read the profiles of months M-11..M. Months before the first partition
-# simply do not exist, which is how the first year is handled.
-trailing_window = dg.TimeWindowPartitionMapping(
-    start_offset=-(WINDOW_MONTHS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
-)
+def months(start_offset: int, end_offset: int = 0) -> dg.TimeWindowPartitionMapping:
+    """The months ``start_offset..end_offset`` relative to the partition (0 is the partition itself).
 
-CHURN_HORIZON = _settings.model.churn_horizon_months
+    Months before the first partition do not exist, and are skipped rather than failing: that is how
+    the first months of a history, which have a shorter window, are handled.
+    """
+    return dg.TimeWindowPartitionMapping(
+        start_offset=start_offset, end_offset=end_offset, allow_nonexistent_upstream_partitions=True
+    )
 
-# The churn model of month T fits on the features of T-2h labelled by T-h and validates on T-h
-# labelled by T, so it reads the features of T-2h..T. Months before the first partition do not
-# exist, and months never built are skipped: the model then records why it could not be fitted.
-churn_history = dg.TimeWindowPartitionMapping(
-    start_offset=-2 * CHURN_HORIZON, end_offset=0, allow_nonexistent_upstream_partitions=True
-)
+
+def trailing_window(settings: Settings) -> dg.TimeWindowPartitionMapping:
+    """The features of month M read the profiles of months M-(window-1)..M."""
+    return months(-(settings.features.window_months - 1))
+
+
+def churn_history(settings: Settings) -> dg.TimeWindowPartitionMapping:
+    """The churn model of month T fits on the features of T-2h labelled by T-h and validates on T-h
+    labelled by T, so it reads the features of T-2h..T; months never built are skipped, and the model
+    then records why it could not be fitted."""
+    return months(-2 * settings.model.churn_horizon_months)
+
+
+# Last month's partition of the same asset: the first partition has none, and a month that was never
+# built is skipped (its successor then numbers segments afresh).
+PREVIOUS_MONTH = months(-1, -1)

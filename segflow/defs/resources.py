@@ -1,4 +1,4 @@
-"""Resources: the settings, and the storage IO managers for tables and models.
+"""Resources: the settings value, and the storage IO managers for tables and models.
 
 segflow ships its own small Parquet IO manager instead of dagster-polars, because
 dagster-polars 0.27 breaks on polars 2 and cannot write atomically. It is a ``UPathIOManager``,
@@ -15,17 +15,12 @@ import dagster as dg
 import polars as pl
 from upath import UPath
 
-from segflow.config import Settings, load_settings
+from segflow.config import Settings
 from segflow.lib import storage
 
-
-class SegflowSettings(dg.ConfigurableResource):
-    """The segflow settings file (empty: the embedded defaults, or ``$SEGFLOW_CONFIG``)."""
-
-    config_file: str = ""
-
-    def load(self) -> Settings:
-        return load_settings(self.config_file or None)
+# Assets take the settings as ``settings: SegflowSettings``: the value ``build_defs`` was given,
+# parsed once, so an asset and the checks on it always see the same settings.
+SegflowSettings = dg.ResourceParam[Settings]
 
 
 def _is_local(path: UPath) -> bool:
@@ -96,28 +91,11 @@ class JsonIOManager(dg.UPathIOManager):
         return json.loads(path.read_text(encoding="utf-8"))
 
 
-class ParquetStorage(dg.ConfigurableIOManagerFactory):
-    """Table storage under ``<storage_dir>/<asset>/<YYYY-MM>.parquet``."""
-
-    settings: dg.ResourceDependency[SegflowSettings]
-
-    def create_io_manager(self, context: dg.InitResourceContext) -> PolarsParquetIOManager:
-        return PolarsParquetIOManager(base_path=UPath(str(self.settings.load().storage_dir)))
-
-
-class ModelStorage(dg.ConfigurableIOManagerFactory):
-    """Model storage under ``<storage_dir>/<asset>/<YYYY-MM>.json``: parameters, not pickles."""
-
-    settings: dg.ResourceDependency[SegflowSettings]
-
-    def create_io_manager(self, context: dg.InitResourceContext) -> JsonIOManager:
-        return JsonIOManager(base_path=UPath(str(self.settings.load().storage_dir)))
-
-
-def build_resources(config_file: str = "") -> dict[str, Any]:
-    settings = SegflowSettings(config_file=config_file)
+def build_resources(settings: Settings) -> dict[str, Any]:
+    base = UPath(str(settings.storage_dir))
     return {
         "settings": settings,
-        "io_manager": ParquetStorage(settings=settings),
-        "model_io_manager": ModelStorage(settings=settings),
+        # Tables under <storage_dir>/<asset>/<YYYY-MM>.parquet, models beside them as .json.
+        "io_manager": PolarsParquetIOManager(base_path=base),
+        "model_io_manager": JsonIOManager(base_path=base),
     }

@@ -423,19 +423,36 @@ def fit_model(
 
     ``previous`` is last month's stored model, if any: segments are renumbered to match it.
     ``feature_set`` is ``transactions`` (MODEL_FEATURES, numbered by monetary value) or ``snapshot``
-    (segflow.lib.snapshot.MODEL_FEATURES, numbered by spend per month).
+    (segflow.lib.snapshot.MODEL_FEATURES, numbered by spend per month). The two halves,
+    ``fit_segments`` and ``publish_segments``, are separate assets, so that months fit in parallel.
     """
-    from threadpoolctl import threadpool_limits
+    return publish_segments(
+        fit_segments(features, settings, period, feature_set), features, settings, previous
+    )
 
-    from segflow.lib.personas import build_personas
-    from segflow.lib.selection import apply, permute, select, sweep
 
-    wanted, value_column, phrases = None, "monetary", None
+def _feature_set(feature_set: str) -> tuple[list | None, str, dict | None]:
+    """The model features, the column that numbers segments, and the naming phrases of a feature set."""
     if feature_set == "snapshot":
         from segflow.lib import snapshot
 
         wanted = [("snapshot", name, transform) for name, transform in snapshot.MODEL_FEATURES]
-        value_column, phrases = snapshot.VALUE_COLUMN, snapshot.PHRASES
+        return wanted, snapshot.VALUE_COLUMN, snapshot.PHRASES
+    return None, "monetary", None
+
+
+def fit_segments(
+    features: pl.DataFrame, settings: ModelSettings, period: str, feature_set: str = "transactions"
+) -> dict:
+    """The heavy half, which needs nothing but the month: the design, the sweep of every candidate
+    family and the selection, with segments numbered by mean value (highest first), so that a month
+    always numbers its segments the same way. Plain data (the JSON the fit asset stores).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from segflow.lib.selection import apply, permute, select, sweep
+
+    wanted, value_column, _ = _feature_set(feature_set)
     design = fit_design(features, settings, wanted)
     # scikit-learn's OpenMP k-means ran 2.4x (200k rows) to 50x (5k rows) slower with 2 threads
     # than with 1 on our 2-core machines, so the sweep runs single-threaded (OpenMP and BLAS: BLAS
@@ -446,44 +463,65 @@ def fit_model(
     chosen = select(rows)
     rule, k = rules[chosen], rows[chosen]["k"]
     labels = apply(rule, design.matrix)
-    # Number segments by mean monetary value (highest first), so a model without a predecessor always
-    # numbers its segments the same way; then keep last month's ids where segments match.
     monetary = features[value_column].cast(pl.Float64).fill_nan(None).fill_null(0.0).to_numpy()
     order = np.argsort(
         [-monetary[labels == i].mean() if (labels == i).any() else np.inf for i in range(k)], kind="stable"
     ).tolist()
-    rule = permute(rule, order)
-    draft = {"k": k, "centroids": rule["centroids"], **design.model}
-    aligned, alignment = align_to_previous(draft, previous, settings.align_max_distance)
-    rule = permute(rule, aligned)
-    labels = apply(rule, design.matrix)
-    shares = _shares(labels, k)
-    names = name_segments(features, labels, phrases)
     winner = rows[chosen]
+    return {
+        "period": period,
+        "feature_set": feature_set,
+        "k": k,
+        "design": design.model,
+        "rule": permute(rule, order),
+        "segment_jaccard": [winner["segment_jaccard"][i] for i in order],
+        "chosen_index": chosen,
+        "sampling": sampling,
+        "sweep": rows,
+    }
+
+
+def publish_segments(
+    fit: dict, features: pl.DataFrame, settings: ModelSettings, previous: dict | None
+) -> dict:
+    """The light half, a chain from month to month: segment ids aligned to last month's model
+    (``previous``, if any) by Hungarian matching, then the segments named and described as personas.
+    ``features`` are the month's, which ``fit`` was fitted on.
+    """
+    from segflow.lib.personas import build_personas
+    from segflow.lib.selection import apply, permute
+
+    k, design, winner = fit["k"], fit["design"], fit["sweep"][fit["chosen_index"]]
+    draft = {"k": k, "centroids": fit["rule"]["centroids"], **design}
+    aligned, alignment = align_to_previous(draft, previous, settings.align_max_distance)
+    rule = permute(fit["rule"], aligned)
+    labels = apply(rule, transform(features, draft))
+    shares = _shares(labels, k)
+    names = name_segments(features, labels, _feature_set(fit["feature_set"])[2])
     model = {
         "family": winner["family"],
         "params": winner["params"],
-        "period": period,
+        "period": fit["period"],
         "seed": settings.seed,
         "k": k,
-        **design.model,
+        **design,
         "rule": {key: v for key, v in rule.items() if key != "centroids"},
         "centroids": rule["centroids"],
         "segment_names": {str(i): n for i, n in names.items()},
-        "personas": build_personas(features, labels, names, period),
+        "personas": build_personas(features, labels, names, fit["period"]),
         "segment_shares": shares.tolist(),
         "min_segment_share": float(shares.min()),
         "min_segment_share_threshold": settings.min_segment_share,
         "stability": winner["stability"],
-        "segment_jaccard": [winner["segment_jaccard"][i] for i in order_compose(order, aligned)],
+        "segment_jaccard": [fit["segment_jaccard"][i] for i in aligned],
         "ari_refits": winner["ari_refits"],
         "min_stability_threshold": settings.min_stability,
         "selection_rule": SELECTION_RULE,
-        "chosen_index": chosen,
-        "sampling": sampling,
+        "chosen_index": fit["chosen_index"],
+        "sampling": fit["sampling"],
         "alignment": alignment,
         "n_customers": int(len(labels)),
-        "sweep": rows,
+        "sweep": fit["sweep"],
         "settings": {
             "k_min": settings.k_min,
             "k_max": settings.k_max,
@@ -492,15 +530,10 @@ def fit_model(
             "max_fit_rows": settings.max_fit_rows,
         },
     }
-    if feature_set != "transactions":  # recorded only off the default, so default versions stay put
-        model["feature_set"] = feature_set
+    if fit["feature_set"] != "transactions":  # recorded only off the default, so default versions stay put
+        model["feature_set"] = fit["feature_set"]
     model["version"] = model_version(model)
     return model
-
-
-def order_compose(first: list[int], second: list[int]) -> list[int]:
-    """Original segment index behind each final id after two ``permute`` steps."""
-    return [first[j] for j in second]
 
 
 def rule_of(model: dict) -> dict:

@@ -18,12 +18,12 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from segflow.config import get_settings
 from segflow.defs.contract_checks import contract_metadata
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
-from segflow.defs.partitions import monthly_partitions
+from segflow.defs.partitions import monthly_partitions, months
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.resources import SegflowSettings
+from segflow.defs.scope import settings_in_scope
 from segflow.lib import storage
 from segflow.lib.backtest import BACKTEST_SCHEMA, backtest
 from segflow.lib.drift import DRIFT_SCHEMA, feature_drift, major_drift
@@ -43,21 +43,11 @@ SNAPSHOT_PROFILE_FEATURES = (
     "digital_share", "web_visits_per_month", "campaign_response_rate", "age", "income", "children",
 )  # fmt: skip
 
-_report_settings = get_settings().report
-HORIZON = _report_settings.backtest_horizon_months
-TREND = _report_settings.trend_months
-
-
-def _window(start: int, end: int) -> dg.TimeWindowPartitionMapping:
-    return dg.TimeWindowPartitionMapping(
-        start_offset=start, end_offset=end, allow_nonexistent_upstream_partitions=True
-    )
-
 
 def _months_in(start: int, end: int) -> dg.AssetIn:
     """An input of several months (relative offsets), missing months skipped. Every window ends at the
     current month, so it always maps to at least one partition and the IO manager gives a dict."""
-    return dg.AssetIn(partition_mapping=_window(start, end), metadata={"allow_missing_partitions": True})
+    return dg.AssetIn(partition_mapping=months(start, end), metadata={"allow_missing_partitions": True})
 
 
 def _frames(value: Any) -> dict[str, Any]:
@@ -80,19 +70,10 @@ def _tagged(frame: pl.DataFrame, period: str) -> pl.DataFrame:
 _AUDIT = {
     "group_name": "audit",
     "owners": OWNERS,
-    "partitions_def": monthly_partitions,
     "automation_condition": AUTOMATION,
 }
 
 
-@dg.asset(
-    **_AUDIT,
-    ins={"segment_assignments": _months_in(-1, 0)},
-    kinds={"polars", "parquet"},
-    code_version="2",
-    metadata=contract_metadata("kpi_audit"),
-    freshness_policy=PUBLISHED_FRESHNESS,
-)
 def kpi_audit(
     context: dg.AssetExecutionContext,
     segment_assignments: dict[str, pl.DataFrame],
@@ -136,12 +117,6 @@ def kpi_audit(
     )
 
 
-@dg.asset(
-    **_AUDIT,
-    kinds={"polars", "parquet", "scipy"},
-    code_version="1",
-    metadata=contract_metadata("campaign_lift"),
-)
 def campaign_lift(
     context: dg.AssetExecutionContext,
     settings: SegflowSettings,
@@ -153,7 +128,7 @@ def campaign_lift(
     Arms under `report.min_arm_size` exposed customers are "insufficient sample", with no p-value.
     The arm comes from `raw_campaigns`, the canonical exposures of the same month (upstream of profiles).
     """
-    config = settings.load().report
+    config = settings.report
     period = context.partition_key
     lift = _tagged(
         compute_lift(raw_campaigns, segment_assignments, config.min_arm_size, config.alpha), period
@@ -176,13 +151,6 @@ def campaign_lift(
     )
 
 
-@dg.asset(
-    **_AUDIT,
-    ins={"segment_assignments": _months_in(-1, 0)},
-    kinds={"polars", "parquet"},
-    code_version="1",
-    metadata=contract_metadata("segment_migration"),
-)
 def segment_migration(
     context: dg.AssetExecutionContext, segment_assignments: dict[str, pl.DataFrame]
 ) -> dg.Output[pl.DataFrame]:
@@ -215,13 +183,6 @@ def segment_migration(
     )
 
 
-@dg.asset(
-    **_AUDIT,
-    ins={"customer_features": _months_in(-1, 0), "segment_assignments": _months_in(-1, 0)},
-    kinds={"polars", "parquet"},
-    code_version="1",
-    metadata=contract_metadata("segment_drift"),
-)
 def segment_drift(
     context: dg.AssetExecutionContext,
     settings: SegflowSettings,
@@ -233,7 +194,7 @@ def segment_drift(
     stable, 0.1-0.25 moderate, > 0.25 major). The `segment_drift_major` check warns on major drift.
     Empty in a month without a previous month.
     """
-    config = settings.load().report
+    config = settings.report
     period = context.partition_key
     features, assignments = _frames(customer_features), _frames(segment_assignments)
     current = _current(features, period, "customer_features")
@@ -263,18 +224,9 @@ def segment_drift(
     )
 
 
-@dg.asset(
-    **_AUDIT,
-    ins={
-        "segment_assignments": _months_in(-HORIZON, 0),
-        "customer_profiles": _months_in(-(HORIZON - 1), 0),
-    },
-    kinds={"polars", "parquet", "scipy"},
-    code_version="1",
-    metadata=contract_metadata("segment_backtest"),
-)
 def segment_backtest(
     context: dg.AssetExecutionContext,
+    settings: SegflowSettings,
     segment_assignments: dict[str, pl.DataFrame],
     customer_profiles: dict[str, pl.LazyFrame],
 ) -> dg.Output[pl.DataFrame]:
@@ -286,7 +238,8 @@ def segment_backtest(
     always includes one existing month; only T-h is used.)
     """
     period = context.partition_key
-    assigned_period = shift(period, -HORIZON)
+    horizon = settings.report.backtest_horizon_months
+    assigned_period = shift(period, -horizon)
     assigned = _frames(segment_assignments).get(assigned_period)
     outcome_months = {
         k: v.select("customer_id", "net_revenue", "n_invoices").collect()
@@ -296,7 +249,7 @@ def segment_backtest(
     if assigned is None:
         result = pl.DataFrame(schema=BACKTEST_SCHEMA)
     else:
-        result = backtest(assigned, outcome_months, assigned_period, HORIZON)
+        result = backtest(assigned, outcome_months, assigned_period, horizon)
     result = _tagged(result, period)
     p_value = result["kruskal_p"][0] if result.height else None
     return dg.Output(
@@ -309,7 +262,7 @@ def segment_backtest(
             },
             rows_out=result.height,
             assigned_period=assigned_period if assigned is not None else "none",
-            horizon_months=HORIZON,
+            horizon_months=horizon,
             kruskal_p=float(p_value) if p_value is not None else "n/a",
         ),
     )
@@ -382,13 +335,6 @@ def _drift_check_row(drift: pl.DataFrame) -> dict:
     }
 
 
-@dg.asset(
-    **_AUDIT,
-    ins={"kpi_audit": _months_in(-(TREND - 1), 0), "row_accounting": _months_in(-(TREND - 1), 0)},
-    kinds={"html"},
-    code_version="4",
-    freshness_policy=PUBLISHED_FRESHNESS,
-)
 def audit_report(
     context: dg.AssetExecutionContext,
     settings: SegflowSettings,
@@ -415,7 +361,7 @@ def audit_report(
     describing fewer than `report.min_cell_customers` customers suppressed. Also rewrites
     `reports/index.html`, linking every month's report with trends across months.
     """
-    config = settings.load()
+    config = settings
     period = context.partition_key
     kpi_months = _frames(kpi_audit)
     kpis = _current(kpi_months, period, "kpi_audit").drop("period")
@@ -560,3 +506,37 @@ def _markdown(inputs: ReportInputs, record: dict, report_uri: str, index_uri: st
             f"[Open the report]({report_uri}) · [All months]({index_uri})",
         ]
     )
+
+
+def _table(name: str, kinds: set[str], code_version: str, **extra: Any) -> dict[str, Any]:
+    """The decorator arguments of an audit table: its contract's schema, and the parquet kinds."""
+    return {"kinds": kinds, "code_version": code_version, "metadata": contract_metadata(name), **extra}
+
+
+@dg.definitions
+def audit_defs() -> dg.Definitions:
+    settings = settings_in_scope()
+    horizon, trend = settings.report.backtest_horizon_months, settings.report.trend_months
+    audit = {**_AUDIT, "partitions_def": monthly_partitions(settings)}
+    last_two = _months_in(-1, 0)
+    tables = {
+        kpi_audit: _table("kpi_audit", {"polars", "parquet"}, "2", ins={"segment_assignments": last_two},
+                          freshness_policy=PUBLISHED_FRESHNESS),
+        campaign_lift: _table("campaign_lift", {"polars", "parquet", "scipy"}, "1"),
+        segment_migration: _table("segment_migration", {"polars", "parquet"}, "1",
+                                  ins={"segment_assignments": last_two}),
+        segment_drift: _table("segment_drift", {"polars", "parquet"}, "1",
+                              ins={"customer_features": last_two, "segment_assignments": last_two}),
+        segment_backtest: _table("segment_backtest", {"polars", "parquet", "scipy"}, "1", ins={
+            "segment_assignments": _months_in(-horizon, 0),
+            "customer_profiles": _months_in(-(horizon - 1), 0),
+        }),
+    }  # fmt: skip
+    report = dg.asset(
+        **audit,
+        ins={"kpi_audit": _months_in(-(trend - 1), 0), "row_accounting": _months_in(-(trend - 1), 0)},
+        kinds={"html"},
+        code_version="4",
+        freshness_policy=PUBLISHED_FRESHNESS,
+    )(audit_report)
+    return dg.Definitions(assets=[*(dg.asset(**audit, **args)(fn) for fn, args in tables.items()), report])

@@ -5,24 +5,12 @@ import warnings
 import dagster as dg
 import polars as pl
 
-from segflow.defs.audit.assets import (
-    campaign_lift,
-    kpi_audit,
-    segment_backtest,
-    segment_drift,
-    segment_migration,
-)
 from segflow.defs.contract_checks import build_contract_checks
 from segflow.defs.partitions import monthly_partitions
+from segflow.defs.scope import settings_in_scope
 from segflow.lib.drift import MAJOR, major_drift
 
-kpi_audit_checks = build_contract_checks(kpi_audit.key, "kpi_audit", monthly_partitions)
-campaign_lift_checks = build_contract_checks(campaign_lift.key, "campaign_lift", monthly_partitions)
-segment_migration_checks = build_contract_checks(
-    segment_migration.key, "segment_migration", monthly_partitions
-)
-segment_drift_checks = build_contract_checks(segment_drift.key, "segment_drift", monthly_partitions)
-segment_backtest_checks = build_contract_checks(segment_backtest.key, "segment_backtest", monthly_partitions)
+AUDIT_TABLES = ("kpi_audit", "campaign_lift", "segment_migration", "segment_drift", "segment_backtest")
 
 
 def drift_check_result(drift: pl.DataFrame) -> dg.AssetCheckResult:
@@ -53,14 +41,18 @@ def _segment_drift_major(segment_drift: pl.DataFrame) -> dg.AssetCheckResult:
     return drift_check_result(segment_drift)
 
 
-with warnings.catch_warnings():  # partitions_def on checks is "preview" in 1.13 but required (GUIDE §3)
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def.*")
-    segment_drift_major = dg.asset_check(
-        asset=segment_drift,
-        name="segment_drift_major",
-        description="Advisory: warns when a feature or a segment share drifts by PSI > 0.25 against the "
-        "previous "
-        "month (the report then recommends a refit). Never blocks.",
-        blocking=False,
-        partitions_def=monthly_partitions,
-    )(_segment_drift_major)
+@dg.definitions
+def audit_checks() -> dg.Definitions:
+    partitions_def = monthly_partitions(settings_in_scope())
+    contracts = [c for table in AUDIT_TABLES for c in build_contract_checks(table, table, partitions_def)]
+    with warnings.catch_warnings():  # partitions_def on checks is "preview" in 1.13 but required (GUIDE §3)
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def.*")
+        drift_major = dg.asset_check(
+            asset="segment_drift",
+            name="segment_drift_major",
+            description="Advisory: warns when a feature or a segment share drifts by PSI > 0.25 against the "
+            "previous month (the report then recommends a refit). Never blocks.",
+            blocking=False,
+            partitions_def=partitions_def,
+        )(_segment_drift_major)
+    return dg.Definitions(asset_checks=[*contracts, drift_major])

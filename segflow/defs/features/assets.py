@@ -5,9 +5,10 @@ import polars as pl
 
 from segflow.defs.contract_checks import contract_metadata, publish_gate
 from segflow.defs.lineage import OWNERS, column_lineage, data_version, lineage, table_metadata
-from segflow.defs.partitions import WINDOW_MONTHS, monthly_partitions, trailing_window
+from segflow.defs.partitions import monthly_partitions, trailing_window
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
+from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods, rfm
 from segflow.lib.behaviour import FEATURE_SOURCES, build_features
 from segflow.lib.category_mix import category_mix
@@ -19,16 +20,6 @@ from segflow.lib.snapshot import build_snapshot_features
 FEATURES_CONTRACT = {"transactions": "customer_features", "snapshot": "customer_features_snapshot"}
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    ins={"customer_profiles": dg.AssetIn(partition_mapping=trailing_window)},
-    group_name="features",
-    kinds={"polars", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    metadata=contract_metadata("customer_features"),
-    automation_condition=AUTOMATION,
-)
 def customer_features(
     context: dg.AssetExecutionContext, settings: SegflowSettings, customer_profiles: dict[str, pl.LazyFrame]
 ) -> dg.Output[pl.DataFrame]:
@@ -42,7 +33,7 @@ def customer_features(
     Without transactions (a behaviour snapshot instead), the snapshot feature set: behaviour from the
     month's snapshot and demographics, no RFM; checked against `customer_features_snapshot`.
     """
-    config = settings.load()
+    config = settings
     period = context.partition_key
     history = len(customer_profiles)
     if history < config.features.min_history_months:
@@ -72,7 +63,7 @@ def customer_features(
             context,
             rows_in={"customer_profiles": int(window.select(pl.len()).collect().item())},
             rows_out=features.height,
-            window_months=WINDOW_MONTHS,
+            window_months=config.features.window_months,
             window_partitions_read=len(customer_profiles),
             as_of=str(periods.as_of(period)),
             rfm_definitions=dg.MetadataValue.json(
@@ -114,3 +105,19 @@ def _snapshot_features(
             **{"dagster/column_lineage": column_lineage("customer_profiles", SNAPSHOT_FEATURE_SOURCES)},
         ),
     )
+
+
+@dg.definitions
+def feature_defs() -> dg.Definitions:
+    settings = settings_in_scope()
+    asset = dg.asset(
+        partitions_def=monthly_partitions(settings),
+        ins={"customer_profiles": dg.AssetIn(partition_mapping=trailing_window(settings))},
+        group_name="features",
+        kinds={"polars", "parquet"},
+        owners=OWNERS,
+        code_version="1",
+        metadata=contract_metadata("customer_features"),
+        automation_condition=AUTOMATION,
+    )(customer_features)
+    return dg.Definitions(assets=[asset])

@@ -1,16 +1,23 @@
 """Contract checks on the feature table: `customer_features`, or `customer_features_snapshot` when
-the snapshot feature set is configured (no transactions), chosen from the settings at run time."""
+the snapshot feature set is configured (no transactions): the contract the asset itself used."""
 
-from segflow.config import get_settings
+import dagster as dg
+
 from segflow.defs.contract_checks import build_contract_checks
 from segflow.defs.features.assets import FEATURES_CONTRACT
 from segflow.defs.partitions import monthly_partitions
+from segflow.defs.scope import settings_in_scope
 
 
-def _contract() -> str:
-    return FEATURES_CONTRACT[get_settings().feature_set]
-
-
-feature_contract_checks = build_contract_checks(
-    "customer_features", "customer_features", monthly_partitions, contract_for=_contract
-)
+@dg.definitions
+def feature_checks() -> dg.Definitions:
+    settings = settings_in_scope()
+    contract = FEATURES_CONTRACT[settings.feature_set]
+    return dg.Definitions(
+        asset_checks=build_contract_checks(
+            "customer_features",
+            "customer_features",
+            monthly_partitions(settings),
+            contract_for=lambda: contract,
+        )
+    )

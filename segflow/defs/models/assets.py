@@ -6,17 +6,12 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
-from segflow.defs.partitions import churn_history, monthly_partitions
+from segflow.defs.partitions import PREVIOUS_MONTH, churn_history, monthly_partitions
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
+from segflow.defs.scope import settings_in_scope
 from segflow.lib.churn import churn_periods, churn_scores, fit_churn_model
-from segflow.lib.clustering import fit_model
-
-# Last month's partition of the same asset: the first partition has none, and a month that was never
-# built is skipped (its successor then numbers segments afresh).
-PREVIOUS_MONTH = dg.TimeWindowPartitionMapping(
-    start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
-)
+from segflow.lib.clustering import fit_segments, publish_segments
 
 
 def previous_partition(loaded: object) -> object:
@@ -29,9 +24,8 @@ def previous_partition(loaded: object) -> object:
     return loaded
 
 
-# Shared by every model asset: monthly, stored as JSON parameters by the model IO manager.
+# Shared by every model asset: stored as JSON parameters by the model IO manager.
 _MODEL = {
-    "partitions_def": monthly_partitions,
     "io_manager_key": "model_io_manager",
     "group_name": "models",
     "kinds": {"scikitlearn", "json"},
@@ -40,50 +34,64 @@ _MODEL = {
 }
 
 
-@dg.asset(
-    **_MODEL,
-    code_version="2",
-    ins={
-        "previous_model": dg.AssetIn(
-            key="segmentation_model",
-            partition_mapping=PREVIOUS_MONTH,
-            metadata={"allow_missing_partitions": True},
-        )
-    },
-)
-def segmentation_model(
-    context: dg.AssetExecutionContext,
-    settings: SegflowSettings,
-    customer_features: pl.DataFrame,
-    previous_model: Optional[dict],  # noqa: UP045 - Dagster resolves typing.Optional
+def _sweep_table(rows: list[dict]) -> dg.TableMetadataValue:
+    return table_metadata(
+        pl.DataFrame([{**{k: v for k, v in r.items() if k != "segment_jaccard"}, "params": str(r["params"])}
+                      for r in rows])
+    )  # fmt: skip
+
+
+def segmentation_fit(
+    context: dg.AssetExecutionContext, settings: SegflowSettings, customer_features: pl.DataFrame
 ) -> dg.Output[dict]:
     """Four candidate families (k-means, Ward, HDBSCAN, Gaussian mixture), each swept; every candidate
     scored by sampled validity indices, the gap statistic and bootstrap stability; the winner chosen by
-    the documented rule in ``segflow.lib.selection``. Segment ids are aligned to last month's model by
-    Hungarian matching. Seeded; the sweep table, sampling, seed and version are recorded.
+    the documented rule in ``segflow.lib.selection``, its segments numbered by value. Needs only the
+    month's features, so months fit in parallel; ``segmentation_model`` then aligns the ids to last
+    month's. Seeded; the sweep table, sampling and seed are recorded.
     """
-    config = settings.load()
-    if customer_features.height < config.model.k_max * 2:
+    if customer_features.height < settings.model.k_max * 2:
         raise dg.Failure(
-            f"segmentation_model {context.partition_key}: only {customer_features.height} customers with a "
-            f"purchase in the window; at least {config.model.k_max * 2} are needed to sweep k up to "
-            f"{config.model.k_max}."
+            f"segmentation_fit {context.partition_key}: only {customer_features.height} customers with a "
+            f"purchase in the window; at least {settings.model.k_max * 2} are needed to sweep k up to "
+            f"{settings.model.k_max}."
         )
+    fit = fit_segments(customer_features, settings.model, context.partition_key, settings.feature_set)
+    winner = fit["sweep"][fit["chosen_index"]]
+    return dg.Output(
+        fit,
+        metadata=lineage(
+            context,
+            rows_in={"customer_features": customer_features.height},
+            rows_out=customer_features.height,
+            family=winner["family"],
+            chosen_k=fit["k"],
+            seed=settings.model.seed,
+            sweep=_sweep_table(fit["sweep"]),
+            sampling=dg.MetadataValue.json(fit["sampling"]),
+        ),
+    )
+
+
+def segmentation_model(
+    context: dg.AssetExecutionContext,
+    settings: SegflowSettings,
+    segmentation_fit: dict,
+    customer_features: pl.DataFrame,
+    previous_model: Optional[dict],  # noqa: UP045 - Dagster resolves typing.Optional
+) -> dg.Output[dict]:
+    """The month's published segmentation: the fit of ``segmentation_fit`` with its segment ids aligned
+    to last month's model by Hungarian matching, each segment named and described as a persona, and a
+    version. A light step, run in month order. The winner, sweep, alignment and names are recorded.
+    """
+    config = settings
     previous = previous_partition(previous_model)
-    model = fit_model(
-        customer_features, config.model, context.partition_key, previous, feature_set=config.feature_set
-    )
-    sweep = pl.DataFrame(
-        [
-            {**{k: v for k, v in r.items() if k != "segment_jaccard"}, "params": str(r["params"])}
-            for r in model["sweep"]
-        ]
-    )
+    model = publish_segments(segmentation_fit, customer_features, config.model, previous)
     return dg.Output(
         model,
         metadata=lineage(
             context,
-            rows_in={"customer_features": customer_features.height},
+            rows_in={"segmentation_fit": 1, "customer_features": customer_features.height},
             rows_out=model["n_customers"],
             model_version=model["version"],
             family=model["family"],
@@ -91,7 +99,7 @@ def segmentation_model(
             seed=model["seed"],
             min_segment_share=model["min_segment_share"],
             stability=model["stability"],
-            sweep=table_metadata(sweep),
+            sweep=_sweep_table(model["sweep"]),
             sampling=dg.MetadataValue.json(model["sampling"]),
             alignment=dg.MetadataValue.json(model["alignment"]),
             segment_names=dg.MetadataValue.json(model["segment_names"]),
@@ -104,15 +112,6 @@ def segmentation_model(
     )
 
 
-@dg.asset(
-    **_MODEL,
-    code_version="1",
-    ins={
-        "customer_features": dg.AssetIn(
-            partition_mapping=churn_history, metadata={"allow_missing_partitions": True}
-        )
-    },
-)
 def churn_model(
     context: dg.AssetExecutionContext, settings: SegflowSettings, customer_features: dict[str, pl.LazyFrame]
 ) -> dg.Output[dict]:
@@ -124,7 +123,7 @@ def churn_model(
     missing, or fewer than ``model.churn_min_customers`` labelled customers) it stores the reason
     instead, and churn risk stays null. Stored as JSON parameters, never a pickle.
     """
-    config = settings.load()
+    config = settings
     period = context.partition_key
     months = churn_periods(period, config.model.churn_horizon_months)
     # Only the three months the model uses are read; the months between are in the mapping because
@@ -173,4 +172,25 @@ def churn_model(
             scored_customers=scores.len(),
             mean_churn_risk=float(scores.mean()),
         ),
+    )
+
+
+@dg.definitions
+def model_defs() -> dg.Definitions:
+    settings = settings_in_scope()
+    model = {**_MODEL, "partitions_def": monthly_partitions(settings)}
+    previous = dg.AssetIn(
+        key="segmentation_model",
+        partition_mapping=PREVIOUS_MONTH,
+        metadata={"allow_missing_partitions": True},
+    )
+    history = dg.AssetIn(
+        partition_mapping=churn_history(settings), metadata={"allow_missing_partitions": True}
+    )
+    return dg.Definitions(
+        assets=[
+            dg.asset(**model, code_version="1")(segmentation_fit),
+            dg.asset(**model, code_version="3", ins={"previous_model": previous})(segmentation_model),
+            dg.asset(**model, code_version="1", ins={"customer_features": history})(churn_model),
+        ]
     )

@@ -2,12 +2,11 @@
 
 import dagster as dg
 
-from segflow.defs.models.assets import segmentation_model
 from segflow.defs.partitions import monthly_partitions
+from segflow.defs.scope import settings_in_scope
 from segflow.lib.clustering import gating_failures
 
 
-@dg.asset_check(asset=segmentation_model, blocking=True, partitions_def=monthly_partitions)
 def segment_sizes_viable(segmentation_model: dict) -> dg.AssetCheckResult:
     """Every segment holds at least the minimum share of customers."""
     failing = gating_failures(segmentation_model)["size"]
@@ -22,7 +21,6 @@ def segment_sizes_viable(segmentation_model: dict) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=segmentation_model, blocking=True, partitions_def=monthly_partitions)
 def segments_stable(segmentation_model: dict) -> dg.AssetCheckResult:
     """Mean bootstrap Jaccard (Hennig 2007) of the chosen model reaches the stability threshold."""
     failing = gating_failures(segmentation_model)["stability"]
@@ -36,3 +34,11 @@ def segments_stable(segmentation_model: dict) -> dg.AssetCheckResult:
             "threshold": segmentation_model.get("min_stability_threshold"),
         },
     )
+
+
+@dg.definitions
+def model_checks() -> dg.Definitions:
+    gate = dg.asset_check(
+        asset="segmentation_model", blocking=True, partitions_def=monthly_partitions(settings_in_scope())
+    )
+    return dg.Definitions(asset_checks=[gate(segment_sizes_viable), gate(segments_stable)])

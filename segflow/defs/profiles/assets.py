@@ -8,6 +8,7 @@ from segflow.defs.lineage import OWNERS, data_version, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
+from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
 from segflow.lib.imputation import imputation_record
 from segflow.lib.profiles import RawSources, build_profiles
@@ -26,33 +27,32 @@ def _table_out(name: str, description: str) -> dg.AssetOut:
     )
 
 
-@dg.multi_asset(
-    outs={
-        "customer_profiles": _table_out(
-            "customer_profiles",
-            "One row per customer known at the month's end: typed, deduplicated, PII removed, invalid "
-            "demographics recoded and imputed by a model (flagged `*_imputed`), and the month's purchases net of "
-            "cancellations and returns, engagement, survey answers (the unanswered questions of a partly "
-            "answered survey imputed, flagged `survey_*_imputed`) and campaign exposures.",
-        ),
-        "quarantined_rows": _table_out(
-            "quarantined_rows",
-            "Every raw row rejected by a row rule this month, with its source, file, row number, rule id "
-            "and reason; PII in the kept record is masked.",
-        ),
-        "row_accounting": _table_out(
-            "row_accounting",
-            "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month.",
-        ),
-        "recoded_values": _table_out(
-            "recoded_values",
-            "Every impossible demographic value recoded this month (birth year, income, household size, "
-            "gender, education, marital status, children): column, rule id, reason, the value, how many "
-            "rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
-        ),
-    },
-    partitions_def=monthly_partitions,
-)
+PROFILE_OUTS = {
+    "customer_profiles": _table_out(
+        "customer_profiles",
+        "One row per customer known at the month's end: typed, deduplicated, PII removed, invalid "
+        "demographics recoded and imputed by a model (flagged `*_imputed`), and the month's purchases net of "
+        "cancellations and returns, engagement, survey answers (the unanswered questions of a partly "
+        "answered survey imputed, flagged `survey_*_imputed`) and campaign exposures.",
+    ),
+    "quarantined_rows": _table_out(
+        "quarantined_rows",
+        "Every raw row rejected by a row rule this month, with its source, file, row number, rule id "
+        "and reason; PII in the kept record is masked.",
+    ),
+    "row_accounting": _table_out(
+        "row_accounting",
+        "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month.",
+    ),
+    "recoded_values": _table_out(
+        "recoded_values",
+        "Every impossible demographic value recoded this month (birth year, income, household size, "
+        "gender, education, marital status, children): column, rule id, reason, the value, how many "
+        "rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
+    ),
+}
+
+
 def customer_profiles(
     context: dg.AssetExecutionContext,
     settings: SegflowSettings,
@@ -66,7 +66,7 @@ def customer_profiles(
     dg.Output[pl.DataFrame], dg.Output[pl.DataFrame], dg.Output[pl.DataFrame], dg.Output[pl.DataFrame]
 ]:
     """Validate every enabled source row by row and build the month's customer profiles."""
-    config = settings.load()
+    config = settings
     period = context.partition_key
     start, end = periods.bounds(period)
 
@@ -151,4 +151,12 @@ def customer_profiles(
             metadata=recoded_meta,
             data_version=data_version(build.recoded_values),
         ),
+    )
+
+
+@dg.definitions
+def profile_defs() -> dg.Definitions:
+    partitions_def = monthly_partitions(settings_in_scope())
+    return dg.Definitions(
+        assets=[dg.multi_asset(outs=PROFILE_OUTS, partitions_def=partitions_def)(customer_profiles)]
     )

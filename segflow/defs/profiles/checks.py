@@ -7,17 +7,12 @@ import polars as pl
 from segflow.defs.contract_checks import build_contract_checks
 from segflow.defs.lineage import table_metadata
 from segflow.defs.partitions import monthly_partitions
+from segflow.defs.scope import settings_in_scope
 from segflow.lib.cleaning import accounting_imbalances
 
-profile_contract_checks = [
-    *build_contract_checks("customer_profiles", "customer_profiles", monthly_partitions),
-    *build_contract_checks("quarantined_rows", "quarantined_rows", monthly_partitions),
-    *build_contract_checks("row_accounting", "row_accounting", monthly_partitions),
-    *build_contract_checks("recoded_values", "recoded_values", monthly_partitions),
-]
+PROFILE_TABLES = ("customer_profiles", "quarantined_rows", "row_accounting", "recoded_values")
 
 
-@dg.asset_check(asset="row_accounting", blocking=True, partitions_def=monthly_partitions)
 def row_accounting_balances(row_accounting: pl.DataFrame) -> dg.AssetCheckResult:
     """Per source: raw rows = accepted + quarantined + exact duplicates dropped. Nothing vanishes."""
     broken = accounting_imbalances(row_accounting)
@@ -31,3 +26,13 @@ def row_accounting_balances(row_accounting: pl.DataFrame) -> dg.AssetCheckResult
         ),
         metadata={"accounting": table_metadata(row_accounting.drop("period"))},
     )
+
+
+@dg.definitions
+def profile_checks() -> dg.Definitions:
+    partitions_def = monthly_partitions(settings_in_scope())
+    balance = dg.asset_check(asset="row_accounting", blocking=True, partitions_def=partitions_def)(
+        row_accounting_balances
+    )
+    contracts = [c for table in PROFILE_TABLES for c in build_contract_checks(table, table, partitions_def)]
+    return dg.Definitions(asset_checks=[*contracts, balance])

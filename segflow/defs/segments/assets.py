@@ -6,9 +6,10 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage
-from segflow.defs.models.assets import PREVIOUS_MONTH, previous_partition
-from segflow.defs.partitions import monthly_partitions
+from segflow.defs.models.assets import previous_partition
+from segflow.defs.partitions import PREVIOUS_MONTH, monthly_partitions
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
+from segflow.defs.scope import settings_in_scope
 from segflow.lib.churn import CHURN_FEATURES, churn_scores
 from segflow.lib.clustering import assign
 
@@ -18,22 +19,6 @@ ASSIGNMENT_COLUMNS = (
 )  # fmt: skip
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    group_name="segments",
-    kinds={"polars", "parquet"},
-    owners=OWNERS,
-    code_version="3",
-    automation_condition=AUTOMATION,
-    freshness_policy=PUBLISHED_FRESHNESS,
-    ins={
-        "previous_assignments": dg.AssetIn(
-            key="segment_assignments",
-            partition_mapping=PREVIOUS_MONTH,
-            metadata={"allow_missing_partitions": True},
-        )
-    },
-)
 def segment_assignments(
     context: dg.AssetExecutionContext,
     customer_features: pl.DataFrame,
@@ -124,3 +109,23 @@ def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> dict:
         "validation_auc": metrics["auc"],
         "baseline_auc": metrics["baseline_auc"],
     }
+
+
+@dg.definitions
+def segment_defs() -> dg.Definitions:
+    previous = dg.AssetIn(
+        key="segment_assignments",
+        partition_mapping=PREVIOUS_MONTH,
+        metadata={"allow_missing_partitions": True},
+    )
+    asset = dg.asset(
+        partitions_def=monthly_partitions(settings_in_scope()),
+        group_name="segments",
+        kinds={"polars", "parquet"},
+        owners=OWNERS,
+        code_version="3",
+        automation_condition=AUTOMATION,
+        freshness_policy=PUBLISHED_FRESHNESS,
+        ins={"previous_assignments": previous},
+    )(segment_assignments)
+    return dg.Definitions(assets=[asset])

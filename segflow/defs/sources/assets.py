@@ -6,6 +6,7 @@ import polars as pl
 from segflow.defs.lineage import OWNERS, lineage
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.resources import SegflowSettings
+from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
 from segflow.lib.ingest import empty_source, expects_data, period_filter_for, read_source
 from segflow.lib.schema import SOURCES
@@ -22,12 +23,12 @@ _DESCRIPTIONS = {
 }
 
 
-def raw_source_asset(source: str) -> dg.AssetsDefinition:
+def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """Build the ``raw_<source>`` asset; the five sources differ only in their settings."""
 
     @dg.asset(
         name=f"raw_{source}",
-        partitions_def=monthly_partitions,
+        partitions_def=partitions_def,
         group_name="raw",
         kinds={"polars", "parquet"},
         owners=OWNERS,
@@ -37,7 +38,7 @@ def raw_source_asset(source: str) -> dg.AssetsDefinition:
         "as null with a `_parse_error`, so cleaning can quarantine them with a reason.",
     )
     def _raw(context: dg.AssetExecutionContext, settings: SegflowSettings) -> dg.Output[pl.DataFrame]:
-        config = settings.load()
+        config = settings
         period = context.partition_key
         source_settings = config.sources[source]
         expected = expects_data(source_settings, period)
@@ -99,4 +100,7 @@ def raw_source_asset(source: str) -> dg.AssetsDefinition:
     return _raw
 
 
-raw_assets = [raw_source_asset(source) for source in SOURCES]
+@dg.definitions
+def raw_source_defs() -> dg.Definitions:
+    partitions_def = monthly_partitions(settings_in_scope())
+    return dg.Definitions(assets=[raw_source_asset(source, partitions_def) for source in SOURCES])

@@ -16,23 +16,28 @@ import polars as pl
 from segflow.defs import contract_checks
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.resources import SegflowSettings
+from segflow.defs.scope import settings_in_scope
 from segflow.lib.contracts import load_contract
 from segflow.lib.ingest import expects_data
 from segflow.lib.quality import validate_frame
 from segflow.lib.schema import SOURCES
 
 
-def _starts_aware_error_check(source: str) -> dg.AssetChecksDefinition:
+def _starts_aware_error_check(
+    source: str, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetChecksDefinition:
     asset = f"raw_{source}"
     contract = load_contract(asset)
     rules = contract.rules_for("error")
 
     with warnings.catch_warnings():  # partitions_def on checks is "preview" in 1.13 (GUIDE §3)
         warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def.*")
-        return _define(asset, contract, rules, source)
+        return _define(asset, contract, rules, source, partitions_def)
 
 
-def _define(asset: str, contract, rules: list, source: str) -> dg.AssetChecksDefinition:
+def _define(
+    asset: str, contract, rules: list, source: str, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset,
         name=f"{asset}_contract_errors",
@@ -41,14 +46,14 @@ def _define(asset: str, contract, rules: list, source: str) -> dg.AssetChecksDef
         "failure stops downstream steps). Months before the source's `starts` are expected empty: "
         "row-count rules are not applied to them.",
         blocking=True,
-        partitions_def=monthly_partitions,
+        partitions_def=partitions_def,
         metadata={"contract": contract.name, "contract_version": contract.version},
     )
     def _check(
         context: dg.AssetCheckExecutionContext, settings: SegflowSettings, frame: pl.DataFrame
     ) -> dg.AssetCheckResult:
         current = load_contract(asset)
-        source_settings = settings.load().sources[source]
+        source_settings = settings.sources[source]
         note = ""
         if not source_settings.enabled or not expects_data(source_settings, context.partition_key):
             current = dataclasses.replace(
@@ -62,7 +67,7 @@ def _define(asset: str, contract, rules: list, source: str) -> dg.AssetChecksDef
             )
         start, end = contract_checks._partition_window(context)
         previous, previous_note = contract_checks._previous_row_count(
-            context, dg.AssetKey(asset), monthly_partitions, current, "error"
+            context, dg.AssetKey(asset), partitions_def, current, "error"
         )
         note = "; ".join(n for n in (note, previous_note) if n)
         report = validate_frame(frame, current, "error", previous, start, end)
@@ -75,19 +80,22 @@ def _define(asset: str, contract, rules: list, source: str) -> dg.AssetChecksDef
     return _check
 
 
-def _checks_for(source: str) -> list[dg.AssetChecksDefinition]:
-    generated = contract_checks.build_contract_checks(f"raw_{source}", f"raw_{source}", monthly_partitions)
+def _checks_for(source: str, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    generated = contract_checks.build_contract_checks(f"raw_{source}", f"raw_{source}", partitions_def)
     has_row_count = any(
         r.kind == "row_count_between" for r in load_contract(f"raw_{source}").rules_for("error")
     )
     if not has_row_count:
         return generated
     return [
-        _starts_aware_error_check(source)
+        _starts_aware_error_check(source, partitions_def)
         if c.check_specs and next(iter(c.check_specs)).name.endswith("_contract_errors")
         else c
         for c in generated
     ]
 
 
-raw_contract_checks = [check for source in SOURCES for check in _checks_for(source)]
+@dg.definitions
+def raw_source_checks() -> dg.Definitions:
+    partitions_def = monthly_partitions(settings_in_scope())
+    return dg.Definitions(asset_checks=[c for source in SOURCES for c in _checks_for(source, partitions_def)])
