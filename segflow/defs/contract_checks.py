@@ -4,15 +4,14 @@ Thin by design: parsing lives in :mod:`segflow.lib.contracts`, validation in
 :mod:`segflow.lib.quality`. This module sits in ``defs/``, which ``load_from_defs_folder``
 scans, so it defines functions only and no module-level Dagster definitions.
 
-Usage beside an asset::
-
-    @dg.asset(partitions_def=monthly, metadata={"dagster/column_schema": column_schema("raw_transactions")})
-    def raw_transactions(...) -> pl.DataFrame: ...
-
-    raw_transactions_checks = build_contract_checks(raw_transactions.key, "raw_transactions", monthly)
+segflow's own assets declare their contract checks as ``check_specs`` and evaluate them in their
+own step (``contract_specs`` and ``check_contract``, or ``publish_checked`` for write-audit-publish):
+each table is validated once, and a month has a step per asset rather than per check. For a table
+that another tool materialises, ``build_contract_checks`` makes the same checks as separate steps.
 """
 
 import datetime as dt
+import functools
 import typing
 import warnings
 
@@ -69,6 +68,88 @@ def column_schema(contract_name: str) -> dg.TableSchema:
     )
 
 
+def _severities(asset: str, contract: Contract) -> list[tuple[str, str, list[Rule]]]:
+    """(severity, check name, rules) for each severity the contract has rules of."""
+    out = []
+    for severity, suffix in (("error", "errors"), ("warn", "warnings")):
+        rules = contract.rules_for(severity)
+        if rules:
+            out.append((severity, f"{asset}_contract_{suffix}", rules))
+    return out
+
+
+def _description(contract: Contract, severity: str, rules: list[Rule]) -> str:
+    blocking = severity == "error"
+    return f"Data contract {contract.name} v{contract.version}: {len(rules)} {severity} rule(s)" + (
+        " (blocking: a failure stops downstream steps)." if blocking else " (advisory)."
+    )
+
+
+def contract_specs(asset: str, contract_name: str, error_extra: str = "") -> list[dg.AssetCheckSpec]:
+    """The blocking ``<asset>_contract_errors`` and advisory ``<asset>_contract_warnings`` checks of
+    an asset that validates its own value (a severity without rules has no check); ``error_extra``
+    is added to the blocking check's description."""
+    contract = load_contract(contract_name)
+    return [
+        dg.AssetCheckSpec(
+            name,
+            asset=asset,
+            blocking=severity == "error",
+            description=_description(contract, severity, rules)
+            + (error_extra if severity == "error" else ""),
+            metadata={"contract": contract.name, "contract_version": contract.version},
+        )
+        for severity, name, rules in _severities(asset, contract)
+    ]
+
+
+def check_contract(
+    context: dg.AssetExecutionContext,
+    asset: str,
+    frame: pl.DataFrame,
+    contract: Contract,
+    error_note: str = "",
+    errors: ValidationReport | None = None,
+) -> list[dg.AssetCheckResult]:
+    """Every check of ``contract_specs`` evaluated on ``frame`` in the asset's own step. ``errors`` is
+    the error rules' report when the caller validated them already (the publish gate), and
+    ``error_note`` says why error rules were set aside."""
+    partitions_def = context.assets_def.partitions_def
+    return [
+        _result(context, dg.AssetKey(asset), name, contract, severity, frame, partitions_def,
+                *((error_note, errors) if severity == "error" else ("", None)))
+        for severity, name, _ in _severities(asset, contract)
+    ]  # fmt: skip
+
+
+def publish_checked(
+    context: dg.AssetExecutionContext, asset: str, frame: pl.DataFrame, contract_name: str
+) -> list[dg.AssetCheckResult]:
+    """Write-audit-publish in one validation: the error rules gate the value (``publish_gate``), and
+    the same report, with the warn rules', becomes the asset's check results."""
+    contract = load_contract(contract_name)
+    errors = publish_gate(frame, contract_name, context.partition_key)
+    return check_contract(context, asset, frame, contract, errors=errors)
+
+
+def with_contract_checks(
+    body: typing.Callable[..., dg.Output], asset: str
+) -> typing.Callable[..., typing.Iterator]:
+    """``body``, an asset function returning its ``dg.Output``, made to evaluate the asset's contract
+    checks (``contract_specs(asset, asset)``) on that value in the same step, after it is written.
+    Dagster reads the inputs from ``body``'s signature, which ``functools.wraps`` carries over."""
+
+    @functools.wraps(body)
+    def checked(
+        context: dg.AssetExecutionContext, *args: typing.Any, **kwargs: typing.Any
+    ) -> typing.Iterator:
+        output = body(context, *args, **kwargs)
+        yield output
+        yield from check_contract(context, asset, output.value, load_contract(asset))
+
+    return checked
+
+
 def build_contract_checks(
     asset_key: dg.AssetKey | str,
     contract_name: str,
@@ -86,22 +167,10 @@ def build_contract_checks(
     """
     key = dg.AssetKey.from_coercible(asset_key)
     contract = load_contract(contract_name)
-    checks = []
-    for severity, suffix in (("error", "errors"), ("warn", "warnings")):
-        rules = contract.rules_for(severity)
-        if rules:
-            checks.append(
-                _build_check(
-                    key,
-                    contract,
-                    severity,
-                    f"{key.path[-1]}_contract_{suffix}",
-                    partitions_def,
-                    rules,
-                    contract_for,
-                )
-            )
-    return checks
+    return [
+        _build_check(key, contract, severity, name, partitions_def, rules, contract_for)
+        for severity, name, rules in _severities(key.path[-1], contract)
+    ]
 
 
 def _build_check(
@@ -113,22 +182,11 @@ def _build_check(
     rules: list[Rule],
     contract_for: typing.Callable[[], str] | None = None,
 ) -> dg.AssetChecksDefinition:
-    blocking = severity == "error"
-    description = f"Data contract {contract.name} v{contract.version}: {len(rules)} {severity} rule(s)" + (
-        " (blocking: a failure stops downstream steps)." if blocking else " (advisory)."
-    )
     contract_name = contract.name
 
     def _check(context: dg.AssetCheckExecutionContext, frame: pl.DataFrame) -> dg.AssetCheckResult:
         current = load_contract(contract_for() if contract_for is not None else contract_name)
-        start, end = _partition_window(context)
-        previous, note = _previous_row_count(context, key, partitions_def, current, severity)
-        report = validate_frame(frame, current, severity, previous, start, end)
-        return dg.AssetCheckResult(
-            passed=report.success,
-            severity=_SEVERITY[severity],
-            metadata=_metadata(report, note),
-        )
+        return _result(context, key, name, current, severity, frame, partitions_def)
 
     with warnings.catch_warnings():
         # partitions_def on checks is "preview" in 1.13 but required for partitioned assets
@@ -137,15 +195,40 @@ def _build_check(
         return dg.asset_check(
             asset=key,
             name=name,
-            description=description,
-            blocking=blocking,
+            description=_description(contract, severity, rules),
+            blocking=severity == "error",
             partitions_def=partitions_def,
             metadata={"contract": contract_name, "contract_version": contract.version},
         )(_check)
 
 
+def _result(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    key: dg.AssetKey,
+    name: str,
+    contract: Contract,
+    severity: str,
+    frame: pl.DataFrame,
+    partitions_def: dg.PartitionsDefinition | None,
+    note: str = "",
+    report: ValidationReport | None = None,
+) -> dg.AssetCheckResult:
+    """One severity of a contract on ``frame``: the check result with its rule table."""
+    previous, previous_note = _previous_row_count(context, key, partitions_def, contract, severity)
+    if report is None:
+        start, end = _partition_window(context)
+        report = validate_frame(frame, contract, severity, previous, start, end)
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=report.success,
+        severity=_SEVERITY[severity],
+        metadata=_metadata(report, "; ".join(n for n in (note, previous_note) if n)),
+    )
+
+
 def _partition_window(
-    context: dg.AssetCheckExecutionContext,
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
     """Start/end of a time-window partition; (None, None) otherwise (rules needing them skip)."""
     if not context.has_partition_key:
@@ -158,7 +241,7 @@ def _partition_window(
 
 
 def _previous_row_count(
-    context: dg.AssetCheckExecutionContext,
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
     key: dg.AssetKey,
     partitions_def: dg.PartitionsDefinition | None,
     contract: Contract,
@@ -253,7 +336,7 @@ def contract_metadata(contract_name: str) -> dict[str, object]:
     }
 
 
-def publish_gate(frame: pl.DataFrame, contract_name: str, period: str) -> None:
+def publish_gate(frame: pl.DataFrame, contract_name: str, period: str) -> ValidationReport:
     """Write-audit-publish for the tables segflow computes itself.
 
     A blocking check stops downstream steps, but Dagster still writes the checked asset, and a
@@ -272,3 +355,4 @@ def publish_gate(frame: pl.DataFrame, contract_name: str, period: str) -> None:
             ),
             metadata={"failing_rules": ", ".join(r.rule_id for r in failed)},
         )
+    return report

@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from segflow.defs.contract_checks import contract_metadata
+from segflow.defs.contract_checks import contract_metadata, contract_specs, with_contract_checks
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions, months
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
@@ -509,8 +509,9 @@ def _markdown(inputs: ReportInputs, record: dict, report_uri: str, index_uri: st
 
 
 def _table(name: str, kinds: set[str], code_version: str, **extra: Any) -> dict[str, Any]:
-    """The decorator arguments of an audit table: its contract's schema, and the parquet kinds."""
-    return {"kinds": kinds, "code_version": code_version, "metadata": contract_metadata(name), **extra}
+    """The decorator arguments of an audit table: its contract's schema and checks, and its kinds."""
+    return {"kinds": kinds, "code_version": code_version, "metadata": contract_metadata(name),
+            "check_specs": contract_specs(name, name), **extra}  # fmt: skip
 
 
 @dg.definitions
@@ -539,4 +540,7 @@ def audit_defs() -> dg.Definitions:
         code_version="4",
         freshness_policy=PUBLISHED_FRESHNESS,
     )(audit_report)
-    return dg.Definitions(assets=[*(dg.asset(**audit, **args)(fn) for fn, args in tables.items()), report])
+    checked = [
+        dg.asset(**audit, **args)(with_contract_checks(fn, fn.__name__)) for fn, args in tables.items()
+    ]
+    return dg.Definitions(assets=[*checked, report])

@@ -1,9 +1,11 @@
 """Customer features: RFM and behaviour over the trailing window ending at the partition's month."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import polars as pl
 
-from segflow.defs.contract_checks import contract_metadata, publish_gate
+from segflow.defs.contract_checks import contract_metadata, contract_specs, publish_checked
 from segflow.defs.lineage import OWNERS, column_lineage, data_version, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions, trailing_window
 from segflow.defs.policies import AUTOMATION
@@ -22,7 +24,7 @@ FEATURES_CONTRACT = {"transactions": "customer_features", "snapshot": "customer_
 
 def customer_features(
     context: dg.AssetExecutionContext, settings: SegflowSettings, customer_profiles: dict[str, pl.LazyFrame]
-) -> dg.Output[pl.DataFrame]:
+) -> Iterator:
     """RFM (recency days, frequency, net monetary) with quintile scores and the 11 named RFM segments,
     plus behaviour (purchase rate, order value, returns, channel mix), category mix (net revenue shares
     of the top `features.category_top_n` categories and `other`; absent, with the reason in the
@@ -43,7 +45,8 @@ def customer_features(
             f"{periods.shift(config.partitions_start, config.features.min_history_months - 1)} are not segmented."
         )
     if config.feature_set == "snapshot":
-        return _snapshot_features(context, config, customer_profiles)
+        yield from _snapshot_features(context, config, customer_profiles)
+        return
     window = pl.concat([customer_profiles[key] for key in sorted(customer_profiles)], how="diagonal_relaxed")
     categories = category_mix(window, config.features.category_top_n)
     features = build_features(
@@ -55,8 +58,8 @@ def customer_features(
         monetary=config.features.monetary,
         categories=categories,
     )
-    publish_gate(features, "customer_features", period)
-    return dg.Output(
+    checks = publish_checked(context, "customer_features", features, "customer_features")
+    yield dg.Output(
         features,
         data_version=data_version(features),
         metadata=lineage(
@@ -78,18 +81,19 @@ def customer_features(
             rfm_thresholds=table_metadata(rfm.thresholds(features)) if features.height else "no customers",
         ),
     )
+    yield from checks
 
 
 def _snapshot_features(
     context: dg.AssetExecutionContext, config, customer_profiles: dict[str, pl.LazyFrame]
-) -> dg.Output[pl.DataFrame]:
+) -> Iterator:
     """A snapshot is cumulative, so only the month's own profiles are read (no trailing window)."""
     period = context.partition_key
     if period not in customer_profiles:
         raise dg.Failure(f"customer_features {period}: the month's customer_profiles are not built.")
     features = build_snapshot_features(customer_profiles[period], period, config.features.snapshot_months)
-    publish_gate(features, FEATURES_CONTRACT["snapshot"], period)
-    return dg.Output(
+    checks = publish_checked(context, "customer_features", features, FEATURES_CONTRACT["snapshot"])
+    yield dg.Output(
         features,
         data_version=data_version(features),
         metadata=lineage(
@@ -105,6 +109,7 @@ def _snapshot_features(
             **{"dagster/column_lineage": column_lineage("customer_profiles", SNAPSHOT_FEATURE_SOURCES)},
         ),
     )
+    yield from checks
 
 
 @dg.definitions
@@ -119,5 +124,6 @@ def feature_defs() -> dg.Definitions:
         code_version="1",
         metadata=contract_metadata("customer_features"),
         automation_condition=AUTOMATION,
+        check_specs=contract_specs("customer_features", FEATURES_CONTRACT[settings.feature_set]),
     )(customer_features)
     return dg.Definitions(assets=[asset])

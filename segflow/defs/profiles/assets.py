@@ -1,9 +1,11 @@
 """Cleaned customer profiles and the quarantine of rejected raw rows."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import polars as pl
 
-from segflow.defs.contract_checks import contract_metadata, publish_gate
+from segflow.defs.contract_checks import contract_metadata, contract_specs, publish_checked
 from segflow.defs.lineage import OWNERS, data_version, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION
@@ -62,9 +64,7 @@ def customer_profiles(
     raw_surveys: pl.DataFrame,
     raw_campaigns: pl.DataFrame,
     raw_snapshot: pl.DataFrame,
-) -> tuple[
-    dg.Output[pl.DataFrame], dg.Output[pl.DataFrame], dg.Output[pl.DataFrame], dg.Output[pl.DataFrame]
-]:
+) -> Iterator:
     """Validate every enabled source row by row and build the month's customer profiles."""
     config = settings
     period = context.partition_key
@@ -124,9 +124,9 @@ def customer_profiles(
     }
     tables = ((build.profiles, "customer_profiles"), (build.quarantined, "quarantined_rows"),
               (accounting, "row_accounting"), (build.recoded_values, "recoded_values"))  # fmt: skip
-    for table, name in tables:
-        publish_gate(table, name, period)
-    return (
+    # Every table passes its error rules before any is written (write-audit-publish).
+    checks = [result for table, name in tables for result in publish_checked(context, name, table, name)]
+    yield from (
         dg.Output(
             build.profiles,
             output_name="customer_profiles",
@@ -152,11 +152,18 @@ def customer_profiles(
             data_version=data_version(build.recoded_values),
         ),
     )
+    yield from checks
 
 
 @dg.definitions
 def profile_defs() -> dg.Definitions:
     partitions_def = monthly_partitions(settings_in_scope())
     return dg.Definitions(
-        assets=[dg.multi_asset(outs=PROFILE_OUTS, partitions_def=partitions_def)(customer_profiles)]
+        assets=[
+            dg.multi_asset(
+                outs=PROFILE_OUTS,
+                partitions_def=partitions_def,
+                check_specs=[spec for name in PROFILE_OUTS for spec in contract_specs(name, name)],
+            )(customer_profiles)
+        ]
     )

@@ -1,12 +1,16 @@
 """Raw source assets: one per source, read for the partition's month and mapped to canonical columns."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import polars as pl
 
+from segflow.defs.contract_checks import check_contract
 from segflow.defs.lineage import OWNERS, lineage
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
+from segflow.defs.sources.checks import raw_check_specs, raw_contract
 from segflow.lib import periods
 from segflow.lib.ingest import empty_source, expects_data, period_filter_for, read_source
 from segflow.lib.schema import SOURCES
@@ -33,11 +37,12 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
         kinds={"polars", "parquet"},
         owners=OWNERS,
         code_version="1",
+        check_specs=raw_check_specs(source),
         description=_DESCRIPTIONS[source]
         + " Columns are mapped to canonical names from settings; values that fail to cast are kept "
         "as null with a `_parse_error`, so cleaning can quarantine them with a reason.",
     )
-    def _raw(context: dg.AssetExecutionContext, settings: SegflowSettings) -> dg.Output[pl.DataFrame]:
+    def _raw(context: dg.AssetExecutionContext, settings: SegflowSettings) -> Iterator:
         config = settings
         period = context.partition_key
         source_settings = config.sources[source]
@@ -77,7 +82,7 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
             extra["currency_rate"] = float(source_settings.currency_rate)
         if source_settings.timezone:
             extra["source_timezone"] = source_settings.timezone
-        return dg.Output(
+        yield dg.Output(
             frame,
             metadata=lineage(
                 context,
@@ -96,6 +101,11 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
                 **extra,
             ),
         )
+
+        # Checked after the output is written: a raw table is the staging copy a data engineer
+        # inspects when its blocking check stops the run.
+        contract, note = raw_contract(source, source_settings, period)
+        yield from check_contract(context, f"raw_{source}", frame, contract, error_note=note)
 
     return _raw
 
