@@ -157,12 +157,14 @@ def test_churn_model_asset_records_validation_or_reason(history) -> None:
     import dagster as dg
 
     from segflow.config import load_settings
-    from segflow.defs.models.assets import churn_model
+    from segflow.definitions import build_defs
 
+    settings = load_settings()
+    churn_model = build_defs(settings).get_assets_def("churn_model")
     period = _last(history)
     lazy = {m: f.lazy() for m, f in history.items()}
-    with dg.build_asset_context(partition_key=period) as context:
-        output = churn_model(context, load_settings(), lazy)
+    with dg.build_asset_context(partition_key=period, resources={"settings": settings}) as context:
+        output = churn_model(context, customer_features=lazy)
     assert output.value == fit_churn_model(history, period, ModelSettings(), WINDOW)
     meta = {key: getattr(value, "value", value) for key, value in output.metadata.items()}
     assert meta["available"] is True and meta["validation_auc"] > meta["validation_baseline_auc"]
@@ -170,8 +172,8 @@ def test_churn_model_asset_records_validation_or_reason(history) -> None:
     assert 0 < meta["mean_churn_risk"] < 1
     assert json.loads(json.dumps(output.value)) == output.value  # what the JSON IO manager stores
     # A month without the earlier history: a stored reason, not a failure.
-    with dg.build_asset_context(partition_key=START) as context:
-        skipped = churn_model(context, load_settings(), {START: lazy[START]})
+    with dg.build_asset_context(partition_key=START, resources={"settings": settings}) as context:
+        skipped = churn_model(context, customer_features={START: lazy[START]})
     assert skipped.value["available"] is False and skipped.metadata["available"].value is False
     assert "not enough history" in skipped.metadata["reason"].value
 
@@ -179,10 +181,12 @@ def test_churn_model_asset_records_validation_or_reason(history) -> None:
 def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
     import dagster as dg
 
-    from segflow.defs.segments.assets import segment_assignments
+    from segflow.config import load_settings
+    from segflow.definitions import build_defs
     from segflow.lib.clustering import fit_model
     from segflow.lib.kpis import segment_kpis
 
+    segment_assignments = build_defs(load_settings()).get_assets_def("segment_assignments")
     period = _last(history)
     features = history[period]
     quick = dataclasses.replace(ModelSettings(), families=("kmeans",), k_max=5, stability_resamples=2)
