@@ -425,10 +425,9 @@ def fit_model(
     ``feature_set`` is ``transactions`` (MODEL_FEATURES, numbered by monetary value) or ``snapshot``
     (segflow.lib.snapshot.MODEL_FEATURES, numbered by spend per month).
     """
-    from threadpoolctl import threadpool_limits
-
     from segflow.lib.personas import build_personas
     from segflow.lib.selection import apply, permute, select, sweep
+    from segflow.lib.threads import single_threaded
 
     wanted, value_column, phrases = None, "monetary", None
     if feature_set == "snapshot":
@@ -441,7 +440,7 @@ def fit_model(
     # than with 1 on our 2-core machines, so the sweep runs single-threaded (OpenMP and BLAS: BLAS
     # threads cost another ~1.4x on the sweep's small matrices); partitions and backfill workers
     # provide the parallelism instead.
-    with threadpool_limits(limits=1):
+    with single_threaded():
         rows, rules, sampling = sweep(design.matrix, settings)
     chosen = select(rows)
     rule, k = rules[chosen], rows[chosen]["k"]

@@ -56,7 +56,8 @@ def _fill(matrix: np.ndarray, fit_rows: np.ndarray, settings: ImputationSettings
     on ``fit_rows``. Each column must hold an observed value among the fit rows."""
     if settings.method == "knn":
         from sklearn.impute import KNNImputer
-        from threadpoolctl import threadpool_limits
+
+        from segflow.lib.threads import single_threaded
 
         # Distances are euclidean over the columns, so unscaled, income (tens of thousands) would
         # decide every neighbour alone and birth year or a 1..5 answer would not count. Each column
@@ -68,7 +69,7 @@ def _fill(matrix: np.ndarray, fit_rows: np.ndarray, settings: ImputationSettings
         scaled = (matrix - center) / scale
         imputer = KNNImputer(n_neighbors=settings.n_neighbors, weights="uniform")
         # One BLAS thread: distances then do not depend on the core count, nor do the neighbours.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with single_threaded("blas"):
             imputer.fit(scaled[fit_rows])
             filled = imputer.transform(scaled) * scale + center
     else:
@@ -153,13 +154,13 @@ def impute_demographics(
     customers: pl.DataFrame, seed: int, settings: ImputationSettings | None = None
 ) -> pl.DataFrame:
     """Fill missing demographics and add one ``<column>_imputed`` flag per demographic column."""
-    from threadpoolctl import threadpool_limits
+    from segflow.lib.threads import single_threaded
 
     settings = settings or ImputationSettings()
     flags = [pl.col(c).is_null().alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
     flagged = customers.with_columns(flags)
     # Single-threaded OpenMP: see segflow.lib.clustering.fit_model for the measurement.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with single_threaded("openmp"):
         filled = _impute_numeric(flagged, seed, settings)
         for column in CATEGORICAL:
             filled = _impute_categorical(filled, column, seed)
