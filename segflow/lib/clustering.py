@@ -80,7 +80,8 @@ _PHRASES = {
 SELECTION_RULE = (
     "discard candidates with a segment under the minimum share or mean bootstrap Jaccard under the minimum "
     "stability; choose the highest (silhouette + 1/(1+DB) + CH/max CH)/3 + 0.5 * mean ARI of refits "
-    "(ties: family order, then smaller k)"
+    "(ties: family order, then smaller k); stability is measured only for the candidates that could still "
+    "win, as the mean ARI of refits is at most 1"
 )
 
 
