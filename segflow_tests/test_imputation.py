@@ -62,6 +62,11 @@ def test_imputation_record_names_method_parameters_and_seed() -> None:
         "sample_posterior": False,
     }
     assert imputation_record(ITERATIVE, 7)["fit_sample"] == 50_000
+    assert imputation_record(ITERATIVE, 7)["categorical"] == {
+        "model": "HistGradientBoostingClassifier",
+        "max_iter": 10,
+        "fit_sample": 50_000,
+    }
     record = imputation_record(KNN, 7)
     assert record["method"] == "knn" and record["seed"] == 7 and record["params"]["n_neighbors"] == 5
     assert record["fit_sample"] == 5_000  # KNN compares each row with every fitted row: fewer of them

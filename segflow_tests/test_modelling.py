@@ -94,14 +94,53 @@ def test_every_family_fits_scores_and_round_trips(small, family: str) -> None:
     rows, rules, _ = sweep(matrix, settings)
     scored = [i for i, r in enumerate(rows) if r["silhouette"] is not None]
     assert scored and all(rows[i]["family"] == family for i in scored)
+    chosen = select(rows)
+    assert rows[chosen]["family"] == family and rows[chosen]["finalist"]
     for i in scored:
-        assert 0 <= rows[i]["stability"] <= 1 and rows[i]["min_segment_share"] > 0
+        # Stability is measured for the finalists; any other candidate could not have won.
+        if rows[i]["finalist"]:
+            assert 0 <= rows[i]["stability"] <= 1
+        else:
+            too_small = rows[i]["min_segment_share"] < settings.min_segment_share
+            assert rows[i]["stability"] is None
+            assert too_small or rows[i]["combined_bound"] < rows[chosen]["combined"]
+        assert rows[i]["min_segment_share"] > 0
         stored = json.loads(json.dumps(rules[i]))
         assert np.array_equal(apply(stored, matrix), apply(rules[i], matrix))
-    chosen = select(rows)
-    assert rows[chosen]["family"] == family
     if family == "hdbscan":
         assert all(r["noise_share"] is not None for r in rows if r["silhouette"] is not None)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_finalists_choose_what_measuring_every_candidate_would(seed: int) -> None:
+    """Random sweeps (close bounds, some segments too small, some unstable, sometimes nothing viable):
+    measuring the finalists only picks the candidate that measuring all of them picks."""
+    from segflow.lib.selection import _finalists
+
+    rng = np.random.default_rng(seed)
+    settings = ModelSettings()
+    n = int(rng.integers(1, 12))
+    truth = [
+        {"family": str(rng.choice(["kmeans", "ward", "hdbscan", "gmm"])), "k": int(rng.integers(2, 9)),
+         "min_segment_share": float(rng.choice([0.01, 0.05])), "validity": round(float(rng.uniform(0, 1)), 2),
+         "ari_refits": float(rng.uniform(-0.1, 1)), "stability": float(rng.choice([0.5, 0.9]))}
+        for _ in range(n)
+    ]  # fmt: skip
+
+    def unmeasured() -> list[dict]:
+        return [{**t, "combined_bound": t["validity"] / 3 + 0.5, "combined": None, "viable": False} for t in truth]
+
+    def measure(row: dict) -> None:
+        row.update(combined=row["validity"] / 3 + 0.5 * row["ari_refits"])
+        row["viable"] = row["min_segment_share"] >= 0.02 and row["stability"] >= settings.min_stability
+
+    everything = unmeasured()
+    for row in everything:
+        measure(row)
+    lazy = unmeasured()
+    for i in _finalists(lazy, settings):
+        measure(lazy[i])
+    assert select(lazy) == select(everything)
 
 
 def test_gating_blocks_too_small_and_unstable_models(small) -> None:

@@ -180,14 +180,15 @@ def _fit_logistic(
 ) -> dict:
     """Fit an L2 logistic regression of ``y`` (0/1 per row) on ``features``; return its parameters."""
     from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
+
+    from segflow.lib.threads import single_threaded
 
     spec = fit_design(frame, features)
     estimator = LogisticRegression(
         C=LOGISTIC_C, solver="lbfgs", max_iter=LOGISTIC_MAX_ITER, random_state=seed
     )
     # Single-threaded BLAS: the matrices are small, and threads only add scheduling noise here.
-    with threadpool_limits(limits=1):
+    with single_threaded():
         estimator.fit(design_matrix(frame, spec), y)
     return {
         "design": spec,

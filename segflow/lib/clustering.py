@@ -80,7 +80,8 @@ _PHRASES = {
 SELECTION_RULE = (
     "discard candidates with a segment under the minimum share or mean bootstrap Jaccard under the minimum "
     "stability; choose the highest (silhouette + 1/(1+DB) + CH/max CH)/3 + 0.5 * mean ARI of refits "
-    "(ties: family order, then smaller k)"
+    "(ties: family order, then smaller k); stability is measured only for the candidates that could still "
+    "win, as the mean ARI of refits is at most 1"
 )
 
 
@@ -448,9 +449,8 @@ def fit_segments(
     family and the selection, with segments numbered by mean value (highest first), so that a month
     always numbers its segments the same way. Plain data (the JSON the fit asset stores).
     """
-    from threadpoolctl import threadpool_limits
-
     from segflow.lib.selection import apply, permute, select, sweep
+    from segflow.lib.threads import single_threaded
 
     wanted, value_column, _ = _feature_set(feature_set)
     design = fit_design(features, settings, wanted)
@@ -458,7 +458,7 @@ def fit_segments(
     # than with 1 on our 2-core machines, so the sweep runs single-threaded (OpenMP and BLAS: BLAS
     # threads cost another ~1.4x on the sweep's small matrices); partitions and backfill workers
     # provide the parallelism instead.
-    with threadpool_limits(limits=1):
+    with single_threaded():
         rows, rules, sampling = sweep(design.matrix, settings)
     chosen = select(rows)
     rule, k = rules[chosen], rows[chosen]["k"]

@@ -16,7 +16,8 @@ stored without pickle and re-assigning with it is exact.
 Scores per candidate: silhouette, Calinski-Harabasz and Davies-Bouldin on a seeded sample of
 ``silhouette_sample`` rows; the gap statistic (Tibshirani 2001; reference sets uniform over the
 sample's bounding box, clustered by k-means) for kmeans and ward; the smallest segment's share on
-every row; bootstrap stability on ``stability_sample`` rows (see ``segflow.lib.stability``).
+every row; bootstrap stability on ``stability_sample`` rows (see ``segflow.lib.stability``), for the
+finalists only (below).
 
 Selection rule (deterministic): discard candidates whose smallest segment holds less than
 ``min_segment_share`` or whose mean per-segment Jaccard is below ``min_stability``; among the rest
@@ -25,6 +26,13 @@ max calinski_harabasz over the sweep) / 3 + 0.5 * ari_refits`` (three validity i
 0-1 scales, plus a partition that refits to itself); ties go to the earlier family
 in ``families`` and then the smaller k. If
 nothing is viable, the best combined criterion overall is returned, and the gating checks fail.
+
+Finalists: the bootstrap refits are most of a sweep's fits, and only the rule's winner needs them.
+ARI is at most 1, so every candidate's combined criterion is at most its ``combined_bound``
+(validity term + 0.5). Stability is measured in decreasing bound until the best viable candidate's
+combined criterion exceeds every remaining bound (``_finalists``): the rest could not win, and keep
+``finalist`` False with their stability and combined criterion None. The winner is the candidate
+the rule would pick had every candidate been measured.
 """
 
 from __future__ import annotations
@@ -242,10 +250,76 @@ def _reference_log_w(
     return out
 
 
-def sweep(matrix: np.ndarray, settings) -> tuple[list[dict], list[dict | None], dict]:
-    """Fit and score every candidate. Returns (sweep rows, rules in the same order, sampling record)."""
-    from scipy.spatial.distance import cdist
+def _row(family: str, params: dict) -> dict:
+    """A sweep row before scoring: every score None (a degenerate fit keeps them so)."""
+    scores = ("silhouette", "calinski_harabasz", "davies_bouldin", "gap", "gap_sd", "min_segment_share",
+              "noise_share", "stability", "stability_min", "ari_refits", "segment_jaccard", "combined",
+              "combined_bound")  # fmt: skip
+    return {"family": family, "params": dict(params), "k": params.get("k"), **dict.fromkeys(scores),
+            "finalist": False, "viable": False}  # fmt: skip
+
+
+def _score(row: dict, labels: np.ndarray, k: int, score_rows: np.ndarray, score_x: np.ndarray,
+           distances: np.ndarray, gap_ref: dict) -> None:  # fmt: skip
+    """The cheap indices of one candidate, from its labels on every row: shares, validity, gap."""
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+    shares = np.bincount(labels, minlength=k) / len(labels)
+    row.update(k=k, min_segment_share=float(shares.min()))
+    sample_labels = labels[score_rows]
+    if len(np.unique(sample_labels)) > 1:
+        row.update(
+            silhouette=silhouette(distances, sample_labels),
+            calinski_harabasz=float(calinski_harabasz_score(score_x, sample_labels)),
+            davies_bouldin=float(davies_bouldin_score(score_x, sample_labels)),
+        )
+    if row["family"] in ("kmeans", "ward") and k in gap_ref:
+        ref_mean, ref_sd = gap_ref[k]
+        row.update(gap=ref_mean - _log_w(score_x[:2_000], sample_labels[:2_000]), gap_sd=ref_sd)
+
+
+def _finalists(rows: list[dict], settings):
+    """The candidates whose bootstrap stability the selection rule needs, in the order to measure
+    them. A generator read while ``sweep`` measures: each bound test sees the candidates so far.
+
+    ARI is at most 1, so a candidate's combined criterion is at most ``combined_bound``, its validity
+    term plus 0.5. Candidates are measured in decreasing bound (then the rule's tie order): once the
+    best viable one's combined criterion exceeds the next bound, no one left can win. Only candidates
+    with large enough segments can be viable; if none of them is, the fallback (the best combined
+    criterion overall) is bounded the same way over the rest.
+    """
+    bound = {i: round(r["combined_bound"], 12) for i, r in enumerate(rows) if r["combined_bound"] is not None}
+    order = sorted(bound, key=lambda i: (-bound[i], FAMILY_ORDER.index(rows[i]["family"]), rows[i]["k"], i))
+    eligible = [i for i in order if rows[i]["min_segment_share"] >= settings.min_segment_share]
+    yield from _until_beaten(rows, eligible, bound, lambda r: r["viable"])
+    if not any(rows[i]["viable"] for i in eligible):
+        rest = [i for i in order if rows[i]["combined"] is None]
+        yield from _until_beaten(rows, rest, bound, lambda r: r["combined"] is not None)
+
+
+def _until_beaten(rows: list[dict], pool: list[int], bound: dict[int, float], counts):
+    """``pool`` in order, until a measured candidate that ``counts`` beats the next one's bound."""
+    for i in pool:
+        measured = [round(r["combined"], 12) for r in rows if r["combined"] is not None and counts(r)]
+        if measured and max(measured) > bound[i]:
+            return
+        yield i
+
+
+def _refit(row: dict, stab_x: np.ndarray, draw: np.ndarray, points: np.ndarray, seed: int, settings):
+    """Labels of the stability sample's ``points`` under ``row``'s candidate refitted on the bootstrap
+    ``draw`` (None if the refit is degenerate). Refits use n_init <= 3: cheaper, and a less lucky
+    refit only lowers the measured stability."""
+    (fit,) = fit_family(
+        row["family"], [row["params"]], stab_x[draw], seed, min(settings.n_init, 3), settings.minibatch_above
+    )
+    return None if fit is None else apply(fit, stab_x[points])
+
+
+def sweep(matrix: np.ndarray, settings) -> tuple[list[dict], list[dict | None], dict]:
+    """Fit and score every candidate; bootstrap only the finalists (see ``_finalists``). Returns
+    (sweep rows, rules in the same order, sampling record)."""
+    from scipy.spatial.distance import cdist
 
     from segflow.lib.stability import bootstrap_stability
 
@@ -267,71 +341,38 @@ def sweep(matrix: np.ndarray, settings) -> tuple[list[dict], list[dict | None], 
     # The same B resamples for every candidate (common random numbers), so stabilities compare fairly.
     draws = [rng.integers(0, len(stab_x), len(stab_x)) for _ in range(settings.stability_resamples)]
     points = [np.unique(d) for d in draws]
-    rows, rules = [], []
+    rows, rules, references, validity = [], [], {}, {}
     for family, grid in family_grids.items():
         fitted = fit_family(
             family, grid, matrix[fit_rows[family]], seed, settings.n_init, settings.minibatch_above
         )
-        # Refits use n_init <= 3 (cheaper; a less lucky refit only lowers the measured stability).
-        boot = [
-            fit_family(
-                family, grid, stab_x[d], seed + b + 1, min(settings.n_init, 3), settings.minibatch_above
-            )
-            for b, d in enumerate(draws)
-        ]
-        for i, (params, rule) in enumerate(zip(grid, fitted, strict=True)):
-            row = {
-                "family": family,
-                "params": dict(params),
-                "k": params.get("k"),
-                "silhouette": None,
-                "calinski_harabasz": None,
-                "davies_bouldin": None,
-                "gap": None,
-                "gap_sd": None,
-                "min_segment_share": None,
-                "noise_share": None,
-                "stability": None,
-                "stability_min": None,
-                "ari_refits": None,
-                "segment_jaccard": None,
-                "combined": None,
-                "viable": False,
-            }
-            rules.append(rule)
+        for params, rule in zip(grid, fitted, strict=True):
+            row = _row(family, params)
             rows.append(row)
+            rules.append(rule)
             if rule is None:
                 continue
             k = len(rule["centroids"])
             labels = apply(rule, matrix)
-            shares = np.bincount(labels, minlength=k) / n
-            row.update(k=k, min_segment_share=float(shares.min()))
+            _score(row, labels, k, score_rows, score_x, distances, gap_ref)
             if rule["kind"] == "centroid_noise":
-                row["noise_share"] = float(shares[rule["noise_id"]])
-            sample_labels = labels[score_rows]
-            if len(np.unique(sample_labels)) > 1:
-                row.update(
-                    silhouette=silhouette(distances, sample_labels),
-                    calinski_harabasz=float(calinski_harabasz_score(score_x, sample_labels)),
-                    davies_bouldin=float(davies_bouldin_score(score_x, sample_labels)),
-                )
-            if family in ("kmeans", "ward") and k in gap_ref:
-                ref_mean, ref_sd = gap_ref[k]
-                row.update(gap=ref_mean - _log_w(score_x[:2_000], sample_labels[:2_000]), gap_sd=ref_sd)
-
-            refits = [
-                (pts, None if fits[i] is None else apply(fits[i], stab_x[pts]))
-                for pts, fits in zip(points, boot, strict=True)
-            ]
-            row.update(bootstrap_stability(labels[stab_rows], k, refits))
+                row["noise_share"] = float(np.bincount(labels, minlength=k)[rule["noise_id"]] / n)
+            references[len(rows) - 1] = labels[stab_rows]
     ch_max = max((r["calinski_harabasz"] for r in rows if r["calinski_harabasz"] is not None), default=1.0)
-    for row in rows:
+    for i, row in enumerate(rows):
         if row["silhouette"] is not None:
-            validity = row["silhouette"] + 1 / (1 + row["davies_bouldin"]) + row["calinski_harabasz"] / ch_max
-            row["combined"] = validity / 3 + 0.5 * row["ari_refits"]
+            validity[i] = (
+                row["silhouette"] + 1 / (1 + row["davies_bouldin"]) + row["calinski_harabasz"] / ch_max
+            )
+            row["combined_bound"] = validity[i] / 3 + 0.5  # ari_refits is at most 1
+    for i in _finalists(rows, settings):
+        row = rows[i]
+        refits = [(pts, _refit(row, stab_x, d, pts, seed + b + 1, settings))
+                  for b, (d, pts) in enumerate(zip(draws, points, strict=True))]  # fmt: skip
+        row.update(bootstrap_stability(references[i], row["k"], refits), finalist=True)
+        row["combined"] = validity[i] / 3 + 0.5 * row["ari_refits"]
         row["viable"] = bool(
-            row["combined"] is not None
-            and row["min_segment_share"] >= settings.min_segment_share
+            row["min_segment_share"] >= settings.min_segment_share
             and row["stability"] >= settings.min_stability
         )
     sampling = {
@@ -341,6 +382,7 @@ def sweep(matrix: np.ndarray, settings) -> tuple[list[dict], list[dict | None], 
         "gap_sample_rows": int(min(2_000, len(score_rows))),
         "stability_sample_rows": int(len(stab_rows)),
         "stability_resamples": settings.stability_resamples,
+        "stability_finalists": sum(r["finalist"] for r in rows),
     }
     return rows, rules, sampling
 

@@ -7,27 +7,33 @@ of colour blindness.
 
 from __future__ import annotations
 
+import functools
 import io
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 
 
-def _figure(width: float, height: float):
+@functools.cache
+def _figure_class():
+    """matplotlib's Figure, with the report's settings applied once per process. Figures are made
+    and saved through the object API, so pyplot's global figure registry is never loaded and no
+    figure outlives its chart. (The bytes are the same as through pyplot; the time is in savefig's
+    two layout passes for the tight crop, which no cheaper crop measured here beat.)"""
     import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.rcParams.update({"svg.hashsalt": "segflow", "svg.fonttype": "none", "font.size": 9})
+    return Figure
 
-    plt.rcParams.update({"svg.hashsalt": "segflow", "svg.fonttype": "none", "font.size": 9})
-    return plt.subplots(figsize=(width, height))
+
+def _figure(width: float, height: float):
+    fig = _figure_class()(figsize=(width, height))
+    return fig, fig.subplots()
 
 
 def _to_svg(fig) -> str:
-    import matplotlib.pyplot as plt
-
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]
     # The RDF <metadata> block only names the generator; drop it so no outside URL is left in the page.
