@@ -344,6 +344,10 @@ def _cheap_batch_fingerprint() -> Iterator[None]:
 
 
 HASH_SUFFIX = ".__hash"
+# BASIC has everything a RuleResult reports (observed value, unexpected count and percent, the
+# first unexpected values). SUMMARY adds value counts and unexpected row indices that nothing
+# reads, two more metrics per row-level rule: ~2x the GX time of a 1k-row customer_profiles.
+_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": MAX_EXAMPLES}
 
 
 def _gx_frame(df: pl.DataFrame, rules: list[Rule]) -> tuple[Any, list[Rule]]:
@@ -401,9 +405,7 @@ def _run_gx(
     suite = build_suite(contract, rules=gx_rules, partition_start=start, partition_end=end)
     with _GX_LOCK, _cheap_batch_fingerprint():
         batch = _gx_batch_definition().get_batch(batch_parameters={"dataframe": pdf})
-        outcome = batch.validate(
-            suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
-        )
+        outcome = batch.validate(suite, result_format=_RESULT_FORMAT)
     pii = contract.pii_columns
     out: dict[str, RuleResult] = {}
     for res in outcome.results:
