@@ -3,7 +3,9 @@
 Column rules run in GX on a pandas copy of only the columns they name (GX has no polars engine).
 Dataset rules (row count, volume change, schema) are O(1) on the polars frame and are evaluated
 here directly. The result is a :class:`ValidationReport`: one :class:`RuleResult` per rule, with
-unexpected examples of PII columns masked. No Dagster import here.
+unexpected examples of PII columns masked. Reports are memoised by content, so a table validated
+by its publish gate and again by its blocking check runs GX once. GX is imported on the first
+validation only. No Dagster import here.
 """
 
 from __future__ import annotations
