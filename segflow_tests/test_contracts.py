@@ -2,6 +2,9 @@
 
 import dataclasses
 import datetime as dt
+import os
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -11,7 +14,7 @@ import polars as pl
 import pytest
 import yaml
 
-from segflow.lib import schema
+from segflow.lib import quality, schema
 from segflow.lib.contracts import (
     CONTRACTS_ENV,
     ContractError,
@@ -372,6 +375,77 @@ def test_raw_customers_contract_masks_email_examples() -> None:
     assert report.result("raw_customers.email.format").examples == (MASK,)
     assert report.result("raw_customers.customer_id.unique").examples == ("c1", "c1")
     assert validate_frame(df, contract, "error").success
+
+
+# ---------------------------------------------------------------------------------- memoised reports
+
+
+@pytest.fixture()
+def gx_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The contract name of every GX run, from an empty report cache on."""
+    quality.clear_report_cache()
+    runs: list[str] = []
+    real = quality._run_gx
+
+    def counted(df: pl.DataFrame, contract, *args):
+        runs.append(contract.name)
+        return real(df, contract, *args)
+
+    monkeypatch.setattr(quality, "_run_gx", counted)
+    return runs
+
+
+def test_equal_content_is_validated_once(demo, gx_runs: list[str], tmp_path: Path) -> None:
+    """The publish gate validates the table in memory with naive bounds; the blocking check, the
+    copy read back from storage with Dagster's aware UTC window: one GX run serves both."""
+    df = good_frame().with_columns(pl.Series("amount", [1.0, 200.0, 3.0, 4.0]))
+    gate = run(df, demo, "error")
+    df.write_parquet(tmp_path / "t.parquet")
+    aware = {
+        "partition_start": JAN_START.replace(tzinfo=dt.UTC),
+        "partition_end": JAN_END.replace(tzinfo=dt.UTC),
+    }
+    check = run(pl.read_parquet(tmp_path / "t.parquet"), demo, "error", **aware)
+    assert check is gate and gx_runs == ["demo"]
+    assert gate.failed_rule_ids == ["demo.amount.range"]
+    assert gate.result("demo.amount.range").examples == (200.0,)
+    quality.clear_report_cache()
+    fresh = run(df, demo, "error")
+    assert fresh.results == gate.results and gx_runs == ["demo", "demo"]
+
+
+def test_changed_content_or_inputs_validate_again(demo, gx_runs: list[str]) -> None:
+    df = good_frame()
+    first = run(df, demo, "error")
+    one_cell = df.with_columns(pl.Series("amount", [0.0, 1.0, 2.5, 3.0]))  # still passes
+    assert run(one_cell, demo, "error") is not first and len(gx_runs) == 2
+    # Row order changes which unexpected values come first; each other input is part of the key.
+    run(df.reverse(), demo, "error")
+    run(df, demo, "warn")
+    run(df, demo, "error", partition_end=JAN_END + dt.timedelta(days=1))
+    run(df, dataclasses.replace(demo, rules=tuple(r for r in demo.rules if r.kind != "between")), "error")
+    assert len(gx_runs) == 6
+    assert run(df, demo, "error") is first and len(gx_runs) == 6
+
+
+def test_report_cache_is_bounded(demo, gx_runs: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(quality, "_REPORTS", quality._LRU(2))
+    frames = [good_frame(n) for n in (2, 3, 4)]
+    for frame in frames:
+        run(frame, demo, "error")
+    run(frames[2], demo, "error")  # still held
+    run(frames[0], demo, "error")  # evicted by the third frame
+    assert len(gx_runs) == 4
+
+
+def test_loading_definitions_imports_no_gx(tmp_path: Path) -> None:
+    """GX costs ~3 CPU-s to import: only a process that validates should pay it."""
+    code = (
+        "import sys; from segflow.definitions import defs; defs(); print('great_expectations' in sys.modules)"
+    )
+    env = {**os.environ, "SEGFLOW_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------------------------- Dagster

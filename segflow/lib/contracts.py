@@ -588,7 +588,7 @@ def resolve_bound(value: Any, partition_start: dt.datetime | None, partition_end
     converted to naive UTC, the form in which segflow stores timestamps.
     """
     if not isinstance(value, str):
-        return _naive_utc(value) if isinstance(value, dt.datetime) else value
+        return naive_utc(value) if isinstance(value, dt.datetime) else value
     match = _PARTITION_REF.match(value)
     if match is None:
         raise ContractError(f"unresolvable bound {value!r}")
@@ -596,10 +596,11 @@ def resolve_bound(value: Any, partition_start: dt.datetime | None, partition_end
     if base is None:
         return None
     days = int(match.group(3) or 0) * (-1 if match.group(2) == "-" else 1)
-    return _naive_utc(base) + dt.timedelta(days=days)
+    return naive_utc(base) + dt.timedelta(days=days)
 
 
-def _naive_utc(value: dt.datetime) -> dt.datetime:
+def naive_utc(value: dt.datetime) -> dt.datetime:
+    """The naive-UTC form of a datetime, in which segflow stores and compares timestamps."""
     if value.tzinfo is None:
         return value
     return value.astimezone(dt.UTC).replace(tzinfo=None)
