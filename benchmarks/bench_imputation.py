@@ -69,7 +69,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--iterations", type=int, nargs="+", default=[imputation.CLASSIFIER_PARAMS["max_iter"]])
+    parser.add_argument(
+        "--iterations", type=int, nargs="+", default=[imputation.CLASSIFIER_PARAMS["max_iter"]]
+    )
     args = parser.parse_args()
     for customers in args.customers:
         truth = synthetic_customers(customers)

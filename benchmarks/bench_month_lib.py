@@ -86,7 +86,9 @@ def _profiles(root: Path, month: str) -> None:
     start, end = periods.bounds(month)
     raw = {}
     for src, source in settings.sources.items():
-        raw[src] = read_source(src, source, source.location.format(landing=root / "landing", period=month)).frame
+        raw[src] = read_source(
+            src, source, source.location.format(landing=root / "landing", period=month)
+        ).frame
     build_profiles(RawSources(**raw), month, start, end, settings.cleaning, 42)
 
 

@@ -377,13 +377,12 @@ def test_raw_customers_contract_masks_email_examples() -> None:
     assert validate_frame(df, contract, "error").success
 
 
-# ---------------------------------------------------------------------------------- memoised reports
+# ---------------------------------------------------------------------------------- one validation
 
 
 @pytest.fixture()
 def gx_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The contract name of every GX run, from an empty report cache on."""
-    quality.clear_report_cache()
+    """The contract name of every GX run."""
     runs: list[str] = []
     real = quality._run_gx
 
@@ -395,47 +394,52 @@ def gx_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return runs
 
 
-def test_equal_content_is_validated_once(demo, gx_runs: list[str], tmp_path: Path) -> None:
-    """The publish gate validates the table in memory with naive bounds; the blocking check, the
-    copy read back from storage with Dagster's aware UTC window: one GX run serves both."""
-    df = good_frame().with_columns(pl.Series("amount", [1.0, 200.0, 3.0, 4.0]))
-    gate = run(df, demo, "error")
-    df.write_parquet(tmp_path / "t.parquet")
-    aware = {
-        "partition_start": JAN_START.replace(tzinfo=dt.UTC),
-        "partition_end": JAN_END.replace(tzinfo=dt.UTC),
+def test_publish_gate_report_is_the_blocking_checks_result(demo_dir: Path, gx_runs: list[str]) -> None:
+    """An asset that validates its own value runs GX once per severity: the gate's error report
+    becomes the blocking check's result, and a broken value is never written."""
+    from segflow.defs.contract_checks import contract_specs, publish_checked
+
+    monthly = dg.MonthlyPartitionsDefinition(start_date="2024-01", fmt="%Y-%m")
+    frames = {
+        "2024-01": good_frame(4),
+        "2024-02": good_frame(4).with_columns(pl.Series("amount", [1.0, -5, 2, 3])),
     }
-    check = run(pl.read_parquet(tmp_path / "t.parquet"), demo, "error", **aware)
-    assert check is gate and gx_runs == ["demo"]
-    assert gate.failed_rule_ids == ["demo.amount.range"]
-    assert gate.result("demo.amount.range").examples == (200.0,)
-    quality.clear_report_cache()
-    fresh = run(df, demo, "error")
-    assert fresh.results == gate.results and gx_runs == ["demo", "demo"]
 
+    @dg.asset(name="gated", partitions_def=monthly, check_specs=contract_specs("gated", "demo"))
+    def gated(context: dg.AssetExecutionContext):
+        frame = _shift_ts(
+            frames[context.partition_key], context.partition_time_window.start.replace(tzinfo=None)
+        )
+        checks = publish_checked(context, "gated", frame, "demo")
+        yield dg.Output(frame, metadata={"dagster/row_count": frame.height})
+        yield from checks
 
-def test_changed_content_or_inputs_validate_again(demo, gx_runs: list[str]) -> None:
-    df = good_frame()
-    first = run(df, demo, "error")
-    one_cell = df.with_columns(pl.Series("amount", [0.0, 1.0, 2.5, 3.0]))  # still passes
-    assert run(one_cell, demo, "error") is not first and len(gx_runs) == 2
-    # Row order changes which unexpected values come first; each other input is part of the key.
-    run(df.reverse(), demo, "error")
-    run(df, demo, "warn")
-    run(df, demo, "error", partition_end=JAN_END + dt.timedelta(days=1))
-    run(df, dataclasses.replace(demo, rules=tuple(r for r in demo.rules if r.kind != "between")), "error")
-    assert len(gx_runs) == 6
-    assert run(df, demo, "error") is first and len(gx_runs) == 6
+    written = []
 
+    class Memory(dg.IOManager):
+        def handle_output(self, context, obj) -> None:
+            written.append(context.partition_key)
 
-def test_report_cache_is_bounded(demo, gx_runs: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(quality, "_REPORTS", quality._LRU(2))
-    frames = [good_frame(n) for n in (2, 3, 4)]
-    for frame in frames:
-        run(frame, demo, "error")
-    run(frames[2], demo, "error")  # still held
-    run(frames[0], demo, "error")  # evicted by the third frame
-    assert len(gx_runs) == 4
+        def load_input(self, context):  # pragma: no cover - nothing reads it
+            raise NotImplementedError
+
+    instance = dg.DagsterInstance.ephemeral()
+    ok = dg.materialize(
+        [gated], partition_key="2024-01", instance=instance, resources={"io_manager": Memory()}
+    )
+    evaluations = {e.check_name: e for e in ok.get_asset_check_evaluations()}
+    assert evaluations["gated_contract_errors"].passed and evaluations["gated_contract_warnings"].passed
+    assert evaluations["gated_contract_errors"].metadata["row_count"].value == 4
+    assert gx_runs == ["demo", "demo"]  # error and warn, once each
+    broken = dg.materialize(
+        [gated], partition_key="2024-02", instance=instance, resources={"io_manager": Memory()},
+        raise_on_error=False,
+    )  # fmt: skip
+    assert not broken.success and written == ["2024-01"]
+    failure = next(e for e in broken.all_events if e.is_step_failure)
+    assert "not published" in failure.step_failure_data.error.message
+    assert "demo.amount.range" in failure.step_failure_data.error.message
+    assert gx_runs == ["demo", "demo", "demo"]  # the gate's error run only
 
 
 def test_loading_definitions_imports_no_gx(tmp_path: Path) -> None:

@@ -128,7 +128,9 @@ def test_finalists_choose_what_measuring_every_candidate_would(seed: int) -> Non
     ]  # fmt: skip
 
     def unmeasured() -> list[dict]:
-        return [{**t, "combined_bound": t["validity"] / 3 + 0.5, "combined": None, "viable": False} for t in truth]
+        return [
+            {**t, "combined_bound": t["validity"] / 3 + 0.5, "combined": None, "viable": False} for t in truth
+        ]
 
     def measure(row: dict) -> None:
         row.update(combined=row["validity"] / 3 + 0.5 * row["ari_refits"])

@@ -84,7 +84,12 @@ def test_the_first_modelling_call_of_a_process_runs_single_threaded(call: str) -
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     root = Path(__file__).parents[1]  # benchmarks/ is importable from there
     done = subprocess.run(
-        [sys.executable, "-c", CALL_SITES, call], env=env, cwd=root, capture_output=True, text=True, check=True
+        [sys.executable, "-c", CALL_SITES, call],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     pools = json.loads(done.stdout.splitlines()[-1])
     assert {"openmp", "blas"} <= {p["user_api"] for p in pools}, pools

@@ -3,9 +3,8 @@
 Column rules run in GX on a pandas copy of only the columns they name (GX has no polars engine).
 Dataset rules (row count, volume change, schema) are O(1) on the polars frame and are evaluated
 here directly. The result is a :class:`ValidationReport`: one :class:`RuleResult` per rule, with
-unexpected examples of PII columns masked. Reports are memoised by content, so a table validated
-by its publish gate and again by its blocking check runs GX once. GX is imported on the first
-validation only. No Dagster import here.
+unexpected examples of PII columns masked. GX is imported on the first validation only, and a
+contract's suite is built once per process. No Dagster import here.
 """
 
 from __future__ import annotations
@@ -14,12 +13,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import hashlib
 import math
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,7 +29,6 @@ from segflow.lib.contracts import (
     Rule,
     build_suite,
     column_type_matches,
-    naive_utc,
 )
 
 MASK = "***"
@@ -128,73 +124,9 @@ def validate_frame(
     are skipped with a note without it. ``partition_start``/``partition_end`` resolve
     ``${partition_*}`` bounds; rules that need them are skipped with a note when absent.
 
-    A computed table is validated twice, by its publish gate and by its blocking check (on the
-    copy read back from storage), so reports are memoised by content: equal inputs return the
-    same report object, timings included, without running GX again.
     """
     rules, skipped = _expand_families(contract.rules_for(severity), df, contract)
-    key = (
-        contract,  # all of it, not name+version: checks validate rule subsets under the same name
-        severity,
-        previous_row_count,
-        *(naive_utc(t) if t is not None else None for t in (partition_start, partition_end)),
-        _fingerprint(df, rules),
-    )
-    report = _REPORTS.get(key)
-    if report is None:
-        report = _validate(
-            df, contract, severity, rules, skipped, previous_row_count, partition_start, partition_end
-        )
-        _REPORTS.put(key, report)
-    return report
-
-
-def clear_report_cache() -> None:
-    """Forget memoised reports (for benchmarks that time validation itself)."""
-    _REPORTS.clear()
-
-
-class _LRU:
-    """A small thread-safe LRU: a long-lived process (the webserver, a daemon) stays bounded."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-_REPORTS = _LRU(64)
-
-
-def _fingerprint(df: pl.DataFrame, rules: list[Rule]) -> tuple[Any, ...]:
-    """What of ``df`` a report depends on: schema, height, and the values the column rules read,
-    in row order (examples are the first unexpected values). Row hashes digest ~4x cheaper than
-    the frame's parquet bytes (1M x 61 columns: 0.4 vs 1.7 CPU-s). Floats 0.0 and -0.0 hash alike;
-    every rule compares them as equal."""
-    read = {r.column for r in rules}
-    columns = [c for c in df.columns if c in read]
-    digest = hashlib.blake2b(digest_size=16)
-    if columns:
-        digest.update(df.select(columns).hash_rows(seed=0).to_numpy().tobytes())
-    return tuple(df.schema.items()), df.height, digest.digest()
+    return _validate(df, contract, severity, rules, skipped, previous_row_count, partition_start, partition_end)
 
 
 def _validate(
