@@ -143,6 +143,7 @@ def run(parts=PARTS, runs: int = 3, customers: int | None = None, data: Path = D
     return {
         "benchmark": "fixed_cost",
         "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
         "runs": runs,
         "months": MONTHS,
         "customers_limit": customers,

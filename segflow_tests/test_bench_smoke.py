@@ -184,6 +184,7 @@ def test_fixed_cost_section_states_every_target() -> None:
         "runs": 3,
         "months": 23,
         "customers_limit": None,
+        "date": "2026-12-01",
         "load_average": {"start": (1.0, 1.0, 1.0), "end": (2.0, 2.0, 2.0)},
         "notebook": {"seconds": {"median": 10.0, "min": 9.0, "max": 11.0}, "customers": 4297, "best_k": 2},
         "month": {"median": 25.0, "min": 24.0, "max": 26.0},
