@@ -152,3 +152,47 @@ def test_generate_benchmark_runs() -> None:
     ) <= 4
     assert all(10_000 < r["line_items"] < 30_000 and r["peak_rss_mb"] > 50 for r in result["results"])
     assert f"| {high['customers']:,} | 80 |" in "\n".join(generate_section(result, "python -m ..."))
+
+
+def test_peer_notebook_rfm_and_sweep_are_sane() -> None:
+    """The fixed-cost baseline on 300 customers of the real file: quintile scores, a silhouette for
+    every k of the sweep. No segflow run here: those take minutes."""
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks.peer_notebook import KS, notebook
+    from segflow_tests.conftest import ONLINE_RETAIL, require
+
+    # One thread: on a few hundred rows, k-means' OpenMP threads only spin on the shared cores.
+    with threadpool_limits(1):
+        table, scores = notebook(require(ONLINE_RETAIL), "2011-11", customers=300)
+    assert 100 < len(table) <= 300 and table.index.is_unique
+    for score in ("R", "F", "M"):
+        assert set(table[score]) == {1, 2, 3, 4, 5}
+    assert (table["Recency"] >= 0).all() and (table["Recency"] < 366).all()
+    assert (table["Frequency"] >= 1).all() and (table["Monetary"] > 0).all()
+    # The most recent buyers get R = 5: the R score falls as recency (days) grows.
+    assert table.groupby("R")["Recency"].mean().is_monotonic_decreasing
+    assert list(scores) == list(KS) == list(range(2, 11))
+    assert all(-1 <= s <= 1 for s in scores.values())
+
+
+def test_fixed_cost_section_states_every_target() -> None:
+    from benchmarks.run import fixed_cost_section
+
+    result = {
+        "machine": "x86_64, 2 cores",
+        "runs": 3,
+        "months": 23,
+        "customers_limit": None,
+        "date": "2026-12-01",
+        "load_average": {"start": (1.0, 1.0, 1.0), "end": (2.0, 2.0, 2.0)},
+        "notebook": {"seconds": {"median": 10.0, "min": 9.0, "max": 11.0}, "customers": 4297, "best_k": 2},
+        "month": {"median": 25.0, "min": 24.0, "max": 26.0},
+        "backfill": 1000.0,
+        "ratios": {"month": 2.5, "backfill": 1000.0 / 230.0},
+        "targets": {"month": 3.0, "backfill": 3.0, "workers": 1.6, "demo": 60.0},
+    }
+    table = "\n".join(fixed_cost_section(result, "python -m benchmarks.bench_fixed_cost"))
+    assert "| 25.0 | notebook, 10.0 s | **2.50** | ≤ 3 | met |" in table
+    assert "| 1000.0 | 23 x notebook, 230 s | **4.35** | ≤ 3 | NOT met |" in table
+    assert table.count("| not run |") == 2 and "≥ 1.6" in table and "load average" in table.lower()
