@@ -8,7 +8,10 @@ Every measurement is a whole process (imports included), timed from outside, wit
 DAGSTER_HOME in a fresh temporary folder:
 
 - notebook (always run: every ratio is to it): `python -m benchmarks.peer_notebook --period
-  2011-11`, ``runs`` times, median.
+  2011-11`, ``runs`` times with its libraries' default threads and ``runs`` times with
+  OMP_NUM_THREADS=1, taking turns. The baseline is the faster median: on a loaded machine k-means'
+  OpenMP threads spin and wait (31.0 s against 8.8 s measured back to back at load 7), and a
+  baseline slowed by that would flatter segflow.
 - backfill: `segflow backfill --from 2010-01 --to 2011-11` (the example's modelled months) from an
   empty home, once. Its baseline is 23 notebook runs, taken as 23 x the notebook's 2011-11 median.
 - month: `segflow materialize --period 2011-11` with its window built. Building it means the whole
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,9 +54,11 @@ def _env(home: Path) -> dict[str, str]:
     return {**env, "SEGFLOW_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
 
 
-def _wall(command: list[str], home: Path) -> tuple[float, str]:
+def _wall(command: list[str], home: Path, extra: dict[str, str] | None = None) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run(command, env=_env(home), capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        command, env={**_env(home), **(extra or {})}, capture_output=True, text=True, check=False
+    )
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -95,14 +101,19 @@ def _notebook(root: Path, data: Path, runs: int, customers: int | None) -> dict:
     command = [sys.executable, "-m", "benchmarks.peer_notebook", "--period", PERIOD, "--data", str(data)]
     command += [] if customers is None else ["--customers", str(customers)]
     outputs: list[str] = []
-
-    def once() -> float:
-        wall, stdout = _wall(command, root / "notebook")
-        outputs.append(stdout)
-        return wall
-
-    seconds = repeat(once, runs)
-    return {"seconds": seconds, **json.loads(outputs[-1].strip().splitlines()[-1])}
+    threads = {"default_threads": {}, "one_thread": {"OMP_NUM_THREADS": "1"}}
+    walls: dict[str, list[float]] = {name: [] for name in threads}
+    for _ in range(runs):  # taking turns, so both see the same load
+        for name, extra in threads.items():
+            wall, stdout = _wall(command, root / "notebook", extra)
+            walls[name].append(wall)
+            outputs.append(stdout)
+    by_threads = {
+        name: {"median": statistics.median(v), "min": min(v), "max": max(v)} for name, v in walls.items()
+    }
+    fastest = min(by_threads, key=lambda name: by_threads[name]["median"])
+    return {"seconds": by_threads[fastest], "baseline": fastest, "by_threads": by_threads,
+            **json.loads(outputs[-1].strip().splitlines()[-1])}  # fmt: skip
 
 
 def _demo(root: Path) -> float:

@@ -348,7 +348,7 @@ def fixed_cost_section(result: dict, command: str) -> list[str]:
         "",
         f"- Notebook: {nb['seconds']['median']:.1f} s median of {result['runs']} runs "
         f"(min {nb['seconds']['min']:.1f}, max {nb['seconds']['max']:.1f}); {nb['customers']:,} customers, "
-        f"best silhouette at k = {nb['best_k']}{quick}.",
+        f"best silhouette at k = {nb['best_k']}{quick}. " + _threads(nb),
         f"- Measured {result['date']} on: {result['machine']}.",
         f"- Load average (1, 5, 15 min) at the start / end: {_load(load['start'])} / {_load(load['end'])}.",
         f"- Notebook command: `python -m benchmarks.peer_notebook --period 2011-11 --data "
@@ -365,6 +365,15 @@ def fixed_cost_section(result: dict, command: str) -> list[str]:
         "fewer customers and (before 2010-12) a shorter window.",
         "",
     ]
+
+
+def _threads(nb: dict) -> str:
+    """Which thread setting the baseline is: the faster of the two, so load does not flatter segflow."""
+    runs = nb.get("by_threads")
+    if not runs:
+        return ""
+    return (f"Default threads {runs['default_threads']['median']:.1f} s, OMP_NUM_THREADS=1 "
+            f"{runs['one_thread']['median']:.1f} s (medians, taking turns); the baseline is the faster.")  # fmt: skip
 
 
 def _load(values) -> str:
