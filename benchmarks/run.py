@@ -1,7 +1,7 @@
 """`make bench`: every benchmark at full size, each in its own process (peak RSS is per process),
 written to benchmarks/RESULTS.md as Markdown.
 
-    python -m benchmarks.run [--only gx|selection|backfill|features|e2e|generate|fixed_cost] [--runs 3]
+    python -m benchmarks.run [--only gx|selection|backfill|features|e2e|generate|fixed_cost|month] [--runs 3]
         [--lines 1000000 10000000]   # sizes of the features and end-to-end benchmarks
         [--fixed-cost-parts notebook month backfill workers demo]   # what fixed_cost measures
 """
@@ -308,6 +308,38 @@ def _verdict(name: str, ratio: float | None, target: float) -> str:
     return "met" if met else "NOT met"
 
 
+def month_section(result: dict, command: str) -> list[str]:
+    before, after = result["before"], result["after"]
+    rows = [
+        f"| {label} | {before[key]:,.{digits}f} | {after[key]:,.{digits}f} | {before[key] / after[key]:.2f} |"
+        for label, key, digits in (("CPU seconds (user + system)", "cpu_seconds", 1),
+                                   ("wall seconds", "wall_seconds", 1), ("Dagster steps", "steps", 0),
+                                   ("events in the instance", "events", 0))
+    ]  # fmt: skip
+    stages = [
+        f"| step seconds: {stage} | {before['stage_seconds'][stage]:.1f} | {after['stage_seconds'][stage]:.1f} "
+        f"| {before['stage_seconds'][stage] / max(after['stage_seconds'][stage], 1e-9):.2f} |"
+        for stage in before["stage_seconds"]
+        if before["stage_seconds"][stage] or after["stage_seconds"][stage]
+    ]
+    return [
+        "## The fixed cost of a small month: before and after",
+        "",
+        f"`{command}`",
+        "",
+        f"One `segflow backfill` of {len(result['months'])} synthetic months of {result['customers']:,} customers "
+        f"({', '.join(result['months'])}: {after['runs']:.0f} runs) in a fresh home, for revision "
+        f"`{result['baseline_rev']}` (before) and this checkout (after), taking turns on the same landing zone; "
+        f"medians of {result['runs']} runs each. Load average at the end: {result['load_average']:.1f}.",
+        "",
+        "| measure | before | after | before / after |",
+        "|---|---|---|---|",
+        *rows,
+        *stages,
+        "",
+    ]
+
+
 def fixed_cost_section(result: dict, command: str) -> list[str]:
     nb = result["notebook"]
     base = nb["seconds"]["median"]
@@ -391,7 +423,8 @@ def _sized(module: str, sizes: list[int], runs: str) -> list[tuple[dict, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--only", choices=("gx", "selection", "backfill", "features", "e2e", "generate", "fixed_cost")
+        "--only",
+        choices=("gx", "selection", "backfill", "features", "e2e", "generate", "fixed_cost", "month"),
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
@@ -441,6 +474,11 @@ def main() -> None:
         sections += generate_section(
             generated, f"python -m benchmarks.bench_generate --lines {args.lines[-1]}"
         )
+    if args.only in (None, "month"):
+        month_args = ("--baseline-rev", "88b4e7e", "--runs", runs)
+        month = _measure("benchmarks.bench_month", *month_args)
+        machine = machine or month["machine"]
+        sections += month_section(month, "python -m benchmarks.bench_month " + " ".join(month_args))
     if args.only in (None, "fixed_cost"):
         fc_args = ("--runs", runs, "--parts", *args.fixed_cost_parts)
         fixed = _measure("benchmarks.bench_fixed_cost", *fc_args)
