@@ -99,10 +99,10 @@ class BackfillPlan:
 
 
 def plan_backfill(settings: Settings, first: str, last: str, force: bool = False) -> BackfillPlan:
-    """Two phases: profiles for every month the targets' trailing windows read, then the rest.
+    """Profiles for every month the targets' trailing windows read, then the targets' modelling.
 
-    Ingest months are independent and run in parallel with ``workers``; modelling runs in order. Without ``force``,
-    months already built are skipped, so an interrupted backfill resumes where it stopped.
+    Without ``force``, months already built are skipped, so an interrupted backfill resumes where
+    it stopped.
     """
     # Segment ids are aligned to the previous month's model, so the chain must be complete: extend
     # the range back to the first month whose previous month has a model (or the first partition).
@@ -164,7 +164,13 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
     done: list[RunOutcome] = field(default_factory=list)
 
-    JOB_WEIGHT = {"ingest_job": 1.0, "fit_job": 1.5, "publish_job": 1.5, "modelling_job": 3.0}
+    JOB_WEIGHT = {
+        "ingest_job": 1.0,
+        "features_job": 0.5,
+        "fit_job": 1.0,
+        "publish_job": 1.5,
+        "modelling_job": 3.0,
+    }
 
     def expected(self, job: str) -> float:
         same = [o.seconds for o in self.done if o.job == job]
@@ -239,18 +245,19 @@ def backfill(
     """Materialise every month from ``first`` to ``last``: profiles first, then models and reports.
 
     Ingest months are independent, and so are the heavy model fits: with ``workers`` > 1 both run
-    in parallel, and only the light steps that align segment ids to last month's model and audit
-    the month run in month order (``publish_job``). With one worker, a month's modelling is one run.
+    in parallel. The features before the fits (their volume check reads last month's) and the light
+    steps after them, which align segment ids to last month's model and audit the month
+    (``publish_job``), run in month order. With one worker, a month's modelling is one run.
     """
     plan = plan_backfill(settings, first, last, force)
     if plan.skipped:
         echo(f"already built, skipped (use --force to rebuild): {', '.join(plan.skipped)}")
     phases = [("ingest_job", plan.ingest, workers)]
-    phases += (
-        [("fit_job", plan.model, workers), ("publish_job", plan.model, 1)]
-        if workers > 1
-        else [("modelling_job", plan.model, 1)]
-    )
+    if workers > 1:
+        chain = [("features_job", 1), ("fit_job", workers), ("publish_job", 1)]
+        phases += [(job, plan.model, n) for job, n in chain]
+    else:
+        phases += [("modelling_job", plan.model, 1)]
     jobs = [job for job, months, _ in phases for _ in months]
     echo(f"plan: {len(plan.ingest)} ingest and {len(plan.model)} modelling months, {len(jobs)} runs, "
          f"{workers} worker(s)")  # fmt: skip
@@ -263,8 +270,8 @@ def backfill(
             skipped = RunOutcome(month, job, False, 0.0, "", "skipped: a month it reads failed")
             summary.outcomes.append(skipped)
             progress.finished(skipped)
-        # Segment ids are aligned to the previous month's model: publish and modelling runs are a
-        # chain, in month order, whatever --workers says.
+        # Segment ids are aligned to the previous month's model, and features are compared with
+        # last month's: those phases are a chain, in month order, whatever --workers says.
         _execute([(job, m) for m in runnable], parallel, settings, progress, summary)
     return summary
 

@@ -126,7 +126,9 @@ def validate_frame(
 
     """
     rules, skipped = _expand_families(contract.rules_for(severity), df, contract)
-    return _validate(df, contract, severity, rules, skipped, previous_row_count, partition_start, partition_end)
+    return _validate(
+        df, contract, severity, rules, skipped, previous_row_count, partition_start, partition_end
+    )
 
 
 def _validate(
