@@ -111,8 +111,8 @@ def copy_home(source: Path, target: Path) -> Path:
     return target
 
 
-# Modules whose tests take the longest (measured with --durations, see README "Tests"), started first
-# under xdist so that the longest one does not start last and run alone on one worker.
+# The modules that take the longest (by `pytest --durations`), started first under xdist so that a
+# long one does not start last and run alone on one worker while the other idles.
 LONGEST_FIRST = (
     "test_online_retail_example",
     "test_orchestration",
