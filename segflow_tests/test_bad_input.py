@@ -66,19 +66,20 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     monkeypatch.setenv("SEGFLOW_CONFIG", str(config))
     monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
-    (tmp_path / "dagster_home").mkdir()
     return tmp_path
 
 
-def _ingest(home: Path, month: str) -> dg.ExecuteInProcessResult:
-    from segflow.definitions import defs
+def _ingest(instance: dg.DagsterInstance, month: str) -> dg.ExecuteInProcessResult:
+    # Built from the settings file the test names now (one test rewrites it); building is cheap
+    # once the modules are imported.
+    from segflow.config import load_settings
+    from segflow.definitions import build_defs
 
-    with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as instance:
-        return (
-            defs()
-            .resolve_job_def("ingest_job")
-            .execute_in_process(partition_key=month, instance=instance, raise_on_error=False)
-        )
+    return (
+        build_defs(load_settings())
+        .resolve_job_def("ingest_job")
+        .execute_in_process(partition_key=month, instance=instance, raise_on_error=False)
+    )
 
 
 def _error(result: dg.ExecuteInProcessResult) -> str:
@@ -87,13 +88,13 @@ def _error(result: dg.ExecuteInProcessResult) -> str:
     return _first_error(result)
 
 
-def test_row_level_bad_input_is_quarantined_with_a_reason(home: Path) -> None:
+def test_row_level_bad_input_is_quarantined_with_a_reason(home: Path, memory_instance) -> None:
     good = [GOOD.format(n=n, d=n) for n in range(1, 6)]
     exact_duplicate = good[1]
     padded_mixed_case = "I30,  C2 ,2024-03-05 10:00:00,P3,toys,1,3.5, WEB "
     _landing(home, "2024-03", [*good, exact_duplicate, padded_mixed_case, *(line for line, _, _ in ROW_CASES.values())],
              crm_ids=("C1", "C2", "C2*", ""))  # fmt: skip
-    result = _ingest(home, "2024-03")
+    result = _ingest(memory_instance, "2024-03")
     assert result.success, _error(result)
     storage = home / "storage"
     quarantine = pl.read_parquet(storage / "quarantined_rows" / "2024-03.parquet")
@@ -124,10 +125,10 @@ def test_row_level_bad_input_is_quarantined_with_a_reason(home: Path) -> None:
     )
 
 
-def _run_bad_file(home: Path, content: str | bytes, name: str = "2024-03.csv") -> str:
+def _run_bad_file(home: Path, instance, content: str | bytes, name: str = "2024-03.csv") -> str:
     _landing(home, "2024-03", [GOOD.format(n=1, d=1)])
     _write(home / "landing" / "tx" / name, content)
-    result = _ingest(home, "2024-03")
+    result = _ingest(instance, "2024-03")
     assert not result.success
     assert not (home / "storage" / "customer_profiles" / "2024-03.parquet").exists()
     return _error(result)
@@ -148,13 +149,15 @@ def _run_bad_file(home: Path, content: str | bytes, name: str = "2024-03.csv") -
          ["tx/2024-03.csv"]),
     ],
 )  # fmt: skip
-def test_file_level_bad_input_fails_the_run_naming_the_file(home: Path, kind: str, content, expected) -> None:
-    message = _run_bad_file(home, content)
+def test_file_level_bad_input_fails_the_run_naming_the_file(
+    home: Path, memory_instance, kind: str, content, expected
+) -> None:
+    message = _run_bad_file(home, memory_instance, content)
     for fragment in expected:
         assert fragment in message, (kind, message)
 
 
-def test_truncated_parquet_fails_naming_the_file(home: Path) -> None:
+def test_truncated_parquet_fails_naming_the_file(home: Path, memory_instance) -> None:
     config = home / "segflow.yaml"
     config.write_text(config.read_text().replace("'{landing}/tx/{period}.csv', format: csv",
                                                  "'{landing}/tx/{period}.parquet', format: parquet"))  # fmt: skip
@@ -163,29 +166,29 @@ def test_truncated_parquet_fails_naming_the_file(home: Path) -> None:
     whole = home / "whole.parquet"
     frame.write_parquet(whole)
     _write(home / "landing" / "tx" / "2024-03.parquet", whole.read_bytes()[:300])
-    result = _ingest(home, "2024-03")
+    result = _ingest(memory_instance, "2024-03")
     assert not result.success
     assert "tx/2024-03.parquet" in _error(result)
 
 
-def test_schema_change_between_months_names_the_column(home: Path) -> None:
+def test_schema_change_between_months_names_the_column(home: Path, memory_instance) -> None:
     _landing(home, "2024-03", [GOOD.format(n=1, d=1)])
-    assert _ingest(home, "2024-03").success
+    assert _ingest(memory_instance, "2024-03").success
     _landing(home, "2024-04", [])
     _write(home / "landing" / "tx" / "2024-04.csv",
            HEADER.replace("customer_id", "client") + "\nI1,C1,2024-04-01 10:00:00,P1,toys,2,3.5,web\n")  # fmt: skip
-    result = _ingest(home, "2024-04")
+    result = _ingest(memory_instance, "2024-04")
     assert not result.success
     message = _error(result)
     assert "tx/2024-04.csv" in message and "'customer_id'" in message and "client" in message
 
 
-def test_volume_drop_of_90_percent_warns(home: Path) -> None:
+def test_volume_drop_of_90_percent_warns(home: Path, memory_instance) -> None:
     _landing(home, "2024-03", [GOOD.format(n=n, d=1 + n % 9) for n in range(1, 101)], crm_ids=("C1",))
-    assert _ingest(home, "2024-03").success
+    assert _ingest(memory_instance, "2024-03").success
     _landing(home, "2024-04", [GOOD.format(n=n, d=1 + n % 9).replace("2024-03", "2024-04") for n in range(1, 11)],
              crm_ids=("C1",))  # fmt: skip
-    result = _ingest(home, "2024-04")
+    result = _ingest(memory_instance, "2024-04")
     assert result.success  # advisory: a warning, not a stop
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     warning = evaluations["raw_transactions_contract_warnings"]

@@ -1,4 +1,5 @@
-"""examples/customer_personality.yaml end to end through the CLI: backfill, report, export.
+"""examples/customer_personality.yaml end to end through the CLI (its main, in process): backfill,
+report, export.
 
 The Kaggle "Customer Personality Analysis" CRM snapshot has no transaction line items, so this is
 the snapshot feature set: demographic and behavioural segmentation without RFM. Asserted: segments
@@ -9,17 +10,14 @@ dirt the data README lists is handled and shown with a reason.
 from __future__ import annotations
 
 import html
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
 
-from segflow_tests.conftest import CUSTOMER_PERSONALITY, ROOT, require
+from segflow_tests.conftest import CUSTOMER_PERSONALITY, ROOT, require, segflow_cli
 
 pytestmark = pytest.mark.realdata
 
@@ -44,31 +42,19 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     require(CUSTOMER_PERSONALITY)
     tmp_path = tmp_path_factory.mktemp("customer_personality")
     config = _config(tmp_path)
-    env = {**{k: v for k, v in os.environ.items() if k not in ("SEGFLOW_CONFIG", "DAGSTER_HOME")},
-           "SEGFLOW_HOME": str(tmp_path / "home")}  # fmt: skip
-    cli = [sys.executable, "-m", "segflow.cli"]
-    backfill = subprocess.run(
-        [*cli, "backfill", "--config", str(config), "--from", PERIOD, "--to", PERIOD],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert backfill.returncode == 0, backfill.stdout[-3000:] + backfill.stderr[-3000:]
+    home = tmp_path / "home"
+    # The CLI's own commands, in this process: eight processes paid the imports eight times.
+    segflow_cli(home, "backfill", "--config", str(config), "--from", PERIOD, "--to", PERIOD)
     exported = {}
     for asset in ("segment_assignments", "recoded_values", "quarantined_rows", "customer_profiles",
                   "row_accounting", "customer_features"):  # fmt: skip
         out = tmp_path / f"{asset}.parquet"
-        export = subprocess.run(
-            [*cli, "export", asset, "--config", str(config), "--period", PERIOD, "--out", str(out)],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert export.returncode == 0, export.stderr[-3000:]
+        segflow_cli(home, "export", asset, "--config", str(config), "--period", PERIOD, "--out", str(out))
         exported[asset] = pl.read_parquet(out)
     csv = tmp_path / "segments.csv"
-    export = subprocess.run(
-        [*cli, "export", "segment_assignments", "--config", str(config), "--period", PERIOD,
-         "--out", str(csv)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert export.returncode == 0, export.stderr[-3000:]
+    segflow_cli(
+        home, "export", "segment_assignments", "--config", str(config), "--period", PERIOD, "--out", str(csv)
+    )
     report = tmp_path / "storage" / "reports" / f"{PERIOD}.html"
     assert report.exists()
     bare = re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", "", report.read_text(), flags=re.S))

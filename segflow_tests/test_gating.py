@@ -23,7 +23,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_failed_blocking_check_stops_everything_downstream(home: Path) -> None:
+def test_failed_blocking_check_stops_everything_downstream(home: Path, memory_instance) -> None:
     from segflow.definitions import defs
 
     path = home / "landing" / "transactions" / "2024-02.parquet"
@@ -35,21 +35,19 @@ def test_failed_blocking_check_stops_everything_downstream(home: Path) -> None:
         .alias("customer_id")
     )
     broken.write_parquet(path)
-    (home / "dagster_home").mkdir()
-    with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as instance:
-        job = defs().resolve_job_def("segmentation_job")
-        result = job.execute_in_process(partition_key="2024-02", instance=instance, raise_on_error=False)
-        assert not result.success
-        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-        failed = evaluations["raw_transactions_contract_errors"]
-        assert not failed.passed
-        assert "raw_transactions.customer_id.null_rate" in failed.metadata["failing_rules"].value
-        materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-        # raw_transactions is the staging copy and is written; nothing downstream of it is.
-        assert "raw_transactions" in materialised
-        assert not {"customer_profiles", "quarantined_rows", "customer_features", "segmentation_model",
-                    "segment_assignments", "kpi_audit", "audit_report"} & materialised  # fmt: skip
-        assert not (home / "storage" / "customer_profiles" / "2024-02.parquet").exists()
+    job = defs().resolve_job_def("segmentation_job")
+    result = job.execute_in_process(partition_key="2024-02", instance=memory_instance, raise_on_error=False)
+    assert not result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    failed = evaluations["raw_transactions_contract_errors"]
+    assert not failed.passed
+    assert "raw_transactions.customer_id.null_rate" in failed.metadata["failing_rules"].value
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    # raw_transactions is the staging copy and is written; nothing downstream of it is.
+    assert "raw_transactions" in materialised
+    assert not {"customer_profiles", "quarantined_rows", "customer_features", "segmentation_model",
+                "segment_assignments", "kpi_audit", "audit_report"} & materialised  # fmt: skip
+    assert not (home / "storage" / "customer_profiles" / "2024-02.parquet").exists()
 
 
 def test_publish_gate_refuses_a_table_that_breaks_its_contract() -> None:

@@ -1,5 +1,6 @@
-"""The shipped Online Retail II example, end to end through the CLI: backfill, reports, export, and
-the row accounting of every month of the real file (UCI Online Retail II, ../shared/data).
+"""The shipped Online Retail II example, end to end through the CLI (its main, in process): backfill,
+reports, export, and the row accounting of every month of the real file (UCI Online Retail II,
+../shared/data).
 
 One backfill (2010-01 to 2011-11, the README's command) feeds every test here, so the module is slow:
 about ten minutes on two cores.
@@ -7,28 +8,25 @@ about ten minutes on two cores.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 import yaml
 
+from segflow import runner
+from segflow.config import load_settings
+from segflow.definitions import build_defs
 from segflow.lib.periods import month_range
+from segflow_tests.conftest import dagster_home, segflow_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "online_retail_ii.yaml"
 ROWS_IN_FILE = 1_067_370  # ../shared/data/README.md
 MODELLED = month_range("2010-01", "2011-11")
 INGESTED = month_range("2009-12", "2011-12")
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SEGFLOW_CONFIG", "DAGSTER_HOME")}
-    return {**env, "SEGFLOW_HOME": str(home)}
 
 
 @pytest.fixture(scope="module")
@@ -42,31 +40,12 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> dict:
     config["sources"]["transactions"]["location"] = str(data)
     path = root / "online_retail_ii.yaml"
     path.write_text(yaml.safe_dump(config))
-    cli = [sys.executable, "-m", "segflow.cli"]
-    backfill = subprocess.run(
-        [*cli, "backfill", "--config", str(path), "--from", "2010-01", "--to", "2011-11"],
-        env=_env(root / "home"),
-        capture_output=True,
-        text=True,
-        timeout=3000,
-    )
-    assert backfill.returncode == 0, backfill.stdout[-4000:] + backfill.stderr[-4000:]
+    # The README's command, by the CLI's own main in this process (conftest.segflow_cli).
+    segflow_cli(root / "home", "backfill", "--config", str(path), "--from", "2010-01", "--to", "2011-11")
     # December 2011 holds nine days: it is ingested and accounted for, not modelled.
-    last = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, dagster as dg; from segflow import runner; from segflow.definitions import build_defs; "
-            "s = runner.prepare_environment(sys.argv[1]); i = dg.DagsterInstance.get(); "
-            "o = runner.run_partition(build_defs(s), i, 'ingest_job', '2011-12'); sys.exit(0 if o.success else o.error)",
-            str(path),
-        ],
-        env=_env(root / "home"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert last.returncode == 0, last.stdout[-3000:] + last.stderr[-3000:]
+    with dagster_home(root / "home"), dg.DagsterInstance.get() as instance:
+        outcome = runner.run_partition(build_defs(load_settings(path)), instance, "ingest_job", "2011-12")
+    assert outcome.success, outcome.error
     return {"config": path, "storage": root / "storage", "home": root / "home", "data": data}
 
 
@@ -128,26 +107,8 @@ def test_exported_assignments_cover_every_customer_active_in_the_window(
     example: dict, tmp_path: Path
 ) -> None:
     out = tmp_path / "segments.csv"
-    export = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "segflow.cli",
-            "export",
-            "segment_assignments",
-            "--config",
-            str(example["config"]),
-            "--period",
-            "2011-11",
-            "--out",
-            str(out),
-        ],
-        env=_env(example["home"]),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert export.returncode == 0, export.stderr
+    segflow_cli(example["home"], "export", "segment_assignments", "--config", str(example["config"]),
+                "--period", "2011-11", "--out", str(out))  # fmt: skip
     segments = pl.read_csv(out, schema_overrides={"customer_id": pl.String})
     # Active: a purchase (not a cancellation or an adjustment) with a customer id, a positive price and
     # a positive quantity within the example's outlier cap, in the 12 months ending 2011-11, as an

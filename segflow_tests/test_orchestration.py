@@ -1,5 +1,9 @@
-"""Orchestration promises, through the real CLI in subprocesses: byte-identical outputs whatever
-the build order or parallelism, crash safety under SIGKILL, and resumable backfills."""
+"""Orchestration promises: byte-identical outputs whatever the build order or parallelism, crash
+safety under SIGKILL, and resumable backfills.
+
+The runs whose process is what is tested (killed by SIGKILL or mid-backfill, spawned workers) are
+real processes; the others call ``segflow.runner`` in this process, as the CLI does, so that they
+do not pay Dagster's, polars' and scikit-learn's imports again (about 10 s a process)."""
 
 from __future__ import annotations
 
@@ -15,18 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from segflow.synth import SynthConfig, generate
+from segflow import runner
+from segflow_tests.conftest import HISTORY_MONTHS as MONTHS
+from segflow_tests.conftest import copy_home, dagster_home, home_settings
 
 pytestmark = pytest.mark.slow
-MONTHS = [f"2024-{m:02d}" for m in range(1, 13)]
 SEGFLOW = [sys.executable, "-m", "segflow.cli"]
-
-
-@pytest.fixture(scope="module")
-def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("landing")
-    generate(root, SynthConfig(customers=400, months=12, start="2024-01", seed=11))
-    return root
 
 
 def _home(base: Path, landing: Path) -> Path:
@@ -40,10 +38,12 @@ def _env(home: Path) -> dict[str, str]:
     return {**env, "SEGFLOW_HOME": str(home)}
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([*SEGFLOW, *args], env=_env(home), capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+def _backfill(home: Path, first: str, last: str, **options) -> runner.BackfillSummary:
+    """What ``segflow backfill`` (or, with force, ``segflow materialize``) runs, in this process."""
+    with dagster_home(home):
+        summary = runner.backfill(home_settings(home), first, last, **options)
+    assert not summary.failed, [(o.period, o.job, o.error) for o in summary.failed]
+    return summary
 
 
 def _digests(home: Path) -> dict[str, str]:
@@ -52,20 +52,24 @@ def _digests(home: Path) -> dict[str, str]:
             for p in sorted(storage.rglob("*")) if p.is_file()}  # fmt: skip
 
 
-def test_outputs_identical_whatever_the_order_or_parallelism(tmp_path: Path, landing: Path) -> None:
-    sequential = _home(tmp_path / "sequential", landing)
-    _cli(sequential, "backfill", "--from", MONTHS[0], "--to", MONTHS[-1])
-    parallel = _home(tmp_path / "parallel", landing)
-    _cli(parallel, "backfill", "--from", MONTHS[0], "--to", MONTHS[-1], "--workers", "2")
-    reverse = _home(tmp_path / "reverse", landing)
-    # One process, newest month first, each month forced as `segflow materialize` does.
-    script = ("from segflow import runner\nsettings = runner.prepare_environment(None)\n"
-              f"for month in {list(reversed(MONTHS))!r}:\n"
-              "    assert not runner.backfill(settings, month, month, force=True).failed, month\n")  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", script], env=_env(reverse), capture_output=True, text=True,
-                            timeout=1800)  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    expected = _digests(sequential)
+def test_outputs_identical_whatever_the_order_or_parallelism(
+    tmp_path: Path, history_landing: Path, built_history: Path
+) -> None:
+    # Sequential: built_history is the 12 months backfilled oldest first in one process.
+    parallel = _home(tmp_path / "parallel", history_landing)
+    _backfill(parallel, MONTHS[0], MONTHS[-1], workers=2)  # spawned worker processes
+    # One process, newest month first, each month forced as `segflow materialize` does. On an empty
+    # home the first of these (2024-12) extended back and built the whole chain oldest first, since
+    # no earlier month had a model: that is built_history, so start from a copy of it and every
+    # month below is then rebuilt, newest first.
+    reverse = copy_home(built_history, tmp_path / "reverse")
+    for month in reversed(MONTHS):
+        summary = _backfill(reverse, month, month, force=True)
+        assert {(o.period, o.job) for o in summary.outcomes} == {
+            (month, "ingest_job"),
+            (month, "modelling_job"),
+        }
+    expected = _digests(built_history)
     assert len([k for k in expected if k.startswith("segment_assignments/")]) == 12
     assert _digests(parallel) == expected
     assert _digests(reverse) == expected
@@ -87,9 +91,8 @@ KILLER = textwrap.dedent(
 )
 
 
-def test_sigkill_during_write_leaves_no_partial_partition(tmp_path: Path, landing: Path) -> None:
-    home = _home(tmp_path / "home", landing)
-    _cli(home, "backfill", "--from", "2024-01", "--to", "2024-03")
+def test_sigkill_during_write_leaves_no_partial_partition(tmp_path: Path, built_history: Path) -> None:
+    home = copy_home(built_history, tmp_path / "home")  # 2024-03 and its window are built
     target = home / "storage" / "customer_profiles" / "2024-03.parquet"
     good = target.read_bytes()
     marker = tmp_path / "publishing"
@@ -104,13 +107,13 @@ def test_sigkill_during_write_leaves_no_partial_partition(tmp_path: Path, landin
     assert target.read_bytes() == good  # the previous good version, never a partial file
     leftovers = list(target.parent.glob(".*.tmp"))
     assert leftovers  # the killed writer's temporary file is hidden, not published
-    _cli(home, "materialize", "--period", "2024-03")
+    _backfill(home, "2024-03", "2024-03", force=True)  # `segflow materialize --period 2024-03`
     assert target.read_bytes() == good
     assert not list(target.parent.glob(".*.tmp"))
 
 
-def test_interrupted_backfill_resumes_without_redoing(tmp_path: Path, landing: Path) -> None:
-    home = _home(tmp_path / "home", landing)
+def test_interrupted_backfill_resumes_without_redoing(tmp_path: Path, history_landing: Path) -> None:
+    home = _home(tmp_path / "home", history_landing)
     process = subprocess.Popen([*SEGFLOW, "backfill", "--from", "2024-01", "--to", "2024-04"], env=_env(home),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     for line in process.stdout:
@@ -122,7 +125,10 @@ def test_interrupted_backfill_resumes_without_redoing(tmp_path: Path, landing: P
     assert sorted(p.name for p in report.glob("20*.html")) == ["2024-01.html", "2024-02.html"]
     # Month reports of finished months are never rewritten; the index is, as months are added.
     done_before = {p: p.stat().st_mtime_ns for p in report.glob("20*.html")}
-    output = _cli(home, "backfill", "--from", "2024-01", "--to", "2024-04").stdout
+    # The resumed backfill in this process; its progress lines are what `segflow backfill` prints.
+    lines: list[str] = []
+    _backfill(home, "2024-01", "2024-04", echo=lines.append)
+    output = "\n".join(lines)
     assert "skipped (use --force to rebuild): 2024-01, 2024-02" in output
     assert "2024-01 modelling_job" not in output and "2024-02 modelling_job" not in output
     assert "2024-03 modelling_job" in output and "2024-04 modelling_job" in output

@@ -35,14 +35,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def instance(home: Path):
-    (home / "dagster_home").mkdir()
-    with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as inst:
+def instance():
+    # In memory (see conftest.memory_instance): the lineage test reads it back within the module.
+    with dg.DagsterInstance.ephemeral() as inst:
         yield inst
 
 
 @pytest.fixture(scope="module")
-def defs():
+def defs(home: Path):  # after `home`: the settings are read from its SEGFLOW_HOME
     from segflow.definitions import defs as load
 
     return load()

@@ -106,8 +106,8 @@ def pipeline_reports(tmp_path_factory: pytest.TempPathFactory):
     mp.delenv("SEGFLOW_CONFIG", raising=False)
     from segflow.definitions import defs
 
-    (root / "dagster_home").mkdir()
-    with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
+    # In memory: see conftest.memory_instance (the instance is not what is tested here).
+    with dg.DagsterInstance.ephemeral() as instance:
         job = defs().resolve_job_def("segmentation_job")
         results = {
             p: job.execute_in_process(partition_key=p, instance=instance, raise_on_error=False)

@@ -20,7 +20,7 @@ def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _tick(cursor: str | None) -> dg.SensorResult:
     from segflow.defs.sensors import landing_sensor
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         return landing_sensor(load_settings())(dg.build_sensor_context(instance=instance, cursor=cursor))
 
 

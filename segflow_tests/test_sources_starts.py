@@ -46,7 +46,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     monkeypatch.setenv("SEGFLOW_CONFIG", str(config))
     monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
-    (tmp_path / "dagster_home").mkdir()
     return tmp_path
 
 
@@ -64,33 +63,34 @@ def _evaluation(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEv
     return {e.check_name: e for e in result.get_asset_check_evaluations()}[name]
 
 
-def test_months_before_starts_are_expected_empty_and_later_months_are_checked(home: Path) -> None:
-    with dg.instance_for_test(temp_dir=str(home / "dagster_home")) as instance:
-        before = _ingest(home, "2024-03", instance)
-        assert before.success
-        raw = before.output_for_node("raw_transactions")
-        assert raw.height == 0
-        check = _evaluation(before, "raw_transactions_contract_errors")
-        assert check.passed and "before sources.transactions.starts (2024-04)" in check.metadata["note"].value
-        meta = before.asset_materializations_for_node("raw_transactions")[0].metadata
-        assert meta["expected_empty"].value is True and meta["source_starts"].value == "2024-04"
+def test_months_before_starts_are_expected_empty_and_later_months_are_checked(
+    home: Path, memory_instance
+) -> None:
+    before = _ingest(home, "2024-03", memory_instance)
+    assert before.success
+    raw = before.output_for_node("raw_transactions")
+    assert raw.height == 0
+    check = _evaluation(before, "raw_transactions_contract_errors")
+    assert check.passed and "before sources.transactions.starts (2024-04)" in check.metadata["note"].value
+    meta = before.asset_materializations_for_node("raw_transactions")[0].metadata
+    assert meta["expected_empty"].value is True and meta["source_starts"].value == "2024-04"
 
-        after = _ingest(home, "2024-04", instance)
-        assert after.success
-        raw = after.output_for_node("raw_transactions")
-        assert raw["invoice_id"].to_list() == ["I1", "I2"] and raw["_is_cancellation"].to_list() == [
-            False,
-            True,
-        ]
-        assert raw["_source_file"].to_list() == [f"sqlite:///{home / 'shop.db'}"] * 2
-        profiles = after.output_for_node("customer_profiles", "customer_profiles")
-        c1 = profiles.row(0, named=True)
-        assert (c1["n_invoices"], c1["n_cancellations"], c1["net_revenue"]) == (1, 1, 3.5)
+    after = _ingest(home, "2024-04", memory_instance)
+    assert after.success
+    raw = after.output_for_node("raw_transactions")
+    assert raw["invoice_id"].to_list() == ["I1", "I2"] and raw["_is_cancellation"].to_list() == [
+        False,
+        True,
+    ]
+    assert raw["_source_file"].to_list() == [f"sqlite:///{home / 'shop.db'}"] * 2
+    profiles = after.output_for_node("customer_profiles", "customer_profiles")
+    c1 = profiles.row(0, named=True)
+    assert (c1["n_invoices"], c1["n_cancellations"], c1["net_revenue"]) == (1, 1, 3.5)
 
-        # From `starts` on, an empty month is an error again: the check is not weakened.
-        with sqlite3.connect(home / "shop.db") as conn:
-            conn.execute("DELETE FROM sales")
-        empty = _ingest(home, "2024-04", instance)
-        assert not empty.success
-        check = _evaluation(empty, "raw_transactions_contract_errors")
-        assert not check.passed and "raw_transactions.row_count" in check.metadata["failing_rules"].value
+    # From `starts` on, an empty month is an error again: the check is not weakened.
+    with sqlite3.connect(home / "shop.db") as conn:
+        conn.execute("DELETE FROM sales")
+    empty = _ingest(home, "2024-04", memory_instance)
+    assert not empty.success
+    check = _evaluation(empty, "raw_transactions_contract_errors")
+    assert not check.passed and "raw_transactions.row_count" in check.metadata["failing_rules"].value
