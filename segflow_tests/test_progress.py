@@ -33,9 +33,10 @@ def test_eta_divides_parallel_phases_by_their_workers() -> None:
         progress.finished(_outcome("ingest_job", 8.0))
     progress.finished(_outcome("fit_job", 20.0))
     # Three fits on two workers, then four publish runs one after another. A publish run is weighed
-    # from every finished run, each brought to one ingest run by its job's weight (a fit is 1.5).
-    per_ingest_run = (4 * 8.0 + 20.0 / 1.5) / 5
-    assert progress.eta() == pytest.approx(3 * 20.0 / 2 + 4 * 1.5 * per_ingest_run)
+    # from every finished run, each brought to one ingest run by its job's weight.
+    weight = Progress.JOB_WEIGHT
+    per_ingest_run = (4 * 8.0 + 20.0 / weight["fit_job"]) / 5
+    assert progress.eta() == pytest.approx(3 * 20.0 / 2 + 4 * weight["publish_job"] * per_ingest_run)
 
 
 def test_failed_run_is_named_in_its_line() -> None:
