@@ -6,6 +6,7 @@ so everything the CLI does shows up in the UI's run list and asset catalog.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -139,9 +140,7 @@ def _start_worker(threads: str, settings: Settings) -> None:
     _limit_threads(threads)
     import dagster as dg
 
-    from segflow.definitions import build_defs
-
-    _WORKER["defs"] = build_defs(settings)
+    _WORKER["defs"] = _build(settings)
     _WORKER["instance"] = dg.DagsterInstance.get()
 
 
@@ -196,20 +195,19 @@ class Progress:
 
 
 def _execute(
-    runs: list[tuple[str, str]], workers: int, settings: Settings, progress: Progress, summary
+    runs: list[tuple[str, str]], workers: int, settings: Settings, progress: Progress, summary, defs
 ) -> None:
+    """``runs`` in this process with ``defs()`` (built once, shared by the backfill's ordered
+    phases), or on ``workers`` spawned processes that build their own."""
     if not runs:
         return
     if workers <= 1:
         import dagster as dg
 
-        from segflow.definitions import build_defs
-
-        defs = build_defs(settings)
         with dg.DagsterInstance.get() as instance:
             for job, period in runs:
                 progress.echo(f"  running {period} {job} ...")
-                outcome = run_partition(defs, instance, job, period)
+                outcome = run_partition(defs(), instance, job, period)
                 summary.outcomes.append(outcome)
                 progress.finished(outcome)
         return
@@ -263,6 +261,7 @@ def backfill(
          f"{workers} worker(s)")  # fmt: skip
     progress = Progress(echo, jobs, {job: n for job, _, n in phases})
     summary = BackfillSummary()
+    defs = functools.cache(lambda: _build(settings))
     for job, months, parallel in phases:
         failed = {o.period for o in summary.failed}
         runnable = months if job == "ingest_job" else [m for m in months if not _blocked(settings, m, failed)]
@@ -272,8 +271,14 @@ def backfill(
             progress.finished(skipped)
         # Segment ids are aligned to the previous month's model, and features are compared with
         # last month's: those phases are a chain, in month order, whatever --workers says.
-        _execute([(job, m) for m in runnable], parallel, settings, progress, summary)
+        _execute([(job, m) for m in runnable], parallel, settings, progress, summary, defs)
     return summary
+
+
+def _build(settings: Settings):
+    from segflow.definitions import build_defs
+
+    return build_defs(settings)
 
 
 def _blocked(settings: Settings, month: str, failed: set[str]) -> bool:

@@ -154,21 +154,18 @@ def build_contract_checks(
     asset_key: dg.AssetKey | str,
     contract_name: str,
     partitions_def: dg.PartitionsDefinition | None = None,
-    contract_for: typing.Callable[[], str] | None = None,
 ) -> list[dg.AssetChecksDefinition]:
     """One blocking ``<asset>_contract_errors`` check (error rules) and one non-blocking
     ``<asset>_contract_warnings`` check (warn rules); a check is omitted when the contract has
     no rule of its severity. Each takes the asset's value (a polars DataFrame) as input.
 
     ``partitions_def`` must be the asset's own: without it a check on a partitioned asset
-    would load every partition. ``contract_for``, when given, names the contract to validate
-    against at run time (an asset whose shape depends on the settings, e.g. the feature set);
-    ``contract_name`` then only shapes the definitions (both contracts need the same severities).
+    would load every partition.
     """
     key = dg.AssetKey.from_coercible(asset_key)
     contract = load_contract(contract_name)
     return [
-        _build_check(key, contract, severity, name, partitions_def, rules, contract_for)
+        _build_check(key, contract, severity, name, partitions_def, rules)
         for severity, name, rules in _severities(key.path[-1], contract)
     ]
 
@@ -180,12 +177,11 @@ def _build_check(
     name: str,
     partitions_def: dg.PartitionsDefinition | None,
     rules: list[Rule],
-    contract_for: typing.Callable[[], str] | None = None,
 ) -> dg.AssetChecksDefinition:
     contract_name = contract.name
 
     def _check(context: dg.AssetCheckExecutionContext, frame: pl.DataFrame) -> dg.AssetCheckResult:
-        current = load_contract(contract_for() if contract_for is not None else contract_name)
+        current = load_contract(contract_name)
         return _result(context, key, name, current, severity, frame, partitions_def)
 
     with warnings.catch_warnings():

@@ -361,7 +361,6 @@ def audit_report(
     describing fewer than `report.min_cell_customers` customers suppressed. Also rewrites
     `reports/index.html`, linking every month's report with trends across months.
     """
-    config = settings
     period = context.partition_key
     kpi_months = _frames(kpi_audit)
     kpis = _current(kpi_months, period, "kpi_audit").drop("period")
@@ -388,9 +387,9 @@ def audit_report(
         "trend": trend,
         "recoded": recoded_values.sort("source", "column", "rule_id", "value").to_dicts(),
         "imputation": imputed.to_dicts(),
-        "ignored_columns": _ignored_columns(context, config, period),
+        "ignored_columns": _ignored_columns(context, settings, period),
     }
-    snapshot = config.feature_set == "snapshot"
+    snapshot = settings.feature_set == "snapshot"
     profile_features = SNAPSHOT_PROFILE_FEATURES if snapshot else PROFILE_FEATURES
     if "rfm_segment" in segment_assignments.columns:
         rfm_counts = (
@@ -401,8 +400,8 @@ def audit_report(
     else:
         rfm_counts = pl.DataFrame(schema={"rfm_segment": pl.String, "customers": pl.UInt32})
     families = feature_families(
-        config.feature_set,
-        {name: source.enabled for name, source in config.sources.items()},
+        settings.feature_set,
+        {name: source.enabled for name, source in settings.sources.items()},
         [f["name"] for f in segmentation_model["features"]],
         segmentation_model.get("unavailable_families", {}),
     )
@@ -414,21 +413,21 @@ def audit_report(
         sweep=segmentation_model["sweep"],
         rfm_counts=rfm_counts,
         model=segmentation_model,
-        methods=methods_text(config, segmentation_model, churn_model),
+        methods=methods_text(settings, segmentation_model, churn_model),
         quality=quality,
-        min_cell=config.report.min_cell_customers,
+        min_cell=settings.report.min_cell_customers,
         kpi_history={m: f.drop("period") for m, f in kpi_months.items() if m != period},
         lift=campaign_lift,
         migration=segment_migration if segment_migration.height else None,
         drift=segment_drift if segment_drift.height else None,
         backtest=segment_backtest if segment_backtest.height else None,
         previous_period=previous_period if segment_drift.height or previous_period in kpi_months else None,
-        alpha=config.report.alpha,
-        min_arm_size=config.report.min_arm_size,
+        alpha=settings.report.alpha,
+        min_arm_size=settings.report.min_arm_size,
         profile_features=profile_features,
         families=families,
     )
-    reports = config.reports_dir
+    reports = settings.reports_dir
     path = storage.write_text(render_report(inputs), reports / f"{period}.html")
     record = summary_record(inputs)
     storage.write_text(json.dumps(record, sort_keys=True, indent=1), reports / f"{period}.json")

@@ -35,27 +35,26 @@ def customer_features(
     Without transactions (a behaviour snapshot instead), the snapshot feature set: behaviour from the
     month's snapshot and demographics, no RFM; checked against `customer_features_snapshot`.
     """
-    config = settings
     period = context.partition_key
     history = len(customer_profiles)
-    if history < config.features.min_history_months:
+    if history < settings.features.min_history_months:
         raise dg.Failure(
             f"customer_features {period}: the window holds {history} month(s) of history; "
-            f"features.min_history_months is {config.features.min_history_months}. Months before "
-            f"{periods.shift(config.partitions_start, config.features.min_history_months - 1)} are not segmented."
+            f"features.min_history_months is {settings.features.min_history_months}. Months before "
+            f"{periods.shift(settings.partitions_start, settings.features.min_history_months - 1)} are not segmented."
         )
-    if config.feature_set == "snapshot":
-        yield from _snapshot_features(context, config, customer_profiles)
+    if settings.feature_set == "snapshot":
+        yield from _snapshot_features(context, settings, customer_profiles)
         return
     window = pl.concat([customer_profiles[key] for key in sorted(customer_profiles)], how="diagonal_relaxed")
-    categories = category_mix(window, config.features.category_top_n)
+    categories = category_mix(window, settings.features.category_top_n)
     features = build_features(
         window,
         customer_profiles[period],
         period,
         periods.as_of(period),
-        frequency=config.features.frequency,
-        monetary=config.features.monetary,
+        frequency=settings.features.frequency,
+        monetary=settings.features.monetary,
         categories=categories,
     )
     checks = publish_checked(context, "customer_features", features, "customer_features")
@@ -66,11 +65,11 @@ def customer_features(
             context,
             rows_in={"customer_profiles": int(window.select(pl.len()).collect().item())},
             rows_out=features.height,
-            window_months=config.features.window_months,
+            window_months=settings.features.window_months,
             window_partitions_read=len(customer_profiles),
             as_of=str(periods.as_of(period)),
             rfm_definitions=dg.MetadataValue.json(
-                {"frequency": config.features.frequency, "monetary": config.features.monetary}
+                {"frequency": settings.features.frequency, "monetary": settings.features.monetary}
             ),
             category_mix=dg.MetadataValue.json(categories.record),
             **{

@@ -84,9 +84,8 @@ def segmentation_model(
     to last month's model by Hungarian matching, each segment named and described as a persona, and a
     version. A light step, run in month order. The winner, sweep, alignment and names are recorded.
     """
-    config = settings
     previous = previous_partition(previous_model)
-    model = publish_segments(segmentation_fit, customer_features, config.model, previous)
+    model = publish_segments(segmentation_fit, customer_features, settings.model, previous)
     return dg.Output(
         model,
         metadata=lineage(
@@ -103,7 +102,7 @@ def segmentation_model(
             sampling=dg.MetadataValue.json(model["sampling"]),
             alignment=dg.MetadataValue.json(model["alignment"]),
             segment_names=dg.MetadataValue.json(model["segment_names"]),
-            feature_set=config.feature_set,
+            feature_set=settings.feature_set,
             model_features=dg.MetadataValue.json([f["name"] for f in model["features"]]),
             feature_families=dg.MetadataValue.json(
                 {"declared": model["feature_families"], "unavailable": model.get("unavailable_families", {})}
@@ -123,15 +122,14 @@ def churn_model(
     missing, or fewer than ``model.churn_min_customers`` labelled customers) it stores the reason
     instead, and churn risk stays null. Stored as JSON parameters, never a pickle.
     """
-    config = settings
     period = context.partition_key
-    months = churn_periods(period, config.model.churn_horizon_months)
+    months = churn_periods(period, settings.model.churn_horizon_months)
     # Only the three months the model uses are read; the months between are in the mapping because
     # a time-window mapping is contiguous.
     needed = {months.train, months.validation, months.score}
     loaded = sorted((customer_features or {}).items())
     frames = {m: f.collect() for m, f in loaded if m in needed and f is not None}
-    model = fit_churn_model(frames, period, config.model, config.features.window_months)
+    model = fit_churn_model(frames, period, settings.model, settings.features.window_months)
     rows_in = {m: f.height for m, f in frames.items()}
     if not model["available"]:
         context.log.warning(f"churn_model {period}: no model: {model['reason']}")

@@ -66,12 +66,11 @@ def customer_profiles(
     raw_snapshot: pl.DataFrame,
 ) -> Iterator:
     """Validate every enabled source row by row and build the month's customer profiles."""
-    config = settings
     period = context.partition_key
     start, end = periods.bounds(period)
 
     def enabled(source: str, frame: pl.DataFrame) -> pl.DataFrame | None:
-        return frame if config.sources[source].enabled else None
+        return frame if settings.sources[source].enabled else None
 
     raw = RawSources(
         customers=enabled("customers", raw_customers),
@@ -81,7 +80,9 @@ def customer_profiles(
         campaigns=enabled("campaigns", raw_campaigns),
         snapshot=enabled("snapshot", raw_snapshot),
     )
-    build = build_profiles(raw, period, start, end, config.cleaning, config.model.seed, config.imputation)
+    build = build_profiles(
+        raw, period, start, end, settings.cleaning, settings.model.seed, settings.imputation
+    )
     rows_in = {source: counts["raw_rows"] for source, counts in build.accounting.items()}
     imputed = {
         c.removesuffix("_imputed"): int(build.profiles[c].sum())
@@ -96,8 +97,8 @@ def customer_profiles(
         row_accounting=dg.MetadataValue.json(build.accounting),
         imputed_cells=dg.MetadataValue.json(imputed),
         recoded_invalid_values=dg.MetadataValue.json(build.recoded),
-        imputation_seed=config.model.seed,
-        imputation=dg.MetadataValue.json(imputation_record(config.imputation, config.model.seed)),
+        imputation_seed=settings.model.seed,
+        imputation=dg.MetadataValue.json(imputation_record(settings.imputation, settings.model.seed)),
     )
     accounting = pl.DataFrame(
         [

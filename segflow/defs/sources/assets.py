@@ -43,9 +43,8 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
         "as null with a `_parse_error`, so cleaning can quarantine them with a reason.",
     )
     def _raw(context: dg.AssetExecutionContext, settings: SegflowSettings) -> Iterator:
-        config = settings
         period = context.partition_key
-        source_settings = config.sources[source]
+        source_settings = settings.sources[source]
         expected = expects_data(source_settings, period)
         derived: tuple[str, ...] = ()
         unmapped: dict[str, dict] = {}
@@ -54,7 +53,7 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
             frame, files = empty_source(source), ()
         else:
             start, end = periods.bounds(period)
-            first = period == max(config.partitions_start, source_settings.starts or "")
+            first = period == max(settings.partitions_start, source_settings.starts or "")
             split = period_filter_for(
                 source,
                 source_settings.location,
@@ -64,11 +63,11 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
                 time_column=source_settings.time_column,
             )
             read = read_source(
-                source, source_settings, config.source_location(source, period), split, window=(start, end)
+                source, source_settings, settings.source_location(source, period), split, window=(start, end)
             )
             # Files under the landing zone are recorded relative to it, so outputs do not depend on
             # where the landing zone sits (the same data gives the same bytes on every machine).
-            prefix = str(config.landing_dir).rstrip("/") + "/"
+            prefix = str(settings.landing_dir).rstrip("/") + "/"
             frame = read.frame.with_columns(pl.col("_source_file").str.strip_prefix(prefix))
             files = tuple(f.removeprefix(prefix) for f in read.files)
             derived = read.derived
