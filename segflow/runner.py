@@ -75,13 +75,14 @@ def _first_error(result) -> str:
     return "run failed"
 
 
-def run_partition(defs, instance, job_name: str, period: str) -> RunOutcome:
-    """One run of ``job_name`` for ``period`` in this process, recorded in ``instance``."""
+def run_partition(defs, instance, job_name: str, period: str, tags: dict | None = None) -> RunOutcome:
+    """One run of ``job_name`` for ``period`` in this process, recorded in ``instance`` with
+    segflow's code-location origin, so the UI lists it on the job's page and the timeline."""
+    from segflow import launch
+
     job = defs.resolve_job_def(job_name)
     started = time.perf_counter()
-    result = job.execute_in_process(
-        partition_key=period, instance=instance, raise_on_error=False, run_config=QUIET
-    )
+    result = launch.execute(job, instance, period, run_config=QUIET, tags=tags)
     seconds = time.perf_counter() - started
     error = "" if result.success else _first_error(result)
     return RunOutcome(period, job_name, result.success, seconds, result.run_id, error)
@@ -144,8 +145,8 @@ def _start_worker(threads: str, settings: Settings) -> None:
     _WORKER["instance"] = dg.DagsterInstance.get()
 
 
-def _run_in_worker(job: str, period: str) -> RunOutcome:
-    return run_partition(_WORKER["defs"], _WORKER["instance"], job, period)
+def _run_in_worker(job: str, period: str, tags: dict) -> RunOutcome:
+    return run_partition(_WORKER["defs"], _WORKER["instance"], job, period, tags)
 
 
 @dataclass
@@ -195,7 +196,8 @@ class Progress:
 
 
 def _execute(
-    runs: list[tuple[str, str]], workers: int, settings: Settings, progress: Progress, summary, defs
+    runs: list[tuple[str, str]], workers: int, settings: Settings, progress: Progress, summary, defs,
+    tags: dict,
 ) -> None:
     """``runs`` in this process with ``defs()`` (built once, shared by the backfill's ordered
     phases), or on ``workers`` spawned processes that build their own."""
@@ -207,7 +209,7 @@ def _execute(
         with dg.DagsterInstance.get() as instance:
             for job, period in runs:
                 progress.echo(f"  running {period} {job} ...")
-                outcome = run_partition(defs(), instance, job, period)
+                outcome = run_partition(defs(), instance, job, period, tags)
                 summary.outcomes.append(outcome)
                 progress.finished(outcome)
         return
@@ -230,7 +232,7 @@ def _execute(
         initargs=(threads, settings),
     ) as pool:
         progress.echo(f"  running {len(runs)} {runs[0][0]} runs on {workers} workers ...")
-        futures = [pool.submit(_run_in_worker, job, period) for job, period in runs]
+        futures = [pool.submit(_run_in_worker, job, period, tags) for job, period in runs]
         for future in as_completed(futures):
             outcome = future.result()
             summary.outcomes.append(outcome)
@@ -261,7 +263,39 @@ def backfill(
          f"{workers} worker(s)")  # fmt: skip
     progress = Progress(echo, jobs, {job: n for job, _, n in phases})
     summary = BackfillSummary()
+    if not jobs:
+        return summary
     defs = functools.cache(lambda: _build(settings))
+    record = _start_record(plan, first, last)
+    try:
+        _run_phases(settings, phases, progress, summary, defs, record.tags)
+    finally:
+        _finish_record(record, summary)
+    return summary
+
+
+def _start_record(plan: BackfillPlan, first: str, last: str):
+    """The backfill as the UI lists it (Backfills), with the months it builds."""
+    import dagster as dg
+
+    from segflow import launch
+
+    months = sorted(set(plan.ingest) | set(plan.model))
+    title = f"segflow backfill {first}" + (f" .. {last}" if last != first else "")
+    with dg.DagsterInstance.get() as instance:
+        return launch.start_backfill(instance, months, title)
+
+
+def _finish_record(record, summary: BackfillSummary) -> None:
+    import dagster as dg
+
+    from segflow import launch
+
+    with dg.DagsterInstance.get() as instance:
+        launch.finish_backfill(instance, record, success=not summary.failed)
+
+
+def _run_phases(settings: Settings, phases, progress: Progress, summary: BackfillSummary, defs, tags) -> None:
     for job, months, parallel in phases:
         failed = {o.period for o in summary.failed}
         runnable = months if job == "ingest_job" else [m for m in months if not _blocked(settings, m, failed)]
@@ -271,8 +305,7 @@ def backfill(
             progress.finished(skipped)
         # Segment ids are aligned to the previous month's model, and features are compared with
         # last month's: those phases are a chain, in month order, whatever --workers says.
-        _execute([(job, m) for m in runnable], parallel, settings, progress, summary, defs)
-    return summary
+        _execute([(job, m) for m in runnable], parallel, settings, progress, summary, defs, tags)
 
 
 def _build(settings: Settings):
