@@ -34,22 +34,46 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def segment_table(kpis):
+    """The month's segments for a terminal: whole names, shares in percent, no dtype row."""
+    import polars as pl
+
+    def percent(column: str) -> pl.Expr:
+        return pl.format("{}%", (pl.col(column) * 100).round(1)).alias(column.replace("_share", " %"))
+
+    return kpis.sort("segment_id").select(
+        pl.col("segment_id").alias("id"),
+        pl.col("segment_name").alias("segment"),
+        pl.col("customers"),
+        percent("customer_share"),
+        percent("revenue_share"),
+        pl.col("avg_order_value").round(2).alias("avg order value"),
+        pl.col("mean_frequency").round(2).alias("purchases"),
+        pl.col("mean_recency_days").round(0).cast(pl.Int64, strict=False).alias("recency days"),
+    )
+
+
 def _print_summary(settings, period: str) -> None:
     import polars as pl
 
     kpis = pl.read_parquet(settings.storage_dir / "kpi_audit" / f"{period}.parquet")
+    table = segment_table(kpis)
     with pl.Config(
-        tbl_rows=50, tbl_cols=20, tbl_width_chars=160, float_precision=2, tbl_hide_dataframe_shape=True
-    ):
-        print(kpis.select("segment_id", "segment_name", "customers", "customer_share", "revenue_share",
-                          "avg_order_value", "mean_frequency", "mean_recency_days"))  # fmt: skip
+        tbl_rows=-1, tbl_cols=-1, tbl_width_chars=400, fmt_str_lengths=200, float_precision=2,
+        tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_formatting="ASCII_MARKDOWN",
+    ):  # fmt: skip
+        print(table)
 
 
 def _finish_backfill(settings, summary) -> int:
     ok = len(summary.outcomes) - len(summary.failed)
     print(f"\n{ok} of {len(summary.outcomes)} runs succeeded")
     for outcome in summary.failed:
-        print(f"  FAILED {outcome.period} {outcome.job}: {outcome.error} (run {outcome.run_id})")
+        where = f" (run {outcome.run_id}: its page in the UI has the traceback)" if outcome.run_id else ""
+        print(f"  FAILED {outcome.period} {outcome.job}: {outcome.error}{where}")
+    index = settings.reports_dir / "index.html"
+    if index.exists():
+        print(f"reports index: {index}")
     return 1 if summary.failed else 0
 
 
@@ -60,6 +84,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "segflow demo: a synthetic retailer, 15 months of five sources, segmented month by month", flush=True
     )
     from segflow import runner
+    from segflow.lib.periods import month_range
     from segflow.synth import SynthConfig, generate
 
     settings = runner.prepare_environment(args.config)
@@ -67,9 +92,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     manifest_path = landing / "_manifest.json"
     if not manifest_path.exists():
         print(f"generating the synthetic landing zone in {landing} ...", flush=True)
+        # The generated months are the configured partitions, so none is left without data.
+        months = SynthConfig.months
+        if settings.partitions_end:
+            months = len(month_range(settings.partitions_start, settings.partitions_end))
         generate(
             landing,
-            SynthConfig(start=settings.partitions_start),
+            SynthConfig(start=settings.partitions_start, months=months),
             progress=lambda m: print(f"  {m}", flush=True),
         )
     months = sorted(p.stem for p in (landing / "transactions").glob("*.parquet"))
@@ -106,20 +135,36 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     return _finish_backfill(settings, summary)
 
 
+# An asset name, never a path: export reads <storage>/<asset>/<period>.parquet.
+ASSET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def table_assets(storage_dir: Path) -> list[str]:
+    """The assets stored as monthly Parquet tables (models are JSON, reports HTML: not tables)."""
+    if not storage_dir.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in storage_dir.iterdir()
+        if p.is_dir() and ASSET_NAME.match(p.name) and any(p.glob("*.parquet"))
+    )
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     import polars as pl
 
     from segflow import runner
 
     settings = runner.prepare_environment(args.config)
+    tables = table_assets(settings.storage_dir)
+    if not ASSET_NAME.match(args.asset) or args.asset not in tables:
+        raise SystemExit(
+            f"{args.asset!r} is not a stored table asset; the stored tables are: {', '.join(tables)}"
+        )
     source = settings.storage_dir / args.asset / f"{args.period}.parquet"
     if not source.exists():
-        available = (
-            sorted(p.name for p in settings.storage_dir.iterdir()) if settings.storage_dir.exists() else []
-        )
-        raise SystemExit(
-            f"{source}: no stored {args.asset!r} for {args.period}; stored table assets: {available}"
-        )
+        months = sorted(p.stem for p in (settings.storage_dir / args.asset).glob("*.parquet"))
+        raise SystemExit(f"{source}: no {args.asset} for {args.period}; it is stored for {', '.join(months)}")
     out = Path(args.out)
     frame = pl.read_parquet(source)
     from segflow.lib import storage
@@ -134,42 +179,58 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+CONFIG_HELP = "settings YAML file (default: $SEGFLOW_CONFIG, else the built-in synthetic demo settings)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segflow", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="segflow",
+        description="Monthly customer segmentation on Dagster. Runs happen in this process, against the "
+        "same definitions and Dagster instance as the UI (make ui).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = sub.add_parser("generate", help="write a synthetic multi-source landing zone")
-    gen.add_argument("--out", required=True)
-    gen.add_argument("--customers", type=int, default=5000)
-    gen.add_argument("--months", type=int, default=15)
-    gen.add_argument("--start", type=_period, default="2024-01")
-    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--out", required=True, metavar="DIR", help="the landing folder to write")
+    gen.add_argument(
+        "--customers", type=int, default=5000, metavar="N", help="customers (default: %(default)s)"
+    )
+    gen.add_argument(
+        "--months", type=int, default=15, metavar="N", help="months of data (default: %(default)s)"
+    )
+    gen.add_argument("--start", type=_period, default="2024-01", metavar="YYYY-MM",
+                     help="the first month (default: %(default)s)")  # fmt: skip
+    gen.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default: %(default)s)")
     gen.set_defaults(func=_cmd_generate)
 
     demo = sub.add_parser("demo", help="generate (if empty) and materialise the latest 3 months")
-    demo.add_argument("--config")
-    demo.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    demo.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    demo.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
                       help="months run in parallel where they are independent (default: 2 or the cores)")  # fmt: skip
     demo.set_defaults(func=_cmd_demo)
 
     mat = sub.add_parser("materialize", help="materialise one month through the whole graph")
-    mat.add_argument("--period", type=_period, required=True)
-    mat.add_argument("--config")
+    mat.add_argument("--period", type=_period, required=True, metavar="YYYY-MM", help="the month to build")
+    mat.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     mat.set_defaults(func=_cmd_materialize)
 
     back = sub.add_parser("backfill", help="materialise a range of months, oldest first")
-    back.add_argument("--from", dest="from_", type=_period, required=True)
-    back.add_argument("--to", type=_period, required=True)
-    back.add_argument("--config")
-    back.add_argument("--workers", type=int, default=1, help="months run in parallel within a phase")
+    back.add_argument("--from", dest="from_", type=_period, required=True, metavar="YYYY-MM",
+                      help="the first month to build")  # fmt: skip
+    back.add_argument("--to", type=_period, required=True, metavar="YYYY-MM", help="the last month to build")
+    back.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    back.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="months run in parallel within a phase (default: %(default)s)")  # fmt: skip
     back.add_argument("--force", action="store_true", help="rebuild months that are already built")
     back.set_defaults(func=_cmd_backfill)
 
     exp = sub.add_parser("export", help="write a stored table asset for a month to CSV or Parquet")
-    exp.add_argument("asset")
-    exp.add_argument("--period", type=_period, required=True)
-    exp.add_argument("--out", required=True)
-    exp.add_argument("--config")
+    exp.add_argument("asset", help="a table asset, e.g. segment_assignments (a wrong name lists them)")
+    exp.add_argument("--period", type=_period, required=True, metavar="YYYY-MM", help="the month to export")
+    exp.add_argument(
+        "--out", required=True, metavar="FILE", help="the file to write, ending in .csv or .parquet"
+    )
+    exp.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     exp.set_defaults(func=_cmd_export)
     return parser
 

@@ -324,13 +324,21 @@ def _resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
+# With no config file, segflow runs the synthetic demo, so its partitions are the months the demo
+# generates (segflow.synth.SynthConfig: 15 months from 2024-01): no partition shows as missing for
+# want of data, and the schedule never targets a month that has none. A config file names its own
+# (`partitions.end` absent: open-ended, up to the last complete month, for sources that keep landing).
+DEMO_PARTITIONS = ("2024-01", "2025-03")
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Load settings from ``path`` (or ``$SEGFLOW_CONFIG``), falling back to embedded defaults."""
     path = path or os.environ.get(CONFIG_ENV) or None
     home = _default_home()
     defaults = Settings(home=home, storage_dir=home / "storage", landing_dir=home / "landing")
     if path is None:
-        return defaults
+        start, end = DEMO_PARTITIONS
+        return dataclasses.replace(defaults, partitions_start=start, partitions_end=end)
     file = Path(path).resolve()
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found")
@@ -355,6 +363,15 @@ def load_settings(path: str | Path | None = None) -> Settings:
     parts = raw.get("partitions", {}) or {}
     kwargs["partitions_start"] = str(parts.get("start", defaults.partitions_start))
     kwargs["partitions_end"] = str(parts["end"]) if parts.get("end") else None
+    for key in ("start", "end"):
+        value = kwargs[f"partitions_{key}"]
+        if value is not None and not _is_period(value):
+            raise ConfigError(f"{file}: partitions.{key}: {value!r} is not a month YYYY-MM")
+    if kwargs["partitions_end"] is not None and kwargs["partitions_end"] < kwargs["partitions_start"]:
+        raise ConfigError(
+            f"{file}: partitions.end {kwargs['partitions_end']} is before partitions.start "
+            f"{kwargs['partitions_start']}"
+        )
     for name, cls in _SECTIONS.items():
         if name in raw:
             kwargs[name] = _build(cls, raw[name], f"{file}: {name}")

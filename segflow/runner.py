@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segflow.config import Settings, load_settings
+from segflow.config import ConfigError, Settings, load_settings
 from segflow.lib.periods import month_range, shift
 
 
@@ -31,10 +31,12 @@ def prepare_environment(config: str | None) -> Settings:
 
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
-# The full event stream is in the instance (and the UI); the terminal gets errors only. Dagster's
-# warnings here are expected ones (a first month has no previous partition to read), and a failed
-# check is named in the progress line and the summary anyway.
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# The full event stream, tracebacks included, is in the instance (and the UI's run page). The
+# terminal gets segflow's own lines: each failed run's first error (naming the file, column and
+# rule) in its progress line and the summary, with its run id. Dagster's console errors would put
+# a traceback of ~90 lines before that line; its warnings here are expected ones (a first month
+# has no previous partition to read).
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
@@ -196,7 +198,12 @@ class Progress:
 
 
 def _execute(
-    runs: list[tuple[str, str]], workers: int, settings: Settings, progress: Progress, summary, defs,
+    runs: list[tuple[str, str]],
+    workers: int,
+    settings: Settings,
+    progress: Progress,
+    summary,
+    defs,
     tags: dict,
 ) -> None:
     """``runs`` in this process with ``defs()`` (built once, shared by the backfill's ordered
@@ -212,6 +219,9 @@ def _execute(
                 outcome = run_partition(defs(), instance, job, period, tags)
                 summary.outcomes.append(outcome)
                 progress.finished(outcome)
+                if not outcome.success and job == "ingest_job":
+                    # A mapping this month's file breaks would break the months after it too.
+                    _stop_on_mapping_error(settings, period)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -237,6 +247,12 @@ def _execute(
             outcome = future.result()
             summary.outcomes.append(outcome)
             progress.finished(outcome)
+            if not outcome.success and outcome.job == "ingest_job":
+                try:
+                    _stop_on_mapping_error(settings, outcome.period)
+                except ConfigError:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
 
 
 def backfill(
@@ -250,6 +266,7 @@ def backfill(
     (``publish_job``), run in month order. With one worker, a month's modelling is one run.
     """
     plan = plan_backfill(settings, first, last, force)
+    _preflight(settings, plan, last)
     if plan.skipped:
         echo(f"already built, skipped (use --force to rebuild): {', '.join(plan.skipped)}")
     phases = [("ingest_job", plan.ingest, workers)]
@@ -272,6 +289,25 @@ def backfill(
     finally:
         _finish_record(record, summary)
     return summary
+
+
+def _preflight(settings: Settings, plan: BackfillPlan, last: str) -> None:
+    """Configuration errors before any month runs: a month past ``partitions.end``, or a source
+    mapping that its first month's file does not satisfy (it would fail every month alike)."""
+    if settings.partitions_end and last > settings.partitions_end:
+        where = settings.config_file or "the built-in demo settings"
+        raise ConfigError(f"{where}: partitions.end is {settings.partitions_end}; {last} is after it "
+                          "(set partitions.end to the last month with data)")  # fmt: skip
+    if plan.ingest:
+        _stop_on_mapping_error(settings, min(plan.ingest))
+
+
+def _stop_on_mapping_error(settings: Settings, period: str) -> None:
+    from segflow.lib import preflight
+
+    problems = preflight.check_sources(settings, period)
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _start_record(plan: BackfillPlan, first: str, last: str):
@@ -300,7 +336,8 @@ def _run_phases(settings: Settings, phases, progress: Progress, summary: Backfil
         failed = {o.period for o in summary.failed}
         runnable = months if job == "ingest_job" else [m for m in months if not _blocked(settings, m, failed)]
         for month in sorted(set(months) - set(runnable)):
-            skipped = RunOutcome(month, job, False, 0.0, "", "skipped: a month it reads failed")
+            reads = ", ".join(sorted(failed.intersection(_window(settings, month))))
+            skipped = RunOutcome(month, job, False, 0.0, "", f"not run: a month it reads failed ({reads})")
             summary.outcomes.append(skipped)
             progress.finished(skipped)
         # Segment ids are aligned to the previous month's model, and features are compared with
@@ -316,5 +353,8 @@ def _build(settings: Settings):
 
 def _blocked(settings: Settings, month: str, failed: set[str]) -> bool:
     """A month of its window failed, or (for the chain) an earlier month's modelling failed."""
-    window = month_range(shift(month, -(settings.features.window_months - 1)), month)
-    return bool(failed.intersection(window))
+    return bool(failed.intersection(_window(settings, month)))
+
+
+def _window(settings: Settings, month: str) -> list[str]:
+    return month_range(shift(month, -(settings.features.window_months - 1)), month)

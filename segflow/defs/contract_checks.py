@@ -18,8 +18,9 @@ import warnings
 import dagster as dg
 import polars as pl
 
+from segflow.defs.lineage import for_people
 from segflow.lib import periods
-from segflow.lib.contracts import Contract, Rule, load_contract
+from segflow.lib.contracts import PARTITION_REF, Contract, Rule, load_contract
 from segflow.lib.quality import ValidationReport, validate_frame
 
 ROW_COUNT_KEY = "dagster/row_count"
@@ -274,7 +275,7 @@ def _metadata(report: ValidationReport, note: str) -> dict[str, object]:
                 "expectation": r["expectation"],
                 "observed_value": r["observed_value"],
                 "unexpected_count": r["unexpected_count"],
-                "unexpected_percent": r["unexpected_percent"],
+                "unexpected_percent": for_people(r["unexpected_percent"]),
                 "examples": r["examples"],
                 "note": r["note"],
             }
@@ -317,9 +318,18 @@ def _rule_text(rule: Rule) -> str:
     return f"{text} [{rule.severity}: {rule.id}]"
 
 
+_BOUND_WORDS = {"partition_start": "the month's start", "partition_end": "the month's end"}
+
+
 def _fmt(value: object) -> str:
     if value is None:  # open bound
         return "…"
+    if isinstance(value, str) and (ref := PARTITION_REF.match(value.strip())):
+        # "${partition_end} + 5d" is resolved per partition; the UI shows what it means.
+        base, sign, days = ref.groups()
+        return _BOUND_WORDS[base] + (f" {sign} {days} days" if days else "")
+    if isinstance(value, float):
+        return f"{value:g}"
     return value.isoformat() if isinstance(value, dt.datetime) else str(value)
 
 

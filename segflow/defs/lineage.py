@@ -11,10 +11,42 @@ from segflow import __version__
 OWNERS = ["team:segmentation"]
 
 
+# Metadata is read by people in the UI: 0.1684 says what 0.16842105263157894 says, and 776.09
+# what 776.0899999999999 says. Stored outputs keep full precision; only what is displayed is rounded.
+SIGNIFICANT_DIGITS = 4  # below 1 (shares, rates, scores)
+DECIMALS = 2  # from 1 up (money, days, counts per month)
+
+
+def _round(value: float) -> float:
+    if value != value or value in (float("inf"), float("-inf")) or value == 0:
+        return value
+    return round(value, DECIMALS) if abs(value) >= 1 else float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
+def for_people(value: Any) -> Any:
+    """``value`` with every float rounded for display, inside JSON values, tables and plain numbers
+    alike (ints, strings and everything else unchanged)."""
+    if isinstance(value, dg.FloatMetadataValue):
+        return dg.MetadataValue.float(_round(value.value)) if value.value is not None else value
+    if isinstance(value, dg.JsonMetadataValue):
+        return dg.MetadataValue.json(for_people(value.data))
+    if isinstance(value, dg.TableMetadataValue):
+        records = [dg.TableRecord(for_people(dict(r.data))) for r in value.records]
+        return dg.MetadataValue.table(records=records, schema=value.schema)
+    if isinstance(value, float):
+        return _round(value)
+    if isinstance(value, dict):
+        return {k: for_people(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [for_people(v) for v in value]
+    return value
+
+
 def lineage(
     context: dg.AssetExecutionContext, rows_in: Mapping[str, int], rows_out: int, **extra: Any
 ) -> dict[str, Any]:
-    """Standard lineage metadata: upstream partitions read, rows in and out, code version."""
+    """Standard lineage metadata: upstream partitions read, rows in and out, code version; the
+    ``extra`` values are rounded for display (:func:`for_people`)."""
     upstream = {}
     for input_name in context.op_execution_context.op_def.ins:
         if context.assets_def.keys_by_input_name.get(input_name) is None:
@@ -28,13 +60,13 @@ def lineage(
         "rows_in": dg.MetadataValue.json(dict(rows_in)),
         "dagster/row_count": rows_out,
         "segflow_version": __version__,
-        **extra,
+        **{key: for_people(value) for key, value in extra.items()},
     }
 
 
 def table_metadata(frame: pl.DataFrame) -> dg.MetadataValue:
     """A small polars frame as a Dagster table, for display in the UI."""
-    records = [dg.TableRecord({k: (v if isinstance(v, int | float | str | bool) or v is None else str(v))
+    records = [dg.TableRecord({k: (for_people(v) if isinstance(v, int | float | str | bool) or v is None else str(v))
                                for k, v in row.items()}) for row in frame.iter_rows(named=True)]  # fmt: skip
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]

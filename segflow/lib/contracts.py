@@ -102,7 +102,7 @@ _PROPERTY_KEYS = {
     "namePattern",
 }
 _FRESHNESS_KEYS = {"column", "maxAge", "relativeTo", "severity", "description"}
-_PARTITION_REF = re.compile(r"^\$\{(partition_start|partition_end)\}\s*(?:([+-])\s*(\d+)\s*d(?:ays?)?)?$")
+PARTITION_REF = re.compile(r"^\$\{(partition_start|partition_end)\}\s*(?:([+-])\s*(\d+)\s*d(?:ays?)?)?$")
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
 
 
@@ -457,7 +457,7 @@ def _bound(value: Any, temporal: bool, where: str) -> Any:
     (GX silently mis-compares string bounds) and partition references stay strings."""
     if value is None:
         return None
-    if isinstance(value, str) and _PARTITION_REF.match(value):
+    if isinstance(value, str) and PARTITION_REF.match(value):
         if not temporal:
             raise ContractError(f"{where}: partition references are only valid on date/timestamp columns")
         return value
@@ -589,7 +589,7 @@ def resolve_bound(value: Any, partition_start: dt.datetime | None, partition_end
     """
     if not isinstance(value, str):
         return naive_utc(value) if isinstance(value, dt.datetime) else value
-    match = _PARTITION_REF.match(value)
+    match = PARTITION_REF.match(value)
     if match is None:
         raise ContractError(f"unresolvable bound {value!r}")
     base = partition_start if match.group(1) == "partition_start" else partition_end

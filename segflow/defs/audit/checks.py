@@ -5,6 +5,7 @@ import warnings
 import dagster as dg
 import polars as pl
 
+from segflow.defs.lineage import for_people
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.scope import settings_in_scope
 from segflow.lib.drift import MAJOR, major_drift
@@ -25,7 +26,7 @@ def drift_check_result(drift: pl.DataFrame) -> dg.AssetCheckResult:
         metadata={
             "major_drift": dg.MetadataValue.json(major["name"].to_list()),
             "major_count": major.height,
-            "max_psi": float(top["psi"][0]) if top.height else 0.0,
+            "max_psi": for_people(float(top["psi"][0])) if top.height else 0.0,
             "top_psi": dg.MetadataValue.json(
                 {r["name"]: round(r["psi"], 4) for r in top.iter_rows(named=True)}
             ),

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from segflow.defs.lineage import for_people
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.scope import settings_in_scope
 from segflow.lib.clustering import gating_failures
@@ -15,7 +16,7 @@ def segment_sizes_viable(segmentation_model: dict) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.ERROR,
         description="all segments viable" if not failing else "; ".join(failing),
         metadata={
-            "segment_shares": dg.MetadataValue.json(segmentation_model["segment_shares"]),
+            "segment_shares": for_people(dg.MetadataValue.json(segmentation_model["segment_shares"])),
             "threshold": segmentation_model["min_segment_share_threshold"],
         },
     )
@@ -29,7 +30,7 @@ def segments_stable(segmentation_model: dict) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.ERROR,
         description="segments stable" if not failing else "; ".join(failing),
         metadata={
-            "stability": segmentation_model.get("stability"),
+            "stability": for_people(segmentation_model.get("stability")),
             "segment_jaccard": dg.MetadataValue.json(segmentation_model.get("segment_jaccard", [])),
             "threshold": segmentation_model.get("min_stability_threshold"),
         },
