@@ -135,3 +135,33 @@ def test_interrupted_backfill_resumes_without_redoing(tmp_path: Path, history_la
     assert {p: p.stat().st_mtime_ns for p in done_before} == done_before
     assert sorted(p.name for p in report.glob("20*.html")) == [f"2024-0{m}.html" for m in range(1, 5)]
     assert all(f"2024-0{m}.html" in (report / "index.html").read_text() for m in range(1, 5))
+
+
+def test_cli_backfill_is_one_dagster_backfill_of_runs_the_ui_attributes(built_history: Path) -> None:
+    """Every run of ``segflow backfill`` carries segflow's code-location origin (what a job's Runs
+    tab, the timeline and re-execution filter on), belongs to the one backfill it recorded, and its
+    metadata is rounded for people. Read from the session's history: no run of its own."""
+    import re
+
+    import dagster as dg
+
+    with dagster_home(built_history), dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        (backfill,) = instance.get_backfills()
+        materializations = [
+            record.asset_materialization
+            for key in instance.get_asset_keys()
+            for record in instance.fetch_materializations(key, limit=1000).records
+        ]
+    assert len(runs) == 2 * len(MONTHS)
+    assert {r.remote_job_origin.repository_origin.get_label() for r in runs} == {"__repository__@segflow"}
+    assert {r.tags.get("dagster/backfill") for r in runs} == {backfill.backfill_id}
+    assert backfill.status.value == "COMPLETED_SUCCESS" and backfill.partition_names == MONTHS
+    long_floats = re.compile(r"\d\.\d{7,}")
+    noisy = {
+        (m.asset_key.to_user_string(), key)
+        for m in materializations
+        for key, value in m.metadata.items()
+        if long_floats.search(repr(getattr(value, "value", value)))
+    }
+    assert not noisy, sorted(noisy)
