@@ -26,8 +26,10 @@ def check_source(source: str, settings: Settings, period: str) -> str | None:
     """None when ``source``'s mapping reads its first file for ``period``, else the error a run
     of that month would raise (it names the file, the column and the rule)."""
     spec = settings.sources[source]
-    if not spec.enabled or spec.format == "sql" or not ingest.expects_data(spec, period):
+    if not spec.enabled or spec.format == "sql":
         return None
+    if not ingest.expects_data(spec, period):
+        period = spec.starts  # a source that starts later is checked on its first month
     files = ingest._expand(settings.source_location(source, period))
     if not files:
         return None
