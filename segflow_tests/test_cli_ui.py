@@ -73,20 +73,30 @@ def test_a_mapping_error_stops_the_backfill_before_any_month_runs(tmp_path: Path
 
 
 def test_a_mapping_that_a_later_file_breaks_stops_the_backfill_there(tmp_path: Path, capsys) -> None:
-    _month(tmp_path, "2024-01")
-    _month(tmp_path, "2024-02", TX_HEADER.replace("Client", "Customer"))  # the export changed
+    from segflow.lib.preflight import SAMPLE_ROWS
+
+    # 2024-01 passes the check on its first rows but fails its run: most of its quantities are
+    # text after them (a data problem of that month, so the backfill goes on). 2024-02's export
+    # renamed the column the mapping reads: that breaks every month after it, so it stops there.
+    good = [TX_LINE.format(n=n, c=n % 3, month="2024-01", d=1 + n % 8) for n in range(SAMPLE_ROWS)]
+    bad = [line.replace(",2,3.50,", ",two,3.50,") for line in good] + [
+        good[0].replace(",2,3.50,", ",x,3.50,")
+    ]
+    _write(tmp_path / "landing" / "tx" / "2024-01.csv", "\n".join([TX_HEADER, *good, *bad]) + "\n")
+    _month(tmp_path, "2024-02", TX_HEADER.replace("Client", "Customer"))
     _month(tmp_path, "2024-03")
     config = _config(tmp_path, "Client")
     code, out, err = _cli(
         tmp_path, capsys, "backfill", "--config", str(config), "--from", "2024-01", "--to", "2024-03"
     )
     assert code == 2
+    assert "2024-01 ingest_job" in out and "column 'quantity'" in out  # its own error, then on
     assert err.startswith("segflow: configuration error: ") and err.count("is missing column 'Client'") == 1
     assert "tx/2024-02.csv" in err and "'Customer'" in err  # the file and what it has instead
     runs = _runs(tmp_path)
-    # 2024-01 ran, 2024-02 failed, and nothing after it started: not 2024-03, not a modelling run.
+    # Nothing started after 2024-02: not 2024-03's ingest, not a modelling run.
     assert sorted((r.tags["dagster/partition"], r.job_name, r.status.value) for r in runs) == [
-        ("2024-01", "ingest_job", "SUCCESS"), ("2024-02", "ingest_job", "FAILURE")]  # fmt: skip
+        ("2024-01", "ingest_job", "FAILURE"), ("2024-02", "ingest_job", "FAILURE")]  # fmt: skip
 
 
 def test_a_month_after_partitions_end_is_a_configuration_error(tmp_path: Path, capsys) -> None:
