@@ -324,11 +324,25 @@ def _resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-# With no config file, segflow runs the synthetic demo, so its partitions are the months the demo
-# generates (segflow.synth.SynthConfig: 15 months from 2024-01): no partition shows as missing for
-# want of data, and the schedule never targets a month that has none. A config file names its own
+# With no config file, segflow runs the synthetic demo, so its partitions are the months of the
+# generated landing zone (its _manifest.json), or before it exists the months the demo generates
+# (segflow.synth.SynthConfig: 15 from 2024-01): no partition shows as missing for want of data,
+# and the schedule never targets a month that has none. A config file names its own
 # (`partitions.end` absent: open-ended, up to the last complete month, for sources that keep landing).
 DEMO_PARTITIONS = ("2024-01", "2025-03")
+
+
+def _demo_partitions(landing: Path) -> tuple[str, str]:
+    manifest = landing / "_manifest.json"
+    if not manifest.is_file():
+        return DEMO_PARTITIONS
+    import json
+
+    try:
+        periods = json.loads(manifest.read_text(encoding="utf-8"))["periods"]
+        return str(periods[0]), str(periods[-1])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ConfigError(f"{manifest}: not a segflow generator manifest with its periods ({exc})") from exc
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -337,7 +351,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     home = _default_home()
     defaults = Settings(home=home, storage_dir=home / "storage", landing_dir=home / "landing")
     if path is None:
-        start, end = DEMO_PARTITIONS
+        start, end = _demo_partitions(defaults.landing_dir)
         return dataclasses.replace(defaults, partitions_start=start, partitions_end=end)
     file = Path(path).resolve()
     if not file.is_file():

@@ -122,14 +122,15 @@ def test_partitions_setting_is_checked(tmp_path: Path, partitions: str, expected
         load_settings(config)
 
 
-def test_demo_partitions_end_with_the_generated_data(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_partitions_end_with_the_generated_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from segflow.config import load_settings
     from segflow.definitions import build_defs
     from segflow.lib.periods import shift
-    from segflow.synth import SynthConfig
+    from segflow.synth import SynthConfig, generate
 
     monkeypatch.delenv("SEGFLOW_CONFIG", raising=False)
-    settings = load_settings()
+    monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))
+    settings = load_settings()  # before the demo generates its landing zone
     generated = SynthConfig(start=settings.partitions_start)
     assert settings.partitions_end == shift(generated.start, generated.months - 1) == "2025-03"
     defs = build_defs(settings)
@@ -143,6 +144,10 @@ def test_demo_partitions_end_with_the_generated_data(monkeypatch: pytest.MonkeyP
         )
         requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2025-03"]
+    # A landing zone generated otherwise (`segflow generate --months 2`) sets the months itself.
+    generate(tmp_path / "landing", SynthConfig(customers=20, months=2, start="2024-05", seed=1))
+    settings = load_settings()
+    assert (settings.partitions_start, settings.partitions_end) == ("2024-05", "2024-06")
 
 
 def test_every_option_has_help_and_a_readable_placeholder() -> None:
