@@ -7,39 +7,22 @@ import dagster as dg
 import polars as pl
 
 from segflow import __version__
+from segflow.lib.display import rounded
 
 OWNERS = ["team:segmentation"]
 
 
-# Metadata is read by people in the UI: 0.1684 says what 0.16842105263157894 says, and 776.09
-# what 776.0899999999999 says. Stored outputs keep full precision; only what is displayed is rounded.
-SIGNIFICANT_DIGITS = 4  # below 1 (shares, rates, scores)
-DECIMALS = 2  # from 1 up (money, days, counts per month)
-
-
-def _round(value: float) -> float:
-    if value != value or value in (float("inf"), float("-inf")) or value == 0:
-        return value
-    return round(value, DECIMALS) if abs(value) >= 1 else float(f"{value:.{SIGNIFICANT_DIGITS}g}")
-
-
 def for_people(value: Any) -> Any:
-    """``value`` with every float rounded for display, inside JSON values, tables and plain numbers
-    alike (ints, strings and everything else unchanged)."""
+    """``value`` rounded for display (:func:`segflow.lib.display.rounded`), also inside Dagster's
+    float, JSON and table metadata values."""
     if isinstance(value, dg.FloatMetadataValue):
-        return dg.MetadataValue.float(_round(value.value)) if value.value is not None else value
+        return dg.MetadataValue.float(rounded(value.value)) if value.value is not None else value
     if isinstance(value, dg.JsonMetadataValue):
-        return dg.MetadataValue.json(for_people(value.data))
+        return dg.MetadataValue.json(rounded(value.data))
     if isinstance(value, dg.TableMetadataValue):
-        records = [dg.TableRecord(for_people(dict(r.data))) for r in value.records]
+        records = [dg.TableRecord(rounded(dict(r.data))) for r in value.records]
         return dg.MetadataValue.table(records=records, schema=value.schema)
-    if isinstance(value, float):
-        return _round(value)
-    if isinstance(value, dict):
-        return {k: for_people(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [for_people(v) for v in value]
-    return value
+    return rounded(value)
 
 
 def lineage(

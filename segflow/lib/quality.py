@@ -30,6 +30,7 @@ from segflow.lib.contracts import (
     build_suite,
     column_type_matches,
 )
+from segflow.lib.display import rounded
 
 MASK = "***"
 MAX_EXAMPLES = 5
@@ -94,7 +95,7 @@ class ValidationReport:
             row = asdict(r)
             row["status"] = {True: "passed", False: "failed", None: "skipped"}[r.success]
             row["examples"] = ", ".join(_short(v) for v in r.examples)
-            row["observed_value"] = _short(r.observed_value) if r.observed_value is not None else ""
+            row["observed_value"] = _short(rounded(r.observed_value)) if r.observed_value is not None else ""
             rows.append(row)
         return rows
 
