@@ -10,8 +10,8 @@ singleton repository of ``@dg.definitions``) and executed in this process, so th
 one-process speed and the UI shows, filters and re-executes its runs like its own.
 
 There is no public API for either step, so this module is the one place that reaches into
-``dagster._core``; the Dagster family is pinned to one patch version, and
-``segflow_tests/test_launch.py`` fails if these internals move.
+``dagster._core``; the Dagster family is pinned to one patch version, and every test that runs
+the CLI's runner fails if these internals move (``test_webserver.py`` asserts what the UI shows).
 
 A ``segflow backfill`` is also recorded as a Dagster backfill (a job backfill of
 ``segmentation_job``, its runs tagged ``dagster/backfill``), so that it is listed under
