@@ -48,8 +48,8 @@ def segment_table(kpis):
         percent("customer_share"),
         percent("revenue_share"),
         pl.col("avg_order_value").round(2).alias("avg order value"),
-        pl.col("mean_frequency").round(2).alias("purchases"),
-        pl.col("mean_recency_days").round(0).cast(pl.Int64, strict=False).alias("recency days"),
+        pl.col("mean_frequency").round(2).alias("frequency"),
+        pl.col("mean_recency_days").round(0).cast(pl.Int64, strict=False).alias("recency (days)"),
     )
 
 
