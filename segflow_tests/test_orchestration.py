@@ -144,14 +144,22 @@ def test_cli_backfill_is_one_dagster_backfill_of_runs_the_ui_attributes(built_hi
     import re
 
     import dagster as dg
+    from dagster._core.events import DagsterEventType
 
+    CHECK_EVALUATION = DagsterEventType.ASSET_CHECK_EVALUATION
     with dagster_home(built_history), dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
         (backfill,) = instance.get_backfills()
         materializations = [
-            record.asset_materialization
+            (record.asset_materialization.asset_key.to_user_string(), record.asset_materialization.metadata)
             for key in instance.get_asset_keys()
             for record in instance.fetch_materializations(key, limit=1000).records
+        ]
+        evaluations = [
+            (evaluation.check_name, evaluation.metadata)
+            for run in runs
+            for record in instance.get_records_for_run(run.run_id, of_type=CHECK_EVALUATION).records
+            for evaluation in [record.event_log_entry.dagster_event.event_specific_data]
         ]
     assert len(runs) == 2 * len(MONTHS)
     assert {r.remote_job_origin.repository_origin.get_label() for r in runs} == {"__repository__@segflow"}
@@ -159,9 +167,9 @@ def test_cli_backfill_is_one_dagster_backfill_of_runs_the_ui_attributes(built_hi
     assert backfill.status.value == "COMPLETED_SUCCESS" and backfill.partition_names == MONTHS
     long_floats = re.compile(r"\d\.\d{7,}")
     noisy = {
-        (m.asset_key.to_user_string(), key)
-        for m in materializations
-        for key, value in m.metadata.items()
+        (name, key)
+        for name, metadata in materializations + evaluations
+        for key, value in metadata.items()
         if long_floats.search(repr(getattr(value, "value", value)))
     }
-    assert not noisy, sorted(noisy)
+    assert evaluations and not noisy, sorted(noisy)
