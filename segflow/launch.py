@@ -16,12 +16,15 @@ the CLI's runner fails if these internals move (``test_webserver.py`` asserts wh
 A ``segflow backfill`` is also recorded as a Dagster backfill (a job backfill of
 ``segmentation_job``, its runs tagged ``dagster/backfill``), so that it is listed under
 Backfills with its runs. It is recorded as already submitted up to its last month: a daemon that
-sees it (``dagster dev``) only watches its runs and never launches them again.
+sees it (``dagster dev``) only watches its runs and never launches them again. A backfill whose
+process was killed is closed as failed by the next one started on the same host.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,17 +89,22 @@ class BackfillRecord:
         return {BACKFILL_ID_TAG: self.backfill_id}
 
 
+# Which process runs a backfill: one whose process is gone (killed) is closed by the next one.
+HOST_TAG, PID_TAG = "segflow/host", "segflow/pid"
+
+
 def start_backfill(instance: dg.DagsterInstance, months: Sequence[str], title: str) -> BackfillRecord:
     """Record an in-progress backfill of ``months`` (runs are tagged with ``record.tags``)."""
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
 
+    close_abandoned(instance)
     months = sorted(months)
     backfill = PartitionBackfill(
         backfill_id=make_new_backfill_id(),
         status=BulkActionStatus.REQUESTED,
         from_failure=False,
-        tags={},
+        tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
         backfill_timestamp=time.time(),
         title=title,
         description="segflow backfill from the command line: runs in the segflow process, "
@@ -119,3 +127,30 @@ def finish_backfill(instance: dg.DagsterInstance, record: BackfillRecord, succes
         return
     status = BulkActionStatus.COMPLETED_SUCCESS if success else BulkActionStatus.COMPLETED_FAILED
     instance.update_backfill(backfill.with_status(status).with_end_timestamp(time.time()))
+
+
+def close_abandoned(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the in-progress backfills of segflow processes on this host that no longer
+    exist (killed before they could finish their record); returns their ids. A backfill's runs
+    stay as they are."""
+    from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+
+    closed = []
+    requested = instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]))
+    for backfill in requested:
+        pid = backfill.tags.get(PID_TAG, "")
+        if backfill.tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            failed = backfill.with_status(BulkActionStatus.COMPLETED_FAILED).with_end_timestamp(time.time())
+            instance.update_backfill(failed)
+            closed.append(backfill.backfill_id)
+    return closed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True

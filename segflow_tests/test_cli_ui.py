@@ -238,3 +238,20 @@ def test_column_constraints_describe_partition_bounds_in_words() -> None:
     texts = [t for c in column_schema("raw_transactions").columns for t in c.constraints.other]
     assert texts and not any("${" in t for t in texts)
     assert any("the month's end + 1826 days" in t for t in texts), texts
+
+
+def test_a_killed_backfill_is_closed_by_the_next_one(memory_instance) -> None:
+    import subprocess
+    import sys
+
+    from segflow import launch
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    killed = launch.start_backfill(memory_instance, ["2024-01"], "segflow backfill 2024-01")
+    # As if its process had been killed before it finished the record.
+    record = memory_instance.get_backfill(killed.backfill_id)
+    memory_instance.update_backfill(record._replace(tags={**record.tags, launch.PID_TAG: str(gone.pid)}))
+    running = launch.start_backfill(memory_instance, ["2024-02"], "segflow backfill 2024-02")
+    statuses = {b.backfill_id: b.status.value for b in memory_instance.get_backfills()}
+    assert statuses == {killed.backfill_id: "COMPLETED_FAILED", running.backfill_id: "REQUESTED"}
