@@ -189,26 +189,34 @@ def expected_spend(params: GammaGammaParams, x: np.ndarray, m: np.ndarray) -> np
     return params.p * (params.v + m * x) / (params.p * x + params.q - 1.0)
 
 
-def simulate_bgnbd(
-    params: BgNbdParams, T: np.ndarray, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw (x, t_x, T) for customers observed for ``T`` days each from a known BG/NBD process: the
-    generator of the parameter-recovery tests and the benchmark, not a modelling step."""
+def simulate_purchases(params: BgNbdParams, T: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat purchases of customers observed for ``T`` days each under a known BG/NBD process, as
+    (customer index, days after the first purchase), in order of draw: the generator of the
+    parameter-recovery tests and the benchmark, not a modelling step."""
     rng = np.random.default_rng(seed)
     T = np.asarray(T, dtype=np.float64)
     rates = rng.gamma(params.r, 1.0 / params.alpha, size=T.size)
     dropout = rng.beta(params.a, params.b, size=T.size)
-    x, t_x = np.zeros(T.size), np.zeros(T.size)
-    # Purchases arrive one at a time per customer, so the loop runs until every customer has dropped
-    # out or passed T; each pass is vectorised over the customers still active.
+    who, when = [], []
     # Time 0 is the first purchase; BG/NBD lets a customer drop out only after a repeat purchase.
+    # Purchases arrive one at a time per customer, so each pass is vectorised over those still active.
     active, clock = np.ones(T.size, dtype=bool), np.zeros(T.size)
     while active.any():
         clock[active] += rng.exponential(1.0 / rates[active])
         bought = active & (clock <= T)
-        x[bought] += 1.0
-        t_x[bought] = clock[bought]
+        who.append(np.flatnonzero(bought))
+        when.append(clock[bought])
         active = bought & (rng.random(T.size) >= dropout)
+    return np.concatenate(who), np.concatenate(when)
+
+
+def simulate_bgnbd(params: BgNbdParams, T: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The BTYD summary (x, t_x, T) of ``simulate_purchases``."""
+    T = np.asarray(T, dtype=np.float64)
+    who, when = simulate_purchases(params, T, seed)
+    x = np.bincount(who, minlength=T.size).astype(np.float64)
+    t_x = np.zeros(T.size)
+    np.maximum.at(t_x, who, when)
     return x, t_x, T
 
 

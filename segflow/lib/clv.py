@@ -145,6 +145,20 @@ def score(summary: pl.DataFrame, model: ClvModel, period: str) -> pl.DataFrame:
     )
 
 
+def clv_scores(
+    customers: pl.DataFrame, history: Mapping[str, pl.DataFrame | pl.LazyFrame], model: ClvModel, period: str
+) -> pl.DataFrame:
+    """``customer_id`` and SCORE_COLUMNS for every row of ``customers``, scored on their BTYD summary
+    from ``history`` (the monthly profiles up to ``period``). A customer without a purchase in the
+    history (none in practice: the assigned customers bought in the window) gets nulls."""
+    if not model.available:
+        return score(customers.select("customer_id"), model, period)
+    summary = btyd_summary({m: f for m, f in history.items() if m <= period}, periods.as_of(period))
+    summary = customers.select(pl.col("customer_id").cast(pl.String)).join(summary, on="customer_id")
+    scored = score(summary, model, period)
+    return customers.select("customer_id").join(scored, on="customer_id", how="left", maintain_order="left")
+
+
 def holdout_outcomes(summary: pl.DataFrame, holdout: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> pl.DataFrame:
     """Per customer of ``summary``: ``actual_purchases`` (purchase days) and ``actual_revenue`` (net)
     over the ``holdout`` months; 0 for a customer with no profile row there."""
@@ -165,7 +179,8 @@ def holdout_outcomes(summary: pl.DataFrame, holdout: Mapping[str, pl.DataFrame |
                      how="left", maintain_order="left").fill_null(0.0)  # fmt: skip
 
 
-def _skipped(period: str, settings: ModelSettings, reason: str, **extra: dict) -> dict:
+def withheld(period: str, settings: ModelSettings, reason: str, **extra: dict) -> dict:
+    """The stored record of a month without a CLV model: why, and the fit and validation if any."""
     return ClvModel(False, period, settings.clv_horizon_months, settings.clv_discount_rate, reason,
                     **extra).versioned().to_dict()  # fmt: skip
 
@@ -196,14 +211,14 @@ def fit_clv_model(
     holdout_months = periods.month_range(periods.shift(calibration, 1), period)
     missing = [m for m in holdout_months if m not in history]
     if h < 1:
-        return _skipped(period, settings, "clv_horizon_months must be at least 1")
+        return withheld(period, settings, "clv_horizon_months must be at least 1")
     if missing:
-        return _skipped(period, settings, f"not enough history: customer_profiles missing for "
+        return withheld(period, settings, f"not enough history: customer_profiles missing for "
                         f"{', '.join(missing)}, the out-of-time holdout ({holdout_months[0]}..{period})")  # fmt: skip
     summary = btyd_summary({m: f for m, f in history.items() if m <= calibration}, periods.as_of(calibration))
     repeaters = int((summary["frequency"] > 0).sum())
     if summary.height < settings.clv_min_customers or repeaters < settings.clv_min_customers // 2:
-        return _skipped(period, settings, f"not enough history: {summary.height} customers with a purchase "
+        return withheld(period, settings, f"not enough history: {summary.height} customers with a purchase "
                         f"up to {calibration}, {repeaters} of them repeat buyers; clv_min_customers is "
                         f"{settings.clv_min_customers} (and half as many repeat buyers)")  # fmt: skip
     x, t_x, T, m = _arrays(summary)
@@ -213,13 +228,13 @@ def fit_clv_model(
     fit = _fit_record(bg, gg, calibration, summary.height)
     problem = _fit_problem(bg, gg)
     if problem:
-        return _skipped(period, settings, problem, fit=fit)
+        return withheld(period, settings, problem, fit=fit)
     model = ClvModel(True, period, h, settings.clv_discount_rate, None, bg.params, gg.params, fit)
     outcomes = holdout_outcomes(summary, {m: history[m] for m in holdout_months})
     validation = validate(summary, outcomes, model, days_between(calibration, h), segments)
     loses = _loses_to_baseline(validation["totals"])
     if loses:
-        return _skipped(period, settings, loses, fit=fit, validation=validation)
+        return withheld(period, settings, loses, fit=fit, validation=validation)
     return ClvModel(True, period, h, settings.clv_discount_rate, None, bg.params, gg.params, fit,
                     validation).versioned().to_dict()  # fmt: skip
 
