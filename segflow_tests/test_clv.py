@@ -45,7 +45,9 @@ def test_bgnbd_and_gamma_gamma_recover_known_parameters() -> None:
     errors = _close(gg.params.to_dict(), TRUE_GG.to_dict())
     assert max(errors.values()) < TOLERANCE, errors
     # A wrong model is not "recovered": fitted on spend with half the true shape p, p is far off.
-    wrong = btyd.fit_gamma_gamma(x[repeat], btyd.simulate_gamma_gamma(dataclasses.replace(TRUE_GG, p=3.1), x[repeat], 4))
+    wrong = btyd.fit_gamma_gamma(
+        x[repeat], btyd.simulate_gamma_gamma(dataclasses.replace(TRUE_GG, p=3.1), x[repeat], 4)
+    )
     assert _close(wrong.params.to_dict(), TRUE_GG.to_dict())["p"] > TOLERANCE
 
 
@@ -195,8 +197,49 @@ def test_clv_model_asset_records_validation_or_reason(history) -> None:
     assert out.value == fit_clv_model(history, period, settings.model)
     meta = {key: getattr(value, "value", value) for key, value in out.metadata.items()}
     assert meta["available"] is True and meta["model_version"] == out.value["version"]
-    assert meta["validation_totals"]["purchases_error"] < meta["validation_totals"]["baseline_purchases_error"]
+    assert (
+        meta["validation_totals"]["purchases_error"] < meta["validation_totals"]["baseline_purchases_error"]
+    )
     with dg.build_asset_context(partition_key=START, resources={"settings": settings}) as context:
         skipped = clv_model(context, customer_profiles={START: lazy[START]}, validation_features=None,
                             validation_model=None)  # fmt: skip
     assert skipped.value["available"] is False and "not enough history" in skipped.metadata["reason"].value
+
+
+def test_report_section_shows_value_calibration_and_definitions(history) -> None:
+    from segflow.config import load_settings
+    from segflow.lib.report import render_report
+    from segflow.lib.report.value import clv_text, value_section
+    from segflow_tests.report_fixtures import report_inputs
+
+    period = max(history)
+    model = fit_clv_model(history, period, ModelSettings())
+    inputs = report_inputs()
+    n = inputs.kpis.height
+    kpis = inputs.kpis.with_columns(
+        pl.Series("predicted_value", [1000.0 * (i + 1) for i in range(n)]),
+        pl.Series("predicted_value_share", [(i + 1) / (n * (n + 1) / 2) for i in range(n)]),
+        pl.Series("expected_purchases", [10.0] * n),
+        pl.Series("mean_p_alive", [0.5] * n),
+    )
+    settings = load_settings()
+    methods = {**inputs.methods, "Predicted value (CLV)": clv_text(settings, model)}
+    page = render_report(dataclasses.replace(inputs, kpis=kpis, clv=model, methods=methods))
+    section = page[
+        page.index('<section id="value">') : page.index("</section>", page.index('<section id="value">'))
+    ]
+    assert 'id="chart-value-calibration"' in section and "<svg" in section
+    assert "Out-of-time validation" in section and "naive baseline" in section
+    assert f"{model['validation']['totals']['actual_purchases']:,.0f} actual" in section
+    assert "1,000.00" in section and "Withheld" not in section  # value by segment
+    assert "Predicted value (CLV)" in page and "BG/NBD" in page and model["version"] in page
+    # A small segment is not shown; a decile under min_cell customers neither.
+    small = value_section(model, kpis, min_cell=10_000)
+    assert small["chart"] == "" and small["rows"] == [] and small["deciles"] == []
+    assert small["suppressed"] == n and small["deciles_suppressed"] == 10
+    # Withheld: the reason is shown, with the validation that made it lose.
+    boom = {**history, period: history[period].with_columns(pl.col("purchase_days") * 3)}
+    lost = fit_clv_model(boom, period, ModelSettings())
+    page = render_report(dataclasses.replace(inputs, kpis=kpis, clv=lost))
+    assert "Withheld this month:" in page and "naive baseline" in page and "1,000.00" not in page
+    assert "Not available this month: withheld" in clv_text(settings, lost)

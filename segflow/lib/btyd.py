@@ -143,7 +143,9 @@ def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> Fit:
 
     values, converged, message, ll, iterations = _maximise(negative, np.log([1.0, 2.0, 1.0]))
     p, q, v = (float(v) for v in values)
-    return Fit(GammaGammaParams(p=p, q=q, v=v * scale), converged, message, ll * x.size, iterations, int(x.size))
+    return Fit(
+        GammaGammaParams(p=p, q=q, v=v * scale), converged, message, ll * x.size, iterations, int(x.size)
+    )
 
 
 def p_alive(params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -151,8 +153,10 @@ def p_alive(params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) 
     customer can drop out only right after a purchase)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        log_ratio = np.log(a) - np.log(b + np.maximum(x, 1.0) - 1.0) + (r + x) * (
-            np.log(alpha + T) - np.log(alpha + t_x)
+        log_ratio = (
+            np.log(a)
+            - np.log(b + np.maximum(x, 1.0) - 1.0)
+            + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
         )
         odds = np.where(x > 0, np.exp(log_ratio), 0.0)
     return 1.0 / (1.0 + odds)
@@ -210,7 +214,9 @@ def simulate_purchases(params: BgNbdParams, T: np.ndarray, seed: int) -> tuple[n
     return np.concatenate(who), np.concatenate(when)
 
 
-def simulate_bgnbd(params: BgNbdParams, T: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate_bgnbd(
+    params: BgNbdParams, T: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The BTYD summary (x, t_x, T) of ``simulate_purchases``."""
     T = np.asarray(T, dtype=np.float64)
     who, when = simulate_purchases(params, T, seed)

@@ -130,7 +130,9 @@ def score(summary: pl.DataFrame, model: ClvModel, period: str) -> pl.DataFrame:
     end): P(alive), expected purchases in the next h months, and the discounted predicted h-month
     value. Null for every row when the model is withheld."""
     if not model.available or summary.height == 0:
-        return summary.select("customer_id", *[pl.lit(None, dtype=pl.Float64).alias(c) for c in SCORE_COLUMNS])
+        return summary.select(
+            "customer_id", *[pl.lit(None, dtype=pl.Float64).alias(c) for c in SCORE_COLUMNS]
+        )
     x, t_x, T, m = _arrays(summary)
     spend = btyd.expected_spend(model.gamma_gamma, x, m)
     value, previous = np.zeros(x.size), np.zeros(x.size)
@@ -159,10 +161,14 @@ def clv_scores(
     return customers.select("customer_id").join(scored, on="customer_id", how="left", maintain_order="left")
 
 
-def holdout_outcomes(summary: pl.DataFrame, holdout: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> pl.DataFrame:
+def holdout_outcomes(
+    summary: pl.DataFrame, holdout: Mapping[str, pl.DataFrame | pl.LazyFrame]
+) -> pl.DataFrame:
     """Per customer of ``summary``: ``actual_purchases`` (purchase days) and ``actual_revenue`` (net)
     over the ``holdout`` months; 0 for a customer with no profile row there."""
-    frames = [f.lazy().select("customer_id", "purchase_days", "net_revenue") for _, f in sorted(holdout.items())]
+    frames = [
+        f.lazy().select("customer_id", "purchase_days", "net_revenue") for _, f in sorted(holdout.items())
+    ]
     base = summary.select("customer_id")
     if not frames:
         return base.with_columns(pl.lit(0.0).alias("actual_purchases"), pl.lit(0.0).alias("actual_revenue"))
@@ -190,7 +196,12 @@ def _fit_record(bg: btyd.Fit, gg: btyd.Fit, calibration: str, customers: int) ->
         return {"converged": f.converged, "message": f.message, "log_likelihood": f.log_likelihood,
                 "iterations": f.iterations, "customers": f.customers, "params": f.params.to_dict()}  # fmt: skip
 
-    return {"calibration_period": calibration, "customers": customers, "bgnbd": one(bg), "gamma_gamma": one(gg)}
+    return {
+        "calibration_period": calibration,
+        "customers": customers,
+        "bgnbd": one(bg),
+        "gamma_gamma": one(gg),
+    }
 
 
 def fit_clv_model(
@@ -272,7 +283,9 @@ def _predictions(summary: pl.DataFrame, model: ClvModel, days: float) -> pl.Data
     baseline = x / np.maximum(T, 1.0) * days
     return summary.select("customer_id").with_columns(
         pl.Series("predicted_purchases", purchases, dtype=pl.Float64),
-        pl.Series("predicted_revenue", purchases * btyd.expected_spend(model.gamma_gamma, x, m), dtype=pl.Float64),
+        pl.Series(
+            "predicted_revenue", purchases * btyd.expected_spend(model.gamma_gamma, x, m), dtype=pl.Float64
+        ),
         pl.Series("baseline_purchases", baseline, dtype=pl.Float64),
         pl.Series("baseline_revenue", baseline * np.clip(m, 0.0, None), dtype=pl.Float64),
     )
@@ -317,11 +330,16 @@ def validate(
         "revenue_error": _relative_error(sums["predicted_revenue"], sums["actual_revenue"]),
         "baseline_revenue_error": _relative_error(sums["baseline_revenue"], sums["actual_revenue"]),
         "purchases_mae": float((frame["predicted_purchases"] - frame["actual_purchases"]).abs().mean()),
-        "baseline_purchases_mae": float((frame["baseline_purchases"] - frame["actual_purchases"]).abs().mean()),
+        "baseline_purchases_mae": float(
+            (frame["baseline_purchases"] - frame["actual_purchases"]).abs().mean()
+        ),
     }
     ids = frame["customer_id"].to_list()
     deciles = _ranked_deciles(frame["predicted_purchases"].to_numpy(), ids, DECILES)
-    result = {"totals": totals, "deciles": _grouped(frame.with_columns(pl.Series("decile", deciles)), ["decile"])}
+    result = {
+        "totals": totals,
+        "deciles": _grouped(frame.with_columns(pl.Series("decile", deciles)), ["decile"]),
+    }
     if segments is not None:
         labelled = frame.join(segments.select("customer_id", pl.col("segment_id").cast(pl.Int64), "segment_name"),
                               on="customer_id", how="left", maintain_order="left")  # fmt: skip

@@ -250,6 +250,8 @@ def model_defs() -> dg.Definitions:
             dg.asset(**model, code_version="1")(segmentation_fit),
             dg.asset(**model, code_version="3", ins={"previous_model": previous})(segmentation_model),
             dg.asset(**model, code_version="1", ins={"customer_features": history})(churn_model),
-            dg.asset(**{**model, "kinds": {"scipy", "json"}}, code_version="1", ins=_clv_ins(settings))(clv_model),
+            dg.asset(**{**model, "kinds": {"scipy", "json"}}, code_version="1", ins=_clv_ins(settings))(
+                clv_model
+            ),
         ]
     )
