@@ -102,6 +102,21 @@ def history() -> dict[str, pl.DataFrame]:
     return _profiles(4_000, seed=5)
 
 
+@pytest.fixture(scope="module")
+def model(history) -> dict:
+    """The model of the last month, fitted once for the tests that only read it."""
+    return fit_clv_model(history, max(history), ModelSettings())
+
+
+@pytest.fixture(scope="module")
+def lost(history) -> dict:
+    """Customers who buy three times as often in the holdout's last month as the history says: the
+    baseline, which ignores dropout, over-predicts and so comes closer; the model loses."""
+    period = max(history)
+    boom = {**history, period: history[period].with_columns(pl.col("purchase_days") * 3)}
+    return fit_clv_model(boom, period, ModelSettings())
+
+
 def test_btyd_summary_on_hand_built_profiles() -> None:
     def month(rows: list[tuple]) -> pl.DataFrame:
         return pl.DataFrame(rows, schema=["customer_id", "purchase_days", "net_revenue", "first_purchase_at",
@@ -147,9 +162,9 @@ def test_out_of_time_validation_beats_the_naive_baseline(history) -> None:
     assert first["p_alive"].is_between(0, 1).all() and (first["predicted_value"] > 0).all()
 
 
-def test_discounting_lowers_the_value_and_not_the_purchases(history) -> None:
+def test_discounting_lowers_the_value_and_not_the_purchases(history, model) -> None:
     period = max(history)
-    model = ClvModel.from_dict(fit_clv_model(history, period, ModelSettings()))
+    model = ClvModel.from_dict(model)
     summary = btyd_summary(history, periods.as_of(period))
     plain = score(summary, dataclasses.replace(model, discount_rate=0.0), period)
     discounted = score(summary, dataclasses.replace(model, discount_rate=0.05), period)
@@ -158,12 +173,8 @@ def test_discounting_lowers_the_value_and_not_the_purchases(history) -> None:
     assert (plain["predicted_value"] / discounted["predicted_value"]).is_between(1.05, 1.05**3).all()
 
 
-def test_withheld_with_the_reason(history, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_withheld_with_the_reason(history, lost, monkeypatch: pytest.MonkeyPatch) -> None:
     period = max(history)
-    # Customers who buy three times as often in the holdout's last month as the history says: the
-    # baseline, which ignores dropout, over-predicts and so comes closer; the model loses.
-    boom = {**history, period: history[period].with_columns(pl.col("purchase_days") * 3)}
-    lost = fit_clv_model(boom, period, ModelSettings())
     assert lost["available"] is False and "naive baseline" in lost["reason"], lost["reason"]
     totals = lost["validation"]["totals"]
     assert totals["baseline_purchases_error"] <= totals["purchases_error"]
@@ -182,7 +193,7 @@ def test_withheld_with_the_reason(history, monkeypatch: pytest.MonkeyPatch) -> N
     assert scores["predicted_value"].null_count() == scores.height
 
 
-def test_clv_model_asset_records_validation_or_reason(history) -> None:
+def test_clv_model_asset_records_validation_or_reason(history, model) -> None:
     import dagster as dg
 
     from segflow.config import load_settings
@@ -194,7 +205,7 @@ def test_clv_model_asset_records_validation_or_reason(history) -> None:
     lazy = {m: f.lazy() for m, f in history.items()}
     with dg.build_asset_context(partition_key=period, resources={"settings": settings}) as context:
         out = clv_model(context, customer_profiles=lazy, validation_features=None, validation_model=None)
-    assert out.value == fit_clv_model(history, period, settings.model)
+    assert out.value == model  # the default settings' model
     meta = {key: getattr(value, "value", value) for key, value in out.metadata.items()}
     assert meta["available"] is True and meta["model_version"] == out.value["version"]
     assert (
@@ -206,15 +217,13 @@ def test_clv_model_asset_records_validation_or_reason(history) -> None:
     assert skipped.value["available"] is False and "not enough history" in skipped.metadata["reason"].value
 
 
-def test_report_section_shows_value_calibration_and_definitions(history) -> None:
+def test_report_section_shows_value_calibration_and_definitions(history, model, lost) -> None:
     from segflow.config import load_settings
     from segflow.lib.report import render_report
     from segflow.lib.report.value import clv_text, value_section
     from segflow_tests.report_fixtures import report_inputs
 
-    period = max(history)
-    model = fit_clv_model(history, period, ModelSettings())
-    inputs = report_inputs()
+    inputs = report_inputs(n=600)
     n = inputs.kpis.height
     kpis = inputs.kpis.with_columns(
         pl.Series("predicted_value", [1000.0 * (i + 1) for i in range(n)]),
@@ -238,8 +247,6 @@ def test_report_section_shows_value_calibration_and_definitions(history) -> None
     assert small["chart"] == "" and small["rows"] == [] and small["deciles"] == []
     assert small["suppressed"] == n and small["deciles_suppressed"] == 10
     # Withheld: the reason is shown, with the validation that made it lose.
-    boom = {**history, period: history[period].with_columns(pl.col("purchase_days") * 3)}
-    lost = fit_clv_model(boom, period, ModelSettings())
     page = render_report(dataclasses.replace(inputs, kpis=kpis, clv=lost))
     assert "Withheld this month:" in page and "naive baseline" in page and "1,000.00" not in page
     assert "Not available this month: withheld" in clv_text(settings, lost)
