@@ -223,7 +223,7 @@ def test_report_section_shows_value_calibration_and_definitions(history, model, 
     from segflow.lib.report.value import clv_text, value_section
     from segflow_tests.report_fixtures import report_inputs
 
-    inputs = report_inputs(n=600)
+    inputs = report_inputs()
     n = inputs.kpis.height
     kpis = inputs.kpis.with_columns(
         pl.Series("predicted_value", [1000.0 * (i + 1) for i in range(n)]),
