@@ -7,7 +7,8 @@ Customers are drawn from known BG/NBD and Gamma-Gamma parameters (CDNOW's, alpha
 ages uniform over 30..540 days, so the fit can be checked against the truth at every size. The
 baseline is the fit ``clv_model`` sits beside: the churn model's L2 logistic regression (lbfgs) on
 as many customers with ten standardised features, which is what a month already spends on a
-model per customer. Prints one JSON line per size: median, min and max of ``--runs`` fits.
+model per customer. Prints one JSON object: the machine, and per size the median, min and max of
+``--runs`` fits and the parameters recovered.
 """
 
 from __future__ import annotations
@@ -79,8 +80,10 @@ def main() -> None:
     parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    for customers in args.customers:
-        print(json.dumps(measure(customers, args.runs)), flush=True)
+    from benchmarks.common import machine
+
+    results = [measure(customers, args.runs) for customers in args.customers]
+    print(json.dumps({"machine": machine(), "results": results}))
 
 
 if __name__ == "__main__":
