@@ -19,7 +19,7 @@ import pytest
 
 from segflow.config import ModelSettings
 from segflow.lib import btyd, periods
-from segflow.lib.clv import ClvModel, btyd_summary, clv_scores, fit_clv_model, score
+from segflow.lib.clv import SCORE_COLUMNS, ClvModel, btyd_summary, clv_scores, fit_clv_model, score
 
 TRUE_BG = btyd.BgNbdParams(r=0.24, alpha=30.9, a=0.79, b=2.43)  # CDNOW's, alpha in days (4.41 weeks)
 TRUE_GG = btyd.GammaGammaParams(p=6.25, q=3.74, v=15.44)  # CDNOW's (Fader and Hardie 2013)
@@ -250,3 +250,26 @@ def test_report_section_shows_value_calibration_and_definitions(history, model, 
     page = render_report(dataclasses.replace(inputs, kpis=kpis, clv=lost))
     assert "Withheld this month:" in page and "naive baseline" in page and "1,000.00" not in page
     assert "Not available this month: withheld" in clv_text(settings, lost)
+
+
+def test_kpis_per_segment_total_share_and_null_when_withheld() -> None:
+    from segflow.lib.kpis import segment_kpis
+
+    base = {"customer_id": ["a", "b", "c"], "segment_id": [0, 0, 1], "segment_name": ["X", "X", "Y"],
+            "net_revenue_window": [10.0, 20.0, 30.0], "invoices_window": [1, 2, 3], "recency_days": [5, 6, 7]}  # fmt: skip
+    scored = pl.DataFrame({**base, "p_alive": [0.5, 1.0, 0.25], "expected_purchases": [1.0, 2.0, 3.0],
+                           "predicted_value": [100.0, 200.0, 100.0]})  # fmt: skip
+    kpis = segment_kpis(scored).select("segment_id", "predicted_value", "predicted_value_share",
+                                       "expected_purchases", "mean_p_alive")  # fmt: skip
+    assert kpis.to_dicts() == [
+        {"segment_id": 0, "predicted_value": 300.0, "predicted_value_share": 0.75, "expected_purchases": 3.0,
+         "mean_p_alive": 0.75},
+        {"segment_id": 1, "predicted_value": 100.0, "predicted_value_share": 0.25, "expected_purchases": 3.0,
+         "mean_p_alive": 0.25},
+    ]  # fmt: skip
+    # Withheld (null columns) or absent: null, never a predicted value of 0.
+    nulls = scored.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in SCORE_COLUMNS)
+    for frame in (nulls, pl.DataFrame(base)):
+        kpis = segment_kpis(frame)
+        for column in ("predicted_value", "predicted_value_share", "expected_purchases", "mean_p_alive"):
+            assert kpis[column].null_count() == kpis.height, column

@@ -36,7 +36,7 @@ import polars as pl
 from segflow.config import ModelSettings
 from segflow.lib import btyd, periods
 from segflow.lib.churn import _ranked_deciles
-from segflow.lib.exact import exact_sum
+from segflow.lib.exact import exact_mean, exact_sum
 
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.String(),
@@ -84,28 +84,39 @@ class ClvModel:
         return ClvModel(**{**self.__dict__, "version": hashlib.sha256(payload.encode()).hexdigest()[:12]})
 
 
-def btyd_summary(profiles: Mapping[str, pl.DataFrame | pl.LazyFrame], as_of: date) -> pl.DataFrame:
-    """SUMMARY_SCHEMA per customer with at least one purchase in ``profiles`` (monthly profile
-    tables keyed "YYYY-MM", all before ``as_of``), sorted by ``customer_id``."""
-    columns = ("customer_id", "purchase_days", "net_revenue", "first_purchase_at", "last_purchase_at")
+def _purchase_totals(profiles: Mapping[str, pl.DataFrame | pl.LazyFrame], dates: bool) -> pl.DataFrame | None:
+    """Per customer over the monthly ``profiles``: purchase ``days`` and net ``revenue``, and with
+    ``dates`` the ``first`` and ``last`` purchase dates; None when there are no months."""
+    columns = ["customer_id", "purchase_days", "net_revenue"]
+    columns += ["first_purchase_at", "last_purchase_at"] if dates else []
     frames = [f.lazy().select(columns) for _, f in sorted(profiles.items())]
     if not frames:
-        return pl.DataFrame(schema=SUMMARY_SCHEMA)
-    totals = (
+        return None
+    span = [pl.col("first_purchase_at").min().dt.date().alias("first"),
+            pl.col("last_purchase_at").max().dt.date().alias("last")] if dates else []  # fmt: skip
+    return (
         pl.concat(frames, how="diagonal_relaxed")
         .group_by("customer_id")
         .agg(
             pl.col("purchase_days").cast(pl.Int64).sum().alias("days"),
             exact_sum(pl.col("net_revenue").cast(pl.Float64)).alias("revenue"),
-            pl.col("first_purchase_at").min().dt.date().alias("first"),
-            pl.col("last_purchase_at").max().dt.date().alias("last"),
+            *span,
         )
-        .filter(pl.col("days") > 0)
+        .with_columns(pl.col("customer_id").cast(pl.String))
         .collect()
     )
+
+
+def btyd_summary(profiles: Mapping[str, pl.DataFrame | pl.LazyFrame], as_of: date) -> pl.DataFrame:
+    """SUMMARY_SCHEMA per customer with at least one purchase in ``profiles`` (monthly profile
+    tables keyed "YYYY-MM", all before ``as_of``), sorted by ``customer_id``."""
+    totals = _purchase_totals(profiles, dates=True)
+    if totals is None:
+        return pl.DataFrame(schema=SUMMARY_SCHEMA)
+    totals = totals.filter(pl.col("days") > 0)
     return (
         totals.select(
-            pl.col("customer_id").cast(pl.String),
+            "customer_id",
             (pl.col("days") - 1).cast(pl.Float64).alias("frequency"),
             (pl.col("last") - pl.col("first")).dt.total_days().cast(pl.Float64).alias("recency_days"),
             (pl.lit(as_of) - pl.col("first")).dt.total_days().cast(pl.Float64).alias("age_days"),
@@ -166,23 +177,16 @@ def holdout_outcomes(
 ) -> pl.DataFrame:
     """Per customer of ``summary``: ``actual_purchases`` (purchase days) and ``actual_revenue`` (net)
     over the ``holdout`` months; 0 for a customer with no profile row there."""
-    frames = [
-        f.lazy().select("customer_id", "purchase_days", "net_revenue") for _, f in sorted(holdout.items())
-    ]
     base = summary.select("customer_id")
-    if not frames:
+    totals = _purchase_totals(holdout, dates=False)
+    if totals is None:
         return base.with_columns(pl.lit(0.0).alias("actual_purchases"), pl.lit(0.0).alias("actual_revenue"))
-    totals = (
-        pl.concat(frames, how="diagonal_relaxed")
-        .group_by("customer_id")
-        .agg(
-            pl.col("purchase_days").cast(pl.Float64).sum().alias("actual_purchases"),
-            exact_sum(pl.col("net_revenue").cast(pl.Float64)).alias("actual_revenue"),
-        )
-        .collect()
+    totals = totals.select(
+        "customer_id",
+        pl.col("days").cast(pl.Float64).alias("actual_purchases"),
+        pl.col("revenue").alias("actual_revenue"),
     )
-    return base.join(totals.with_columns(pl.col("customer_id").cast(pl.String)), on="customer_id",
-                     how="left", maintain_order="left").fill_null(0.0)  # fmt: skip
+    return base.join(totals, on="customer_id", how="left", maintain_order="left").fill_null(0.0)
 
 
 def withheld(period: str, settings: ModelSettings, reason: str, **extra: dict) -> dict:
@@ -296,10 +300,11 @@ _COMPARED = ("predicted_purchases", "baseline_purchases", "actual_purchases",
 
 
 def _grouped(frame: pl.DataFrame, keys: list[str]) -> list[dict]:
-    """Per group: customers and the mean per customer of every compared column, sorted by the keys."""
+    """Per group: customers and the mean per customer of every compared column, sorted by the keys
+    (exact means: a float mean in a group-by differs in the last bit with the rows' order)."""
     table = (
         frame.group_by(keys)
-        .agg(pl.len().alias("customers"), *[pl.col(c).mean().alias(f"mean_{c}") for c in _COMPARED])
+        .agg(pl.len().alias("customers"), *[exact_mean(pl.col(c)).alias(f"mean_{c}") for c in _COMPARED])
         .sort(keys, nulls_last=True)
     )
     return table.to_dicts()

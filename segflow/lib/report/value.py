@@ -11,6 +11,16 @@ import polars as pl
 from segflow.config import Settings
 from segflow.lib.report import charts
 
+# Template label -> validation column (per group the column's mean per customer, in total its sum).
+_COMPARED = {
+    "predicted": "predicted_purchases",
+    "baseline": "baseline_purchases",
+    "actual": "actual_purchases",
+    "predicted_revenue": "predicted_revenue",
+    "baseline_revenue": "baseline_revenue",
+    "actual_revenue": "actual_revenue",
+}
+
 
 def _num(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
@@ -47,12 +57,7 @@ def _validation_rows(groups: list[dict], key: str, min_cell: int) -> tuple[list[
             "group": str(g[key]) if key == "decile" else g["segment_name"] + (
                 f" ({g['segment_id']})" if g.get("segment_id") is not None else ""),
             "customers": f"{g['customers']:,}",
-            "predicted": _num(g["mean_predicted_purchases"]),
-            "baseline": _num(g["mean_baseline_purchases"]),
-            "actual": _num(g["mean_actual_purchases"]),
-            "predicted_revenue": _num(g["mean_predicted_revenue"]),
-            "baseline_revenue": _num(g["mean_baseline_revenue"]),
-            "actual_revenue": _num(g["mean_actual_revenue"]),
+            **{label: _num(g[f"mean_{column}"]) for label, column in _COMPARED.items()},
         }
         for g in groups
         if g["customers"] >= min_cell
@@ -91,14 +96,13 @@ def value_section(clv: dict | None, kpis: pl.DataFrame, min_cell: int) -> dict:
     if totals:
         section["totals"] = {
             "customers": f"{totals['customers']:,}",
-            "actual": _num(totals["actual_purchases"], 0),
-            "predicted": _num(totals["predicted_purchases"], 0),
-            "baseline": _num(totals["baseline_purchases"], 0),
+            # Purchase totals as whole numbers, revenue to the cent.
+            **{
+                label: _num(totals[column], 2 if "revenue" in label else 0)
+                for label, column in _COMPARED.items()
+            },
             "error": _pct(totals["purchases_error"]),
             "baseline_error": _pct(totals["baseline_purchases_error"]),
-            "actual_revenue": _num(totals["actual_revenue"]),
-            "predicted_revenue": _num(totals["predicted_revenue"]),
-            "baseline_revenue": _num(totals["baseline_revenue"]),
             "revenue_error": _pct(totals["revenue_error"]),
             "baseline_revenue_error": _pct(totals["baseline_revenue_error"]),
             "mae": _num(totals["purchases_mae"], 3),
