@@ -527,7 +527,7 @@ def audit_defs() -> dg.Definitions:
     audit = {**_AUDIT, "partitions_def": monthly_partitions(settings)}
     last_two = _months_in(-1, 0)
     tables = {
-        kpi_audit: _table("kpi_audit", {"polars", "parquet"}, "2", ins={"segment_assignments": last_two},
+        kpi_audit: _table("kpi_audit", {"polars", "parquet"}, "3", ins={"segment_assignments": last_two},
                           freshness_policy=PUBLISHED_FRESHNESS),
         campaign_lift: _table("campaign_lift", {"polars", "parquet", "scipy"}, "1"),
         segment_migration: _table("segment_migration", {"polars", "parquet"}, "1",
@@ -543,7 +543,7 @@ def audit_defs() -> dg.Definitions:
         **audit,
         ins={"kpi_audit": _months_in(-(trend - 1), 0), "row_accounting": _months_in(-(trend - 1), 0)},
         kinds={"html"},
-        code_version="4",
+        code_version="5",
         freshness_policy=PUBLISHED_FRESHNESS,
     )(audit_report)
     checked = [
