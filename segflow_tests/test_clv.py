@@ -200,7 +200,21 @@ def test_clv_model_asset_records_validation_or_reason(history, model) -> None:
     from segflow.definitions import build_defs
 
     settings = load_settings()
-    clv_model = build_defs(settings).get_assets_def("clv_model")
+    defs = build_defs(settings)
+    clv_model = defs.get_assets_def("clv_model")
+    # The whole history (within clv_history_months) for the summary; month T-h for the segments.
+    windows = {
+        upstream: (mapping.start_offset, mapping.end_offset)
+        for upstream in ("customer_profiles", "customer_features", "segmentation_model")
+        for mapping in [defs.resolve_assets_def("clv_model").get_partition_mapping(dg.AssetKey(upstream))]
+    }
+    assert windows == {
+        "customer_profiles": (-119, 0),
+        "customer_features": (-3, -3),
+        "segmentation_model": (-3, -3),
+    }
+    assignments = defs.resolve_assets_def("segment_assignments")
+    assert assignments.get_partition_mapping(dg.AssetKey("customer_profiles")).start_offset == -119
     period = max(history)
     lazy = {m: f.lazy() for m, f in history.items()}
     with dg.build_asset_context(partition_key=period, resources={"settings": settings}) as context:
