@@ -229,6 +229,15 @@ def test_clv_model_asset_records_validation_or_reason(history, model) -> None:
         skipped = clv_model(context, customer_profiles={START: lazy[START]}, validation_features=None,
                             validation_model=None)  # fmt: skip
     assert skipped.value["available"] is False and "not enough history" in skipped.metadata["reason"].value
+    # No line items (the snapshot feature set): withheld, saying why, whatever the profiles hold.
+    sources = {
+        **settings.sources,
+        "transactions": dataclasses.replace(settings.sources["transactions"], enabled=False),
+    }
+    snapshot = dataclasses.replace(settings, sources=sources)
+    with dg.build_asset_context(partition_key=period, resources={"settings": snapshot}) as context:
+        none = clv_model(context, customer_profiles=lazy, validation_features=None, validation_model=None)
+    assert none.value["available"] is False and "no transaction line items" in none.value["reason"]
 
 
 def test_report_section_shows_value_calibration_and_definitions(history, model, lost) -> None:
