@@ -272,7 +272,7 @@ def test_report_section_shows_value_calibration_and_definitions(history, model, 
     # Withheld: the reason is shown, with the validation that made it lose.
     page = render_report(dataclasses.replace(inputs, kpis=kpis, clv=lost))
     assert "Withheld this month:" in page and "naive baseline" in page and "1,000.00" not in page
-    assert "Not available this month: withheld" in clv_text(settings, lost)
+    assert "Not available this month: out of time" in clv_text(settings, lost)
 
 
 def test_kpis_per_segment_total_share_and_null_when_withheld() -> None:

@@ -230,7 +230,8 @@ def fit_clv_model(
     if missing:
         return withheld(period, settings, f"not enough history: customer_profiles missing for "
                         f"{', '.join(missing)}, the out-of-time holdout ({holdout_months[0]}..{period})")  # fmt: skip
-    summary = btyd_summary({m: f for m, f in history.items() if m <= calibration}, periods.as_of(calibration))
+    fitted_months = {month: frame for month, frame in history.items() if month <= calibration}
+    summary = btyd_summary(fitted_months, periods.as_of(calibration))
     repeaters = int((summary["frequency"] > 0).sum())
     if summary.height < settings.clv_min_customers or repeaters < settings.clv_min_customers // 2:
         return withheld(period, settings, f"not enough history: {summary.height} customers with a purchase "
@@ -245,7 +246,7 @@ def fit_clv_model(
     if problem:
         return withheld(period, settings, problem, fit=fit)
     model = ClvModel(True, period, h, settings.clv_discount_rate, None, bg.params, gg.params, fit)
-    outcomes = holdout_outcomes(summary, {m: history[m] for m in holdout_months})
+    outcomes = holdout_outcomes(summary, {month: history[month] for month in holdout_months})
     validation = validate(summary, outcomes, model, days_between(calibration, h), segments)
     loses = _loses_to_baseline(validation["totals"])
     if loses:
@@ -266,15 +267,15 @@ def _fit_problem(bg: btyd.Fit, gg: btyd.Fit) -> str | None:
 
 def _loses_to_baseline(totals: dict) -> str | None:
     if totals["actual_purchases"] <= 0:
-        return "withheld: no repeat purchase in the out-of-time holdout, so the model cannot be validated"
+        return "no repeat purchase in the out-of-time holdout, so the model cannot be validated"
     if not np.isfinite(totals["predicted_purchases"]) or not np.isfinite(totals["predicted_revenue"]):
-        return "withheld: the fitted model gives non-finite predictions on the holdout"
+        return "the fitted model gives non-finite predictions on the holdout"
     model, baseline = totals["purchases_error"], totals["baseline_purchases_error"]
     if model >= baseline:
-        return (f"withheld: out of time the model's total repeat purchases are off by {model:.1%}, the naive "
+        return (f"out of time the model's total repeat purchases are off by {model:.1%}, the naive "
                 f"baseline's by {baseline:.1%}")  # fmt: skip
     if totals["purchases_mae"] >= totals["baseline_purchases_mae"]:
-        return (f"withheld: out of time the model's mean absolute error per customer ({totals['purchases_mae']:.3f} "
+        return (f"out of time the model's mean absolute error per customer ({totals['purchases_mae']:.3f} "
                 f"purchases) is not below the naive baseline's ({totals['baseline_purchases_mae']:.3f})")  # fmt: skip
     return None
 
