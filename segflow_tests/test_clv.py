@@ -160,6 +160,12 @@ def test_out_of_time_validation_beats_the_naive_baseline(history) -> None:
     first = clv_scores(customers, history, ClvModel.from_dict(model), period)
     assert first.equals(clv_scores(customers, history, reloaded, period))
     assert first["p_alive"].is_between(0, 1).all() and (first["predicted_value"] > 0).all()
+    assert first.null_count().sum_horizontal().item() == 0
+    # A history the special functions overflow on is scored null, not NaN or infinity.
+    extreme = pl.DataFrame({"customer_id": ["z"], "frequency": [1e308], "recency_days": [1.0],
+                            "age_days": [1e308], "mean_value": [1.0]})  # fmt: skip
+    scored = score(extreme, ClvModel.from_dict(model), period)
+    assert scored["expected_purchases"].null_count() == 1 and scored["predicted_value"].null_count() == 1
 
 
 def test_discounting_lowers_the_value_and_not_the_purchases(history, model) -> None:

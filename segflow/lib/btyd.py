@@ -166,9 +166,8 @@ def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> Fit:
     )
 
 
-def p_alive(params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """P(still active at T | x, t_x, T); 1 for customers with no repeat purchase (BG/NBD assumes a
-    customer can drop out only right after a purchase)."""
+def _dropout_odds(params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Odds of having dropped out after the last purchase against being alive at T; 0 for x == 0."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         log_ratio = (
@@ -176,8 +175,13 @@ def p_alive(params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) 
             - np.log(b + np.maximum(x, 1.0) - 1.0)
             + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
         )
-        odds = np.where(x > 0, np.exp(log_ratio), 0.0)
-    return 1.0 / (1.0 + odds)
+        return np.where(x > 0, np.exp(log_ratio), 0.0)
+
+
+def p_alive(params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """P(still active at T | x, t_x, T); 1 for customers with no repeat purchase (BG/NBD assumes a
+    customer can drop out only right after a purchase)."""
+    return 1.0 / (1.0 + _dropout_odds(params, x, t_x, T))
 
 
 def expected_purchases(
@@ -194,13 +198,7 @@ def expected_purchases(
         hyper = hyp2f1(r + x, b + x, a + b + x - 1.0, z)
         first = (a + b + x - 1.0) / (a - 1.0)
         second = 1.0 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyper
-        odds = np.where(
-            x > 0,
-            np.exp(np.log(a) - np.log(b + np.maximum(x, 1.0) - 1.0)
-                   + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))),
-            0.0,
-        )  # fmt: skip
-    return first * second / (1.0 + odds)
+        return first * second / (1.0 + _dropout_odds(params, x, t_x, T))
 
 
 def expected_spend(params: GammaGammaParams, x: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -208,7 +206,8 @@ def expected_spend(params: GammaGammaParams, x: np.ndarray, m: np.ndarray) -> np
     customer's own; the population mean for x == 0. Negative means (net returns) count as 0 spend."""
     x = np.asarray(x, dtype=np.float64)
     m = np.clip(np.asarray(m, dtype=np.float64), 0.0, None)
-    return params.p * (params.v + m * x) / (params.p * x + params.q - 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is left to the caller as inf/NaN
+        return params.p * (params.v + m * x) / (params.p * x + params.q - 1.0)
 
 
 def simulate_purchases(params: BgNbdParams, T: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -139,7 +139,7 @@ def days_between(period: str, months: int) -> float:
 def score(summary: pl.DataFrame, model: ClvModel, period: str) -> pl.DataFrame:
     """``customer_id`` and SCORE_COLUMNS per row of ``summary`` (the BTYD summary as of ``period``'s
     end): P(alive), expected purchases in the next h months, and the discounted predicted h-month
-    value. Null for every row when the model is withheld."""
+    value. Null for every row when the model is withheld, and where a value is not finite."""
     if not model.available or summary.height == 0:
         return summary.select(
             "customer_id", *[pl.lit(None, dtype=pl.Float64).alias(c) for c in SCORE_COLUMNS]
@@ -151,11 +151,17 @@ def score(summary: pl.DataFrame, model: ClvModel, period: str) -> pl.DataFrame:
         cumulative = btyd.expected_purchases(model.bgnbd, days_between(period, month), x, t_x, T)
         value += (cumulative - previous) * spend / (1.0 + model.discount_rate) ** month
         previous = cumulative
+    # A value the special functions cannot give (an overflow for an extreme history) is null, never
+    # NaN passed on as a number; segment_assignments counts them in its metadata.
     return summary.select("customer_id").with_columns(
-        pl.Series("p_alive", btyd.p_alive(model.bgnbd, x, t_x, T), dtype=pl.Float64),
-        pl.Series("expected_purchases", previous, dtype=pl.Float64),
-        pl.Series("predicted_value", value, dtype=pl.Float64),
+        _finite("p_alive", btyd.p_alive(model.bgnbd, x, t_x, T)),
+        _finite("expected_purchases", previous),
+        _finite("predicted_value", value),
     )
+
+
+def _finite(name: str, values: np.ndarray) -> pl.Series:
+    return pl.Series(name, np.where(np.isfinite(values), values, np.nan), dtype=pl.Float64).fill_nan(None)
 
 
 def clv_scores(

@@ -136,6 +136,8 @@ def _clv_summary(clv: ClvModel, assignments: pl.DataFrame) -> dict:
         "horizon_months": clv.horizon_months,
         "discount_rate_monthly": clv.discount_rate,
         "total_predicted_value": float(assignments["predicted_value"].sum()),
+        # Customers without a score: no purchase in the history read, or a value that was not finite.
+        "customers_without_value": int(assignments["predicted_value"].null_count()),
         "validation_purchases_error": totals["purchases_error"],
         "baseline_purchases_error": totals["baseline_purchases_error"],
     }
