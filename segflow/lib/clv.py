@@ -248,6 +248,10 @@ def fit_clv_model(
     positive = (x > 0) & (m > 0)
     gg = btyd.fit_gamma_gamma(x[positive], m[positive])
     fit = _fit_record(bg, gg, calibration, summary.height)
+    # Gamma-Gamma assumes spend per purchase does not depend on how often a customer buys; the
+    # correlation among the customers it is fitted on says how far the data are from that.
+    if positive.sum() > 2:
+        fit["frequency_value_correlation"] = float(np.corrcoef(x[positive], m[positive])[0, 1])
     problem = _fit_problem(bg, gg)
     if problem:
         return withheld(period, settings, problem, fit=fit)
