@@ -1,7 +1,7 @@
 """`make bench`: every benchmark at full size, each in its own process (peak RSS is per process),
 written to benchmarks/RESULTS.md as Markdown.
 
-    python -m benchmarks.run [--only gx|selection|backfill|features|e2e|generate|fixed_cost|month] [--runs 3]
+    python -m benchmarks.run [--only gx|selection|backfill|features|e2e|generate|fixed_cost|month|clv] [--runs 3]
         [--lines 1000000 10000000]   # sizes of the features and end-to-end benchmarks
         [--fixed-cost-parts notebook month backfill workers demo]   # what fixed_cost measures
 """
@@ -302,6 +302,27 @@ def generate_section(result: dict, command: str) -> list[str]:
     ]
 
 
+def clv_section(result: dict, command: str) -> list[str]:
+    rows = [
+        f"| {r['customers']:,} | {r['clv_fit_s']['median']:.2f} ({r['clv_fit_s']['min']:.2f}-{r['clv_fit_s']['max']:.2f}) "
+        f"| {r['churn_fit_s']['median']:.3f} | {r['ratio_clv_over_churn']:.1f} | {r['max_relative_error']:.1%} |"
+        for r in result["results"]
+    ]
+    return [
+        "## CLV fit (BG/NBD + Gamma-Gamma)",
+        "",
+        f"`{command}`: both maximum-likelihood fits of `segflow.lib.btyd` on customers drawn from known",
+        "parameters, against the churn model's logistic fit on as many customers in the same run",
+        "(the model fit a month already pays for). Single-threaded, as in the assets. The library",
+        "comparison (lifetimes, pymc-marketing) is in docs/clv.md.",
+        "",
+        "| customers | CLV fits, s (min-max) | churn fit, s | ratio | worst BG/NBD parameter error |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def _verdict(name: str, ratio: float | None, target: float) -> str:
     if ratio is None:
         return "not run"
@@ -425,7 +446,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("gx", "selection", "backfill", "features", "e2e", "generate", "fixed_cost", "month"),
+        choices=("gx", "selection", "backfill", "features", "e2e", "generate", "fixed_cost", "month", "clv"),
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
@@ -485,6 +506,11 @@ def main() -> None:
         fixed = _measure("benchmarks.bench_fixed_cost", *fc_args)
         machine = machine or fixed["machine"]
         sections += fixed_cost_section(fixed, "python -m benchmarks.bench_fixed_cost " + " ".join(fc_args))
+    if args.only in (None, "clv"):
+        clv_args = ("--customers", "10000", "100000", "--runs", runs)
+        clv = _measure("benchmarks.bench_clv", *clv_args)
+        machine = machine or clv["machine"]
+        sections += clv_section(clv, "python -m benchmarks.bench_clv " + " ".join(clv_args))
     header = [
         "# Benchmark results",
         "",

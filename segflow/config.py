@@ -259,6 +259,13 @@ class ModelSettings:
     align_max_distance: float = 1.0  # Hungarian match beyond this (pooled-sd units) is a new segment
     churn_horizon_months: int = 3  # h: churned = no purchase in the next h months
     churn_min_customers: int = 200  # fewer labelled customers in train or validation: no churn model
+    # Predicted value (segflow/lib/clv.py): BG/NBD + Gamma-Gamma, validated on the last h months.
+    clv_horizon_months: int = 3  # h: the prediction horizon, and the out-of-time holdout
+    clv_discount_rate: float = 0.01  # per month, applied to the predicted h-month value
+    clv_min_customers: int = 200  # fewer calibration customers (or half as many repeaters): no model
+    # Months of profiles the BTYD summary reads back from the month (first purchases further back
+    # are not seen, so a customer's age is capped there).
+    clv_history_months: int = 120
 
 
 @dataclass(frozen=True)

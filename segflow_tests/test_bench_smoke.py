@@ -198,3 +198,14 @@ def test_fixed_cost_section_states_every_target() -> None:
     assert "| 25.0 | notebook, 10.0 s | **2.50** | ≤ 3 | met |" in table
     assert "| 1000.0 | 23 x notebook, 230 s | **4.35** | ≤ 3 | NOT met |" in table
     assert table.count("| not run |") == 2 and "≥ 1.6" in table and "load average" in table.lower()
+
+
+def test_clv_fit_benchmark_runs() -> None:
+    from benchmarks.bench_clv import measure
+    from benchmarks.run import clv_section
+
+    result = measure(customers=2000, runs=1)
+    assert result["customers"] == 2000 and result["converged"] and 0 < result["repeaters"] < 2000
+    assert result["ratio_clv_over_churn"] == result["clv_fit_s"]["median"] / result["churn_fit_s"]["median"]
+    table = "\n".join(clv_section({"results": [result]}, "python -m benchmarks.bench_clv --customers 2000"))
+    assert "| 2,000 |" in table

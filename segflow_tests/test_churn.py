@@ -184,6 +184,7 @@ def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
     from segflow.config import load_settings
     from segflow.definitions import build_defs
     from segflow.lib.clustering import fit_model
+    from segflow.lib.clv import withheld
     from segflow.lib.kpis import segment_kpis
 
     segment_assignments = build_defs(load_settings()).get_assets_def("segment_assignments")
@@ -192,8 +193,9 @@ def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
     quick = dataclasses.replace(ModelSettings(), families=("kmeans",), k_max=5, stability_resamples=2)
     segmentation = fit_model(features, quick, period)
     churn = fit_churn_model(history, period, ModelSettings(), WINDOW)
+    no_clv = withheld(period, ModelSettings(), "not under test here")
     with dg.build_asset_context(partition_key=period) as context:
-        out = segment_assignments(context, features, segmentation, churn, None)
+        out = segment_assignments(context, features, segmentation, churn, None, no_clv, {})
     assignments = out.value
     expected = churn_scores(features, churn)
     assert assignments["customer_id"].to_list() == expected["customer_id"].to_list()
@@ -206,7 +208,7 @@ def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
     # Without a model the column is null for everyone and the metadata says why.
     skipped = fit_churn_model({}, period, ModelSettings(), WINDOW)
     with dg.build_asset_context(partition_key=period) as context:
-        out = segment_assignments(context, features, segmentation, skipped, None)
+        out = segment_assignments(context, features, segmentation, skipped, None, no_clv, {})
     assert out.value["churn_risk"].null_count() == features.height
     assert out.metadata["churn_risk"].value == {"available": False, "reason": skipped["reason"]}
 

@@ -8,6 +8,7 @@ about ten minutes on two cores.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -133,3 +134,18 @@ def test_exported_assignments_cover_every_customer_active_in_the_window(
     assert set(segments["customer_id"]) == set(active)
     assert segments["segment_id"].null_count() == 0
     assert segments["rfm_segment"].null_count() == 0
+
+
+def test_predicted_value_beats_the_naive_baseline_out_of_time(example: dict) -> None:
+    """Issue 18's acceptance: for 2011-11 (the example's 6-month CLV horizon, fitted to 2011-05), the
+    out-of-time total of repeat purchases is within 10% of the actual and closer than the baseline."""
+    model = json.loads((example["storage"] / "clv_model" / "2011-11.json").read_text())
+    assert model["available"], model["reason"]
+    totals = model["validation"]["totals"]
+    print(f"\n[clv] Online Retail II 2011-11, h=6: {json.dumps(totals)}")
+    assert totals["purchases_error"] < 0.10 and totals["purchases_error"] < totals["baseline_purchases_error"]
+    assignments = pl.read_parquet(example["storage"] / "segment_assignments" / "2011-11.parquet")
+    assert assignments["predicted_value"].null_count() == 0 and (assignments["expected_purchases"] >= 0).all()
+    assert assignments["p_alive"].is_between(0, 1).all()
+    report = (example["storage"] / "reports" / "2011-11.html").read_text(encoding="utf-8")
+    assert 'id="chart-value-calibration"' in report and "Withheld this month" not in report

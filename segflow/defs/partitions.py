@@ -39,6 +39,12 @@ def churn_history(settings: Settings) -> dg.TimeWindowPartitionMapping:
     return months(-2 * settings.model.churn_horizon_months)
 
 
+def clv_history(settings: Settings) -> dg.TimeWindowPartitionMapping:
+    """The CLV model reads every month's profiles up to its own, within ``model.clv_history_months``:
+    a customer's age and first purchase need the whole history, not a trailing window."""
+    return months(-(settings.model.clv_history_months - 1))
+
+
 # Last month's partition of the same asset: the first partition has none, and a month that was never
 # built is skipped (its successor then numbers segments afresh).
 PREVIOUS_MONTH = months(-1, -1)

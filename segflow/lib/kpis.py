@@ -37,6 +37,10 @@ KPI_COLUMNS = (
     "email_click_rate",
     "sessions_per_month",
     "mean_churn_risk",
+    "predicted_value",
+    "predicted_value_share",
+    "expected_purchases",
+    "mean_p_alive",
     "treatment_exposed",
     "treatment_response_rate",
     "control_exposed",
@@ -79,6 +83,23 @@ def _mean_or_null(frame: pl.DataFrame, column: str) -> pl.Expr:
     return pl.lit(None, dtype=pl.Float64).alias(column)
 
 
+def _sum_or_null(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """The segment's total of a predicted column; null when the column is absent or all null (the
+    model was withheld), so that a withheld prediction never reads as a prediction of zero."""
+    if column not in frame.columns:
+        return pl.lit(None, dtype=pl.Float64).alias(column)
+    value = pl.col(column).cast(pl.Float64)
+    return pl.when(value.is_not_null().any()).then(exact_sum(value)).alias(column)
+
+
+def _share_of_total(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """The segment's share of the column's total over all segments; null without a positive total."""
+    if column not in frame.columns or frame[column].null_count() == frame.height:
+        return pl.lit(None, dtype=pl.Float64)
+    total = frame.select(exact_sum(pl.col(column).cast(pl.Float64))).item()
+    return pl.col(column) / total if total and total > 0 else pl.lit(None, dtype=pl.Float64)
+
+
 def segment_kpis(
     assignments: pl.DataFrame,
     features: pl.DataFrame | None = None,
@@ -89,14 +110,16 @@ def segment_kpis(
 
     ``assignments``: one row per customer (``customer_id``, ``segment_id``, ``segment_name``,
     ``net_revenue_window``, ``invoices_window``, ``recency_days``; ``churn_risk`` when the model
-    provides it). ``features``: the month's customer features (return and engagement columns).
+    provides it; ``predicted_value``, ``expected_purchases`` and ``p_alive`` when the CLV model
+    does). ``features``: the month's customer features (return and engagement columns).
     ``previous``: last month's assignments, or None for the first month. ``campaigns``: the month's
     exposures (``campaign_id, customer_id, arm, responded``).
 
     ``revenue`` is net revenue in the window; ``avg_order_value`` is revenue per purchase invoice of
     the segment as a whole; ``return_rate`` is returned value over gross revenue of the segment;
     engagement rates are means of the customers' window rates; response rates are responders over
-    exposures per arm. Counts are Int64, rates Float64 (null when undefined).
+    exposures per arm; ``predicted_value`` and ``expected_purchases`` are the segment's totals over
+    the CLV horizon, ``predicted_value_share`` its share of all predicted value. Counts are Int64, rates Float64 (null when undefined).
     """
     total_customers = assignments.height
     total_revenue = assignments.select(exact_sum(pl.col("net_revenue_window"))).item()
@@ -143,12 +166,16 @@ def segment_kpis(
             _mean_or_null(frame, "email_click_rate"),
             _mean_or_null(frame, "sessions_per_month"),
             _mean_or_null(frame, "churn_risk").alias("mean_churn_risk"),
+            _sum_or_null(frame, "predicted_value"),
+            _sum_or_null(frame, "expected_purchases"),
+            _mean_or_null(frame, "p_alive").alias("mean_p_alive"),
         )
         .with_columns(
             (pl.col("customers") / total_customers).alias("customer_share"),
             (pl.col("revenue") / total_revenue if total_revenue else pl.lit(None, dtype=pl.Float64)).alias(
                 "revenue_share"
             ),
+            _share_of_total(frame, "predicted_value").alias("predicted_value_share"),
             pl.when(pl.col("invoices") > 0)
             .then(pl.col("revenue") / pl.col("invoices"))
             .alias("avg_order_value"),

@@ -24,7 +24,7 @@ from segflow.lib.schema import CHANNELS, CUSTOMERS, MARITAL_STATUSES, PII_COLUMN
 GENDERS = ("F", "M", "X")
 EDUCATION_LEVELS = ("basic", "secondary", "bachelor", "master", "phd")
 ACTIVITY_COUNTS = (
-    "n_invoices", "n_cancellations", "n_lines", "units",
+    "n_invoices", "purchase_days", "n_cancellations", "n_lines", "units",
     *(f"{c}_invoices" for c in CHANNELS),
     "sessions", "page_views", "email_sends", "email_opens", "email_clicks",
     "campaign_exposures", "campaign_responses",
@@ -185,6 +185,9 @@ def _transaction_activity(tx: pl.DataFrame) -> pl.DataFrame:
     purchase_invoice = pl.col("invoice_id").filter(~cancel)
     return tx.group_by("customer_id").agg(
         purchase_invoice.n_unique().alias("n_invoices"),
+        # Distinct days with a purchase: the BTYD models count repeat purchases in days, as
+        # lifetimes and pymc-marketing do, so several invoices on one day are one purchase.
+        pl.col("invoiced_at").filter(~cancel).dt.date().n_unique().alias("purchase_days"),
         pl.col("invoice_id").filter(cancel).n_unique().alias("n_cancellations"),
         pl.len().alias("n_lines"),
         pl.col("quantity").filter(~cancel).sum().alias("units"),

@@ -35,6 +35,7 @@ from segflow.lib.periods import shift
 from segflow.lib.report import ReportInputs, render_report, segment_profile_z
 from segflow.lib.report.methods import methods_text
 from segflow.lib.report.render import PROFILE_FEATURES, executive_summary, render_index, summary_record
+from segflow.lib.report.value import clv_text
 from segflow.lib.snapshot import feature_families
 
 # Segment profiles of the snapshot feature set (no RFM), in the report's heatmap.
@@ -347,6 +348,7 @@ def audit_report(
     customer_features: pl.DataFrame,
     segmentation_model: dict,
     churn_model: dict,
+    clv_model: dict,
     quarantined_rows: pl.DataFrame,
     row_accounting: dict[str, pl.DataFrame],
     recoded_values: pl.DataFrame,
@@ -356,7 +358,8 @@ def audit_report(
     actions, segment cards with trends, KPI tables, campaign lift, migration heatmaps, drift, backtest,
     model selection and stability, data quality (check outcomes, quarantine by rule, imputed cells and
     their rate per column, trend) and methods
-    (including how churn risk is defined and how it validated out of time, or why it is missing).
+    (including how churn risk is defined and how it validated out of time, or why it is missing),
+    and predicted value by segment with its out-of-time calibration by decile (or why it is withheld).
     One self-contained file (inline SVG and CSS, no scripts or external assets), no PII, and any cell
     describing fewer than `report.min_cell_customers` customers suppressed. Also rewrites
     `reports/index.html`, linking every month's report with trends across months.
@@ -413,7 +416,10 @@ def audit_report(
         sweep=segmentation_model["sweep"],
         rfm_counts=rfm_counts,
         model=segmentation_model,
-        methods=methods_text(settings, segmentation_model, churn_model),
+        methods={
+            **methods_text(settings, segmentation_model, churn_model),
+            "Predicted value (CLV)": clv_text(settings, clv_model),
+        },
         quality=quality,
         min_cell=settings.report.min_cell_customers,
         kpi_history={m: f.drop("period") for m, f in kpi_months.items() if m != period},
@@ -426,6 +432,7 @@ def audit_report(
         min_arm_size=settings.report.min_arm_size,
         profile_features=profile_features,
         families=families,
+        clv=clv_model,
     )
     reports = settings.reports_dir
     path = storage.write_text(render_report(inputs), reports / f"{period}.html")
@@ -520,7 +527,7 @@ def audit_defs() -> dg.Definitions:
     audit = {**_AUDIT, "partitions_def": monthly_partitions(settings)}
     last_two = _months_in(-1, 0)
     tables = {
-        kpi_audit: _table("kpi_audit", {"polars", "parquet"}, "2", ins={"segment_assignments": last_two},
+        kpi_audit: _table("kpi_audit", {"polars", "parquet"}, "3", ins={"segment_assignments": last_two},
                           freshness_policy=PUBLISHED_FRESHNESS),
         campaign_lift: _table("campaign_lift", {"polars", "parquet", "scipy"}, "1"),
         segment_migration: _table("segment_migration", {"polars", "parquet"}, "1",
@@ -536,7 +543,7 @@ def audit_defs() -> dg.Definitions:
         **audit,
         ins={"kpi_audit": _months_in(-(trend - 1), 0), "row_accounting": _months_in(-(trend - 1), 0)},
         kinds={"html"},
-        code_version="4",
+        code_version="5",
         freshness_policy=PUBLISHED_FRESHNESS,
     )(audit_report)
     checked = [

@@ -6,12 +6,13 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
-from segflow.defs.partitions import PREVIOUS_MONTH, churn_history, monthly_partitions
+from segflow.defs.partitions import PREVIOUS_MONTH, churn_history, clv_history, monthly_partitions, months
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib.churn import churn_periods, churn_scores, fit_churn_model
-from segflow.lib.clustering import fit_segments, publish_segments
+from segflow.lib.clustering import assign, fit_segments, publish_segments
+from segflow.lib.clv import fit_clv_model, withheld
 
 
 def previous_partition(loaded: object) -> object:
@@ -173,6 +174,65 @@ def churn_model(
     )
 
 
+def clv_model(
+    context: dg.AssetExecutionContext,
+    settings: SegflowSettings,
+    customer_profiles: dict[str, pl.LazyFrame],
+    validation_features: Optional[pl.DataFrame],  # noqa: UP045 - Dagster resolves typing.Optional
+    validation_model: Optional[dict],  # noqa: UP045
+) -> dg.Output[dict]:
+    """Predicted customer value: BG/NBD (repeat purchases and dropout) and Gamma-Gamma (spend per
+    purchase), fitted by maximum likelihood on the BTYD summary (repeat purchase days, recency, age,
+    mean value) as of the end of T-h from the monthly profiles (h = ``model.clv_horizon_months``),
+    validated out of time on (T-h, T] against the naive baseline "each customer repeats their past
+    rate", in total, per decile and per segment of T-h, then applied by ``segment_assignments`` to
+    the summary as of T. Withheld, with the reason, when a fit does not converge, the model loses to
+    the baseline, or the history is too short. Stored as JSON parameters, never a pickle.
+    """
+    period = context.partition_key
+    if settings.feature_set == "snapshot":
+        model = withheld(period, settings.model, "no transaction line items, so no purchase dates to model")
+    else:
+        features = previous_partition(validation_features)
+        segmentation = previous_partition(validation_model)
+        segments = assign(features, segmentation) if features is not None and segmentation else None
+        model = fit_clv_model(customer_profiles or {}, period, settings.model, segments)
+    facts = {"available": model["available"], "horizon_months": model["horizon_months"],
+             "discount_rate_monthly": model["discount_rate"], "model_version": model["version"]}  # fmt: skip
+    if model["fit"]:
+        facts["fit"] = dg.MetadataValue.json(model["fit"])
+    if model["validation"]:
+        totals = model["validation"]["totals"]
+        facts["validation_totals"] = dg.MetadataValue.json(totals)
+        facts["validation_deciles"] = table_metadata(pl.DataFrame(model["validation"]["deciles"]))
+    if not model["available"]:
+        context.log.warning(f"clv_model {period}: withheld: {model['reason']}")
+        facts["reason"] = model["reason"]
+    return dg.Output(
+        model,
+        metadata=lineage(
+            context,
+            rows_in={"customer_profiles": len(customer_profiles or {})},
+            rows_out=model["fit"].get("customers", 0) if model["available"] else 0,
+            **facts,
+        ),
+    )
+
+
+def _clv_ins(settings) -> dict[str, dg.AssetIn]:
+    """The profiles of the whole history the BTYD summary reads, and the features and segmentation
+    of T-h, whose segments the validation is broken down by; months never built are skipped."""
+    h = settings.model.clv_horizon_months
+    missing_ok = {"allow_missing_partitions": True}
+    return {
+        "customer_profiles": dg.AssetIn(partition_mapping=clv_history(settings), metadata=missing_ok),
+        "validation_features": dg.AssetIn(key="customer_features", partition_mapping=months(-h, -h),
+                                          metadata=missing_ok),
+        "validation_model": dg.AssetIn(key="segmentation_model", partition_mapping=months(-h, -h),
+                                       metadata=missing_ok),
+    }  # fmt: skip
+
+
 @dg.definitions
 def model_defs() -> dg.Definitions:
     settings = settings_in_scope()
@@ -190,5 +250,8 @@ def model_defs() -> dg.Definitions:
             dg.asset(**model, code_version="1")(segmentation_fit),
             dg.asset(**model, code_version="3", ins={"previous_model": previous})(segmentation_model),
             dg.asset(**model, code_version="1", ins={"customer_features": history})(churn_model),
+            dg.asset(**{**model, "kinds": {"scipy", "json"}}, code_version="1", ins=_clv_ins(settings))(
+                clv_model
+            ),
         ]
     )

@@ -24,7 +24,7 @@ def _table_out(name: str, description: str) -> dg.AssetOut:
         kinds={"polars", "parquet"},
         owners=OWNERS,
         metadata=contract_metadata(name),
-        code_version="2",
+        code_version="3",
         automation_condition=AUTOMATION,
     )
 

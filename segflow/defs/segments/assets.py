@@ -7,11 +7,12 @@ import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage
 from segflow.defs.models.assets import previous_partition
-from segflow.defs.partitions import PREVIOUS_MONTH, monthly_partitions
+from segflow.defs.partitions import PREVIOUS_MONTH, clv_history, monthly_partitions
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.scope import settings_in_scope
 from segflow.lib.churn import CHURN_FEATURES, churn_scores
 from segflow.lib.clustering import assign
+from segflow.lib.clv import SCORE_COLUMNS, ClvModel, clv_scores
 
 ASSIGNMENT_COLUMNS = (
     "customer_id", "period", "rfm_segment", "rfm_code", "r_score", "f_score", "m_score",
@@ -25,17 +26,25 @@ def segment_assignments(
     segmentation_model: dict,
     churn_model: dict,
     previous_assignments: Optional[pl.DataFrame],  # noqa: UP045 - Dagster resolves typing.Optional
+    clv_model: dict,
+    customer_profiles: dict[str, pl.LazyFrame],
 ) -> dg.Output[pl.DataFrame]:
     """Per customer: segment id and name from the month's model, last month's segment id (null for a
     customer not segmented last month), RFM segment and scores, the RFM values, churn risk (the
     probability of no purchase in the next ``model.churn_horizon_months`` months, from the month's
     ``churn_model``; null for everyone when there is not yet enough history for one) and the model
-    versions, so every assignment can be traced to its models.
+    versions, so every assignment can be traced to its models. Predicted value from the month's
+    ``clv_model``, applied to each customer's purchase history in ``customer_profiles`` as of the
+    month's end: ``p_alive``, ``expected_purchases`` and ``predicted_value`` (discounted net revenue)
+    over the next ``model.clv_horizon_months`` months; null for everyone when the model is withheld.
     With the snapshot feature set (no transactions) there is no RFM: the RFM columns are absent, and
     recency, purchases and spend come from the snapshot.
     """
     segments = assign(customer_features, segmentation_model)
     churn = churn_scores(customer_features, churn_model)
+    clv = ClvModel.from_dict(clv_model)
+    value = clv_scores(customer_features.select("customer_id"), customer_profiles or {}, clv,
+                       context.partition_key)  # fmt: skip
     previous = previous_partition(previous_assignments)
     if previous is None:
         previous = pl.DataFrame(schema={"customer_id": pl.String, "previous_segment_id": pl.Int32})
@@ -52,6 +61,8 @@ def segment_assignments(
         .with_columns(pl.lit(segmentation_model["version"]).alias("model_version"))
         .join(churn, on="customer_id", how="left", maintain_order="left")
         .with_columns(pl.lit(churn_model.get("version"), dtype=pl.String).alias("churn_model_version"))
+        .join(value, on="customer_id", how="left", maintain_order="left")
+        .with_columns(pl.lit(clv.version, dtype=pl.String).alias("clv_model_version"))
         .select("customer_id", "period", "segment_id", "segment_name",
                 pl.exclude("customer_id", "period", "segment_id", "segment_name"))
     )  # fmt: skip
@@ -69,6 +80,7 @@ def segment_assignments(
                 float((kept["segment_id"] == kept["previous_segment_id"]).mean()) if kept.height else None
             ),
             churn_risk=dg.MetadataValue.json(_churn_summary(churn_model, assignments)),
+            predicted_value=dg.MetadataValue.json(_clv_summary(clv, assignments)),
             **{"dagster/column_lineage": _column_lineage(assignments.columns, segmentation_model)},
         ),
     )
@@ -85,7 +97,9 @@ def _column_lineage(columns: list[str], segmentation_model: dict) -> dg.TableCol
         "segment_name": [(features, c) for c in design],
         "churn_risk": [(features, c) for c, _ in CHURN_FEATURES],
         "previous_segment_id": [(assignments, "segment_id")],
-    }
+        **{c: [(dg.AssetKey("customer_profiles"), p) for p in ("purchase_days", "net_revenue",
+               "first_purchase_at", "last_purchase_at")] for c in SCORE_COLUMNS},
+    }  # fmt: skip
     deps = {
         column: [dg.TableColumnDep(asset_key=key, column_name=name) for key, name in derived[column]]
         if column in derived
@@ -111,6 +125,24 @@ def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> dict:
     }
 
 
+def _clv_summary(clv: ClvModel, assignments: pl.DataFrame) -> dict:
+    """What the predicted-value columns hold this month: the model and its validation, or why null."""
+    if not clv.available:
+        return {"available": False, "reason": clv.reason}
+    totals = clv.validation["totals"]
+    return {
+        "available": True,
+        "clv_model_version": clv.version,
+        "horizon_months": clv.horizon_months,
+        "discount_rate_monthly": clv.discount_rate,
+        "total_predicted_value": float(assignments["predicted_value"].sum()),
+        # Customers without a score: no purchase in the history read, or a value that was not finite.
+        "customers_without_value": int(assignments["predicted_value"].null_count()),
+        "validation_purchases_error": totals["purchases_error"],
+        "baseline_purchases_error": totals["baseline_purchases_error"],
+    }
+
+
 @dg.definitions
 def segment_defs() -> dg.Definitions:
     previous = dg.AssetIn(
@@ -118,14 +150,16 @@ def segment_defs() -> dg.Definitions:
         partition_mapping=PREVIOUS_MONTH,
         metadata={"allow_missing_partitions": True},
     )
+    settings = settings_in_scope()
+    history = dg.AssetIn(partition_mapping=clv_history(settings), metadata={"allow_missing_partitions": True})
     asset = dg.asset(
-        partitions_def=monthly_partitions(settings_in_scope()),
+        partitions_def=monthly_partitions(settings),
         group_name="segments",
         kinds={"polars", "parquet"},
         owners=OWNERS,
-        code_version="3",
+        code_version="4",
         automation_condition=AUTOMATION,
         freshness_policy=PUBLISHED_FRESHNESS,
-        ins={"previous_assignments": previous},
+        ins={"previous_assignments": previous, "customer_profiles": history},
     )(segment_assignments)
     return dg.Definitions(assets=[asset])

@@ -19,6 +19,7 @@ from segflow.lib.drift import MAJOR, MODERATE
 from segflow.lib.lift import INSUFFICIENT
 from segflow.lib.migration import LOST, NEW, stay_rate
 from segflow.lib.report import charts
+from segflow.lib.report.value import value_section
 
 PROFILE_FEATURES = (
     "recency_days",
@@ -54,6 +55,7 @@ class ReportInputs:
     profile_features: tuple[str, ...] = PROFILE_FEATURES  # the columns of profile_z
     # Feature families (rfm, behaviour, ...): available or not, from which source, used by the model.
     families: list[dict] = field(default_factory=list)
+    clv: dict | None = None  # the month's CLV model (segflow.lib.clv.ClvModel as JSON)
 
 
 def segment_profile_z(
@@ -689,6 +691,7 @@ def render_report(inputs: ReportInputs) -> str:
             backtest=backtest,
             stability={key: _json(v) for key, v in stability.items()},
             families=inputs.families,
+            value=value_section(inputs.clv, inputs.kpis, k),
         )
     )
 
