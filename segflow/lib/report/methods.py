@@ -88,8 +88,7 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
         "cancellations or no purchase are not scored.",
         "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
         f"n_init {model['settings']['n_init']}, chosen k = {model['k']} by the selection rule: "
-        f"{model.get('selection_rule', 'best sampled silhouette')}; minimum segment share "
-        f"{model['min_segment_share_threshold']:.0%}.",
+        f"{selection_rule(model)}.",
         **_model_entries(settings, model, features, churn),
         "Population flows": "new = segmented this month but not last month; retained = segmented both "
         "months; lost = segmented last month, no purchase in this month's window (last month's segment).",
@@ -104,6 +103,12 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
         "Backtest": f"segments of month T−{r.backtest_horizon_months} scored on net revenue and purchases "
         "in the following months up to T; Kruskal-Wallis test across segments.",
     }
+
+
+def selection_rule(model: dict) -> str:
+    """The rule as stored with the model (``segflow.lib.selection.rule_text``): the report's
+    model-selection footnote prints the same words."""
+    return model.get("selection_rule") or "not recorded with this model"
 
 
 def _snapshot_methods(settings: Settings, model: dict, features: str, churn: dict | None) -> dict[str, str]:
@@ -131,8 +136,7 @@ def _snapshot_methods(settings: Settings, model: dict, features: str, churn: dic
             else "kept"
         ),
         "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
-        f"chosen k = {model['k']} by the selection rule with a minimum segment share of "
-        f"{model['min_segment_share_threshold']:.0%}.",
+        f"chosen k = {model['k']} by the selection rule: {selection_rule(model)}.",
         **_model_entries(settings, model, features, churn),
         "Drift": "PSI against the previous month's snapshot, when there is one.",
     }
