@@ -262,6 +262,8 @@ class ModelSettings:
     align_max_distance: float = 1.0  # Hungarian match beyond this (pooled-sd units) is a new segment
     churn_horizon_months: int = 3  # h: churned = no purchase in the next h months
     churn_min_customers: int = 200  # fewer labelled customers in train or validation: no churn model
+    # Fewer churners than this in train or validation: churn risk is withheld (segflow/lib/churn_guard.py).
+    churn_min_churners: int = 30
 
 
 @dataclass(frozen=True)

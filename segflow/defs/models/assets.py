@@ -151,7 +151,10 @@ def churn_model(
     a recency-only logistic baseline (AUC, Brier score, reliability by decile, top-decile lift), then
     applied to the customers of T by ``segment_assignments``. With too little history (a month
     missing, or fewer than ``model.churn_min_customers`` labelled customers) it stores the reason
-    instead, and churn risk stays null. Stored as JSON parameters, never a pickle.
+    instead, and churn risk stays null. Guarded (``segflow.lib.churn_guard``): with fewer than
+    ``model.churn_min_churners`` churners churn risk is withheld, and a model that does not beat its
+    baseline's validation AUC is replaced by the baseline; the churner counts, bootstrap AUC
+    intervals and a calibration check are recorded. Stored as JSON parameters, never a pickle.
     """
     period = context.partition_key
     months = churn_periods(period, settings.model.churn_horizon_months)
@@ -164,13 +167,19 @@ def churn_model(
     rows_in = {m: f.height for m, f in frames.items()}
     if not model["available"]:
         context.log.warning(f"churn_model {period}: no model: {model['reason']}")
+        validated = {
+            "churners": dg.MetadataValue.json({k: model[k]["churners"] for k in ("train", "validation")}),
+            **{f"validation_{name}": value for name, value in model["metrics"].items()},
+        } if "metrics" in model else {}  # fmt: skip
         return dg.Output(
             model,
             metadata=lineage(
                 context, rows_in=rows_in, rows_out=0, available=False, reason=model["reason"],
-                horizon_months=model["horizon_months"],
+                horizon_months=model["horizon_months"], **validated,
             ),
         )  # fmt: skip
+    if model["guard"]["scorer"] != "model":
+        context.log.warning(f"churn_model {period}: {model['guard']['reason']}")
     scores = churn_scores(frames[period], model)["churn_risk"]
     reliability = pl.DataFrame(model["reliability"]).join(
         pl.DataFrame(model["baseline_reliability"]).select(
@@ -194,6 +203,9 @@ def churn_model(
             seed=model["seed"],
             train=dg.MetadataValue.json(model["train"]),
             validation=dg.MetadataValue.json(model["validation"]),
+            scored_by=model["guard"]["scorer"],
+            guard=model["guard"]["reason"],
+            calibration=dg.MetadataValue.json(model["calibration"]),
             # validation_auc, validation_brier, validation_top_decile_lift and the baseline's, out of time
             **{f"validation_{name}": value for name, value in model["metrics"].items()},
             reliability=table_metadata(reliability),
