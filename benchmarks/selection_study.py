@@ -146,7 +146,7 @@ def study(settings, profiles: dict, features: dict, months: list[str] | None) ->
     before_settings = dataclasses.replace(settings.model, oot_weight=0.0)
     out = []
     for month in months or sorted(features):
-        evidence = build_evidence(month, horizon, features, profiles)
+        evidence = build_evidence(month, horizon, features, profiles, settings.feature_set)
         before = fit_segments(features[month], before_settings, month, settings.feature_set, evidence)
         after = fit_segments(features[month], settings.model, month, settings.feature_set, evidence)
         row = {"month": month, "customers": features[month].height, "evidence": after["out_of_time"],

@@ -93,4 +93,4 @@ def test_out_of_time_separation_changes_the_choice_on_merit() -> None:
     assert all(r["silhouette"] is not None and r["oot_separation"] is not None for r in rows)
     assert off_rows[select(off_rows)]["k"] == 2  # weight 0 is the old rule, scores still reported
     assert off_rows[select(off_rows)]["oot_separation"] is not None
-    assert "out-of-time separation" in rule_text(settings) and "out-of-time" not in rule_text(off)
+    assert "out-of-time shortfall" in rule_text(settings) and "out-of-time" not in rule_text(off)

@@ -23,10 +23,10 @@ Selection rule (deterministic; ``rule_text`` words it for the report from the sa
 the text and the code cannot disagree): discard candidates whose smallest segment holds less than
 ``min_segment_share`` or whose mean per-segment Jaccard is below ``min_stability``; among the rest
 take the highest combined criterion ``(silhouette + 1 / (1 + davies_bouldin) + calinski_harabasz /
-max calinski_harabasz over the sweep) / 3 + ARI_WEIGHT * ari_refits + oot_weight * oot_separation``
+max calinski_harabasz over the sweep) / 3 + ARI_WEIGHT * ari_refits - oot_weight * oot_shortfall``
 (three validity indices on comparable 0-1 scales, a partition that refits to itself, and segments
-that explain later revenue and purchases: ``segflow.lib.out_of_time``, 0 while no earlier month
-is built); ties go to the earlier family in ``families`` and then the smaller k. If nothing is
+that explain later revenue and purchases nearly as well as the best candidate: ``_oot_target``
+and ``segflow.lib.out_of_time``; 0 while no earlier month is built); ties go to the earlier family in ``families`` and then the smaller k. If nothing is
 viable, the best combined criterion overall is returned, and the gating checks fail.
 
 Finalists: the bootstrap refits are most of a sweep's fits, and only the rule's winner needs them.
@@ -53,9 +53,11 @@ def rule_text(settings) -> str:
     stored with each model and printed by the report's footnote and Methods alike."""
     order = ", ".join(FAMILY_NAMES[f] for f in FAMILY_ORDER if f in settings.families)
     oot = (
-        f" + {settings.oot_weight:g} × out-of-time separation (how much of the revenue and purchases "
-        "of the months after an earlier month the segments of that month's customers explain, as a "
-        "rank η²; 0 while no earlier month is built)"
+        f" − {settings.oot_weight:g} × out-of-time shortfall (how far the candidate's out-of-time "
+        f"separation falls below {1 - settings.oot_tolerance:.0%} of the best among candidates with "
+        "large enough segments; separation: the share of the rank variance of the revenue and "
+        "purchases of the months after an earlier month that the segments of that month's customers "
+        "explain; 0 while no earlier month is built)"
         if settings.oot_weight
         else ""
     )
@@ -291,7 +293,7 @@ def _row(family: str, params: dict) -> dict:
     """A sweep row before scoring: every score None (a degenerate fit keeps them so)."""
     scores = ("silhouette", "calinski_harabasz", "davies_bouldin", "gap", "gap_sd", "min_segment_share",
               "noise_share", "stability", "stability_min", "ari_refits", "segment_jaccard", "oot_revenue",
-              "oot_purchases", "oot_separation", "combined", "combined_bound")  # fmt: skip
+              "oot_purchases", "oot_separation", "oot_shortfall", "combined", "combined_bound")  # fmt: skip
     return {"family": family, "params": dict(params), "k": params.get("k"), **dict.fromkeys(scores),
             "finalist": False, "viable": False}  # fmt: skip
 
@@ -313,6 +315,23 @@ def _score(row: dict, labels: np.ndarray, k: int, score_rows: np.ndarray, score_
     if row["family"] in ("kmeans", "ward") and k in gap_ref:
         ref_mean, ref_sd = gap_ref[k]
         row.update(gap=ref_mean - _log_w(score_x[:2_000], sample_labels[:2_000]), gap_sd=ref_sd)
+
+
+def _oot_target(rows: list[dict], settings) -> float | None:
+    """The out-of-time separation a candidate must reach to lose nothing: ``1 - oot_tolerance`` of
+    the best among candidates whose segments are large enough (None: no evidence this month).
+
+    A shortfall, not a reward: splitting a segment along anything that correlates with value
+    always explains a little more of later value, so rewarding separation itself chose k = 7 over
+    the planted 5 (ARI 0.88). What the criterion must do is stop a split that explains clearly less
+    than the best available (k = 2, "recent vs lapsing") from winning on geometry alone; among
+    candidates within the tolerance of the best, the validity indices and stability decide.
+    """
+    scored = [r for r in rows if r["oot_separation"] is not None]
+    large = [r for r in scored if r["min_segment_share"] >= settings.min_segment_share] or scored
+    if not large:
+        return None
+    return (1 - settings.oot_tolerance) * max(r["oot_separation"] for r in large)
 
 
 def _finalists(rows: list[dict], settings):
@@ -403,11 +422,14 @@ def sweep(
                 row.update(separation(apply(rule, oot.matrix), oot.revenue_ranks, oot.purchase_ranks))
             references[len(rows) - 1] = labels[stab_rows]
     ch_max = max((r["calinski_harabasz"] for r in rows if r["calinski_harabasz"] is not None), default=1.0)
+    target = _oot_target(rows, settings)
     for i, row in enumerate(rows):
         if row["silhouette"] is not None:
+            shortfall = max(0.0, target - (row["oot_separation"] or 0.0)) if target is not None else 0.0
+            row["oot_shortfall"] = shortfall if target is not None else None
             validity[i] = (
                 row["silhouette"] + 1 / (1 + row["davies_bouldin"]) + row["calinski_harabasz"] / ch_max
-            ) / 3 + settings.oot_weight * (row["oot_separation"] or 0.0)
+            ) / 3 - settings.oot_weight * shortfall
             row["combined_bound"] = validity[i] + ARI_WEIGHT  # ari_refits is at most 1
     for i in _finalists(rows, settings):
         row = rows[i]
