@@ -25,9 +25,10 @@ def _num(value, spec: str, missing: str = "–") -> str:
 def _oot(row: dict) -> str:
     if row.get("oot_separation") is None:
         return "–"
+    short = row.get("oot_shortfall")
     return (
         f"{row['oot_separation']:.3f} ({_num(row.get('oot_revenue'), '.3f')} / "
-        f"{_num(row.get('oot_purchases'), '.3f')})"
+        f"{_num(row.get('oot_purchases'), '.3f')})" + (f", {short:.3f} short" if short else "")
     )
 
 
@@ -79,7 +80,9 @@ def _why(sweep: list[dict], chosen: int | None) -> str:
     if r.get("stability") is not None:
         parts.append(f"stability {r['stability']:.2f}, refit ARI {r['ari_refits']:.2f}")
     if r.get("oot_separation") is not None:
-        parts.append(f"out-of-time separation {r['oot_separation']:.3f}")
+        short = r.get("oot_shortfall")
+        parts.append(f"out-of-time separation {r['oot_separation']:.3f}"
+                     + (f" ({short:.3f} short of the target)" if short else " (no shortfall)"))  # fmt: skip
     return (
         f"{FAMILY_NAMES.get(r.get('family'), 'k-means')} ({_params(r)}, {r.get('k')} segments) scored "
         f"{_num(r.get('combined'), '.3f')}: {', '.join(parts)}."
@@ -94,7 +97,8 @@ def _evidence(model: dict) -> str:
             f"Out-of-time separation: this month's candidates applied to the {record['customers']:,} "
             f"customers of {record['anchor_period']}, scored on their revenue and purchases in "
             f"{months[0]}..{months[-1]}; the share of the rank variance of each explained by the "
-            "segments (Kruskal-Wallis η², 0 to 1), shown as mean (revenue / purchases)."
+            "segments (Kruskal-Wallis η², 0 to 1), shown as mean (revenue / purchases), with the "
+            "shortfall below the target the score subtracts."
         )
     if record:
         return f"Out-of-time separation not available this month: {record.get('reason')}; counted as 0."
