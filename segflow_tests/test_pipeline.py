@@ -115,7 +115,9 @@ def test_fit_reads_the_out_of_time_months_or_says_which_is_missing(built, home: 
     assert later["outcome_periods"] == ["2024-05", "2024-06", "2024-07"]
     features = pl.read_parquet(_stored(home, "customer_features", "2024-04"))
     assert later["customers"] == features.height
-    assert all(r["oot_separation"] is not None for r in fits["2024-08"]["sweep"] if r["silhouette"] is not None)
+    assert all(
+        r["oot_separation"] is not None for r in fits["2024-08"]["sweep"] if r["silhouette"] is not None
+    )
     earlier = fits["2024-07"]["out_of_time"]
     assert earlier == {"available": False, "anchor_period": "2024-03", "reason": earlier["reason"],
                        "outcome_periods": ["2024-04", "2024-05", "2024-06"]}  # fmt: skip
