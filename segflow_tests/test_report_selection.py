@@ -57,14 +57,19 @@ def inputs():
     return dataclasses.replace(base, model=model, sweep=model["sweep"], methods=methods)
 
 
+@pytest.fixture(scope="module")
+def html(inputs) -> str:
+    return render_report(inputs)  # one render (charts take seconds) for the section's tests
+
+
 def _section(html: str) -> str:
     return html[
         html.index('<section id="model">') : html.index("</section>", html.index('<section id="model">'))
     ]
 
 
-def test_selection_section_has_families_one_chosen_row_and_real_values(inputs) -> None:
-    section = _section(render_report(inputs))
+def test_selection_section_has_families_one_chosen_row_and_real_values(inputs, html: str) -> None:
+    section = _section(html)
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", section, flags=re.S)
     header, body = rows[0], rows[1:]
     assert (
@@ -84,8 +89,7 @@ def test_selection_section_has_families_one_chosen_row_and_real_values(inputs) -
     assert "customers of 2023-11, scored on their revenue and purchases in 2023-12..2024-02" in section
 
 
-def test_selection_rule_is_one_text_for_footnote_methods_and_code(inputs) -> None:
-    html = render_report(inputs)
+def test_selection_rule_is_one_text_for_footnote_methods_and_code(inputs, html: str) -> None:
     rule = rule_text(ModelSettings())
     assert f"Rule: {rule}." in unescape(_section(html))  # the footnote
     assert f"by the selection rule: {rule}." in inputs.methods["Model"]  # Methods
