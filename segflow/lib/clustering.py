@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -17,6 +18,9 @@ import polars as pl
 from segflow.config import ModelSettings
 from segflow.lib.category_mix import NO_CATEGORY, OTHER, SHARE_PREFIX, share_column
 from segflow.lib.schema import SURVEY_QUESTIONS
+
+if TYPE_CHECKING:  # only for annotations: clustering imports its helpers lazily
+    from segflow.lib.out_of_time import OutOfTimeEvidence
 
 # Feature families the design can draw on: family -> ((column, transform), ...). Transforms:
 # ``log1p`` for skewed money, counts and rates (clipped at 0 first), ``identity`` for shares and
@@ -411,7 +415,7 @@ def fit_model(
     period: str,
     previous: dict | None = None,
     feature_set: str = "transactions",
-    evidence=None,
+    evidence: OutOfTimeEvidence | dict | None = None,
 ) -> dict:
     """Fit every candidate family, select one, number its segments stably; return it as plain data.
 
@@ -435,7 +439,7 @@ def _feature_set(feature_set: str) -> tuple[list | None, str, dict | None]:
     return None, "monetary", None
 
 
-def _out_of_time(evidence, design: Design):
+def _out_of_time(evidence: OutOfTimeEvidence | dict | None, design: Design) -> tuple[object, dict]:
     """The sweep's out-of-time input from ``evidence`` (segflow.lib.out_of_time), and its record.
     The anchor's customers go through this fit's own design transform, as ``assign`` would put them;
     a design column the anchor month lacks (a category outside its top N) is filled like a null."""
@@ -459,7 +463,7 @@ def fit_segments(
     settings: ModelSettings,
     period: str,
     feature_set: str = "transactions",
-    evidence=None,
+    evidence: OutOfTimeEvidence | dict | None = None,
 ) -> dict:
     """The heavy half, which needs nothing but the month and months before it: the design, the sweep
     of every candidate family and the selection, with segments numbered by mean value (highest
