@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
 
-from segflow.config import ModelSettings
+from segflow.config import ModelSettings, load_settings
 from segflow.lib.out_of_time import build_evidence, evidence_periods, rank_eta_squared, ranks, separation
 from segflow.lib.selection import OutOfTime, rule_text, select, sweep
 from segflow.lib.threads import single_threaded
@@ -94,3 +95,21 @@ def test_out_of_time_separation_changes_the_choice_on_merit() -> None:
     assert off_rows[select(off_rows)]["k"] == 2  # weight 0 is the old rule, scores still reported
     assert off_rows[select(off_rows)]["oot_separation"] is not None
     assert "out-of-time shortfall" in rule_text(settings) and "out-of-time" not in rule_text(off)
+
+
+def test_fit_reads_the_backtest_horizon_months_before_it() -> None:
+    """The fit's inputs follow ``report.backtest_horizon_months``: features of T-h-1..T (T's own and
+    the anchor's are read) and profiles of T-h..T (T's are never read; see the asset)."""
+    from segflow.config import ReportSettings
+    from segflow.definitions import build_defs
+
+    base = load_settings()
+    short = dataclasses.replace(base, report=dataclasses.replace(ReportSettings(), backtest_horizon_months=2))
+    for settings, h in ((base, 3), (short, 2)):
+        fit = build_defs(settings).resolve_assets_def("segmentation_fit")
+        windows = {
+            upstream: (m.start_offset, m.end_offset)
+            for upstream in ("customer_features", "customer_profiles")
+            for m in [fit.get_partition_mapping(dg.AssetKey(upstream))]
+        }
+        assert windows == {"customer_features": (-h - 1, 0), "customer_profiles": (-h, 0)}
