@@ -256,6 +256,11 @@ class ModelSettings:
     stability_resamples: int = 5  # B bootstrap refits per candidate (Hennig 2007 Jaccard, ARI)
     stability_sample: int = 1_500  # rows each bootstrap refit draws from
     min_stability: float = 0.75  # candidates with a lower mean per-segment Jaccard are discarded
+    # Out-of-time value separation (segflow/lib/out_of_time.py; horizon report.backtest_horizon_months):
+    # a candidate whose separation falls below (1 - oot_tolerance) of the best loses oot_weight times
+    # the shortfall (segflow/lib/selection.py _oot_target). oot_weight 0 turns it off.
+    oot_weight: float = 1.0
+    oot_tolerance: float = 0.25
     align_max_distance: float = 1.0  # Hungarian match beyond this (pooled-sd units) is a new segment
     churn_horizon_months: int = 3  # h: churned = no purchase in the next h months
     churn_min_customers: int = 200  # fewer labelled customers in train or validation: no churn model
@@ -266,6 +271,8 @@ class ModelSettings:
     # Months of profiles the BTYD summary reads back from the month (first purchases further back
     # are not seen, so a customer's age is capped there).
     clv_history_months: int = 120
+    # Fewer churners than this in train or validation: churn risk is withheld (segflow/lib/churn_guard.py).
+    churn_min_churners: int = 30
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,15 @@ def test_out_of_time_auc_beats_recency_baseline(history) -> None:
     assert m["auc"] > m["baseline_auc"] + 0.01
     assert m["auc"] > 0.75
     assert m["brier"] < m["baseline_brier"]
+    # Issue 17.8: the guard lets a model that beats its baseline score, and the record carries the
+    # churner counts, the AUC intervals and the calibration check the report prints.
+    assert model["guard"]["scorer"] == "model"
+    val = model["validation"]
+    assert (
+        val["churners"] == round(val["churn_rate"] * val["customers"]) >= ModelSettings().churn_min_churners
+    )
+    assert m["auc_ci_low"] < m["auc"] < m["auc_ci_high"] and m["auc_gain_ci_low"] > 0
+    assert 0 <= model["calibration"]["expected_calibration_error"] < 0.1
     # Calibrated on the later period: each reliability decile's mean prediction is near its rate,
     # and the deciles partition the validation customers.
     table = model["reliability"]
@@ -230,3 +239,95 @@ def test_report_methods_state_the_churn_validation_or_why_not() -> None:
     text = churn_text(settings, model)
     assert "AUC 0.930 against 0.890 for a recency-only logistic baseline" in text
     assert "validated out of time on 2024-07 labelled by 2024-10" in text and "abc123" in text
+
+
+def test_churn_guard_withholds_churn_risk_with_too_few_churners(history) -> None:
+    """Issue 17.8: fewer churners than ``model.churn_min_churners`` in train or validation: no churn
+    risk, the reason names the counts, and the validation figures are kept for the report."""
+    from segflow.config import load_settings
+    from segflow.lib.report.methods import churn_text
+
+    period = _last(history)
+    strict = dataclasses.replace(ModelSettings(), churn_min_churners=10**6)
+    withheld = fit_churn_model(history, period, strict, WINDOW)
+    churners = withheld["validation"]["churners"]
+    assert withheld["available"] is False and withheld["version"] is None
+    assert withheld["guard"]["scorer"] == "withheld"
+    assert (
+        f"{churners} in validation" in withheld["reason"]
+        and "churn_min_churners is 1000000" in withheld["reason"]
+    )
+    scores = churn_scores(history[period], withheld)
+    assert scores["churn_risk"].null_count() == history[period].height
+    text = churn_text(load_settings(), withheld)
+    assert f"{churners:,} churners" in text and "Not scored this month: too few churners" in text
+
+
+def test_churn_guard_falls_back_to_the_baseline_when_the_model_does_not_beat_it(history, monkeypatch) -> None:
+    """A model on features that carry no churn signal (return rate, email click rate) loses to the
+    recency-only baseline on validation: the baseline scores, and the record says why."""
+    import segflow.lib.churn as churn
+
+    monkeypatch.setattr(
+        churn, "CHURN_FEATURES", (("return_rate", "identity"), ("email_click_rate", "identity"))
+    )
+    period = _last(history)
+    model = fit_churn_model(history, period, ModelSettings(), WINDOW)
+    m = model["metrics"]
+    assert m["auc"] <= m["baseline_auc"]
+    assert model["available"] and model["guard"]["scorer"] == "baseline"
+    assert "does not beat the recency-only baseline" in model["guard"]["reason"]
+    scores = churn_scores(history[period], model)["churn_risk"].to_numpy()
+    np.testing.assert_array_equal(scores, predict(history[period], model["baseline"]))
+    assert {f["name"] for f in model["fitted_model"]["design"]} <= {
+        "return_rate",
+        "email_click_rate",
+        "email_click_rate_missing",
+    }
+
+
+def test_churn_guard_calibration_and_intervals_on_known_input() -> None:
+    from segflow.lib.churn_guard import auc_intervals, calibration, decide
+
+    table = [{"customers": 100, "mean_predicted": p, "observed_rate": p} for p in np.linspace(0.05, 0.95, 10)]
+    assert (
+        calibration(table)["expected_calibration_error"] == 0 and calibration(table)["hosmer_lemeshow_p"] == 1
+    )
+    off = [{**r, "observed_rate": min(1.0, r["mean_predicted"] + 0.2)} for r in table]
+    assert calibration(off)["hosmer_lemeshow_p"] < 0.001 and calibration(off)["calibration_in_the_large"] < 0
+    rng = np.random.default_rng(0)
+    y = rng.random(2000) < 0.3
+    signal = y + rng.normal(0, 1, 2000)
+    ci = auc_intervals(y, signal, rng.random(2000), seed=1)
+    assert ci["auc_ci"][0] > 0.6 and 0.45 < ci["baseline_auc_ci"][0] < 0.5 < ci["baseline_auc_ci"][1]
+    assert ci["auc_gain_ci"][0] > 0
+    baseline = rng.random(2000)
+    assert auc_intervals(y, signal, baseline, seed=3) == auc_intervals(y, signal, baseline, seed=3)  # seeded
+    assert (
+        decide({"auc": 0.7, "baseline_auc": 0.75}, {"train": 40, "validation": 17}, 30)["scorer"]
+        == "withheld"
+    )
+    assert (
+        decide({"auc": 0.70, "baseline_auc": 0.75}, {"train": 40, "validation": 40}, 30)["scorer"]
+        == "baseline"
+    )
+    assert (
+        decide({"auc": 0.80, "baseline_auc": 0.75}, {"train": 40, "validation": 40}, 30)["scorer"] == "model"
+    )
+
+
+def test_weighted_auc_matches_sklearn_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from segflow.lib.churn_guard import _auc
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(500) < 0.4).astype(np.float64)
+    score = np.round(y * 0.3 + rng.random(500), 1)  # coarse: many ties
+    u, inv = np.unique(score, return_inverse=True)
+    assert _auc(inv, y, np.ones(500), len(u)) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    counts = np.bincount(rng.integers(0, 500, 500), minlength=500)
+    repeated = np.repeat(np.arange(500), counts)
+    assert _auc(inv, y, counts.astype(float), len(u)) == pytest.approx(
+        roc_auc_score(y[repeated], score[repeated]), abs=1e-12
+    )

@@ -22,20 +22,26 @@ MONTHS = 5
 PLANTED_K = 5
 
 
-def _features(root: Path, customers: int, seed: int) -> dict[str, pl.DataFrame]:
-    """Feature tables of the last two months of a planted synthetic history, built without Dagster."""
+def _features(root: Path, customers: int, seed: int) -> dict:
+    """Feature tables of the last two months of a planted synthetic history, built without Dagster,
+    and (under "evidence") the last month's out-of-time evidence: the first month's customers and
+    their revenue and purchases in the three months after it."""
     from segflow.lib import periods
     from segflow.lib.behaviour import build_features
+    from segflow.lib.out_of_time import build_evidence
     from segflow.synth import SynthConfig
 
     profiles = synthetic_profiles(root, SynthConfig(customers=customers, months=MONTHS, seed=seed))
     months = sorted(profiles)
     out = {}
-    for month in months[-2:]:
+    for month in [months[0], *months[-2:]]:
         window = pl.concat([profiles[m].lazy() for m in months if m <= month], how="diagonal_relaxed")
         out[month] = build_features(
             window, profiles[month].lazy(), month, periods.as_of(month), "invoices", "sum"
         )
+    evidence = build_evidence(months[-1], 3, out, profiles)
+    del out[months[0]]
+    out["evidence"] = evidence
     out["truth"] = pl.read_parquet(root / "_ground_truth" / "segments.parquet")
     return out
 
@@ -48,14 +54,18 @@ def planted(request, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.D
     return _features(tmp_path_factory.mktemp(f"planted_{customers}_{seed}"), customers, seed)
 
 
-def _last(data: dict[str, pl.DataFrame]) -> tuple[str, pl.DataFrame]:
-    month = max(k for k in data if k != "truth")
+def _last(data: dict) -> tuple[str, pl.DataFrame]:
+    month = max(k for k in data if k not in ("truth", "evidence"))
     return month, data[month]
 
 
 def test_selected_model_recovers_planted_segments(planted) -> None:
+    """With the out-of-time criterion on, as the pipeline fits every month that has an earlier one."""
     month, features = _last(planted)
-    model = fit_model(features, ModelSettings(), month)
+    model = fit_model(features, ModelSettings(), month, evidence=planted["evidence"])
+    assert model["out_of_time"]["available"], model["out_of_time"]
+    chosen = model["sweep"][model["chosen_index"]]
+    assert chosen["oot_separation"] > 0.15 and chosen["oot_shortfall"] is not None
     joined = assign(features, model).join(planted["truth"], on="customer_id", how="inner")
     ari = adjusted_rand_score(joined["segment"].to_list(), joined["segment_id"].to_list())
     print(
@@ -164,7 +174,7 @@ def test_gating_blocks_too_small_and_unstable_models(small) -> None:
 
 
 def test_segment_ids_stable_across_unchanged_months(small) -> None:
-    months = sorted(k for k in small if k != "truth")
+    months = sorted(k for k in small if k not in ("truth", "evidence"))
     settings = ModelSettings()
     first = fit_model(small[months[0]], settings, months[0])
     second = fit_model(small[months[1]], settings, months[1], previous=first)
@@ -219,7 +229,7 @@ def test_feature_preparation_is_declared_and_recorded(small) -> None:
 
     model = fit_model(features, dataclasses.replace(every, families=("kmeans",), k_max=6), month)
     assert model["pca"] == pca and model["scaling"] == "robust"
-    months = sorted(k for k in small if k != "truth")
+    months = sorted(k for k in small if k not in ("truth", "evidence"))
     quick = dataclasses.replace(ModelSettings(), pca_components=0.9, families=("kmeans",), k_min=5, k_max=5)
     aligned = fit_model(features, quick, month, fit_model(small[months[0]], quick, months[0]))
     assert aligned["pca"] and len(aligned["alignment"]["matched"]) == 5  # PCA centroids map back to columns
@@ -295,7 +305,7 @@ def _fold_into_other(features: pl.DataFrame, keep: int) -> pl.DataFrame:
 
 
 def test_category_mix_alignment_and_unavailable_family(small) -> None:
-    months = sorted(k for k in small if k != "truth")
+    months = sorted(k for k in small if k not in ("truth", "evidence"))
     settings = dataclasses.replace(ModelSettings(), feature_families=WITH_CATEGORIES)
     earlier = _fold_into_other(small[months[0]], keep=6)  # more categories than the top N: other varies
     later = _fold_into_other(small[months[1]], keep=5)  # and the next month's top N differs

@@ -58,6 +58,8 @@ def _run(defs: dg.Definitions, instance, job: str, period: str) -> dg.ExecuteInP
 def built(defs, instance, home: Path) -> dict[str, dg.ExecuteInProcessResult]:
     for period in month_range(FIRST, "2024-06"):
         assert _run(defs, instance, "ingest_job", period).success, period
+    # The out-of-time anchor of 2024-08 (T-h-1 with h = 3); 2024-07's, 2024-03, stays unbuilt.
+    assert _run(defs, instance, "features_job", "2024-04").success
     return {period: _run(defs, instance, "segmentation_job", period) for period in TARGETS}
 
 
@@ -102,6 +104,27 @@ def test_outputs_hold_what_they_promise(built, home: Path) -> None:
     assert {"missing_customer_id", "negative_price", "outside_partition", "quantity_outlier"} <= set(
         quarantine["rule_id"]
     )
+
+
+def test_fit_reads_the_out_of_time_months_or_says_which_is_missing(built, home: Path) -> None:
+    """Issue 17.7 through Dagster: the fit of T scores its candidates on the customers of T-4 and
+    the profiles of T-3..T-1 when they are built, and records why not when they are not."""
+    fits = {p: json.loads((home / "storage" / "segmentation_fit" / f"{p}.json").read_text()) for p in TARGETS}
+    later = fits["2024-08"]["out_of_time"]
+    assert later["available"] and later["anchor_period"] == "2024-04"
+    assert later["outcome_periods"] == ["2024-05", "2024-06", "2024-07"]
+    features = pl.read_parquet(_stored(home, "customer_features", "2024-04"))
+    assert later["customers"] == features.height
+    assert all(
+        r["oot_separation"] is not None for r in fits["2024-08"]["sweep"] if r["silhouette"] is not None
+    )
+    earlier = fits["2024-07"]["out_of_time"]
+    assert earlier == {"available": False, "anchor_period": "2024-03", "reason": earlier["reason"],
+                       "outcome_periods": ["2024-04", "2024-05", "2024-06"]}  # fmt: skip
+    assert "no customer_features for 2024-03" in earlier["reason"]
+    assert all(r["oot_separation"] is None for r in fits["2024-07"]["sweep"])
+    model = json.loads(_stored(home, "segmentation_model", "2024-08").read_text())
+    assert model["out_of_time"] == later and "out-of-time shortfall" in model["selection_rule"]
 
 
 def test_planted_segments_are_recovered(built, home: Path) -> None:

@@ -45,6 +45,20 @@ def clv_history(settings: Settings) -> dg.TimeWindowPartitionMapping:
     return months(-(settings.model.clv_history_months - 1))
 
 
+def out_of_time_anchor(settings: Settings) -> dg.TimeWindowPartitionMapping:
+    """The fit of month T fits on the features of T and scores its candidates on the customers of
+    T-h-1 (h the backtest horizon, ``report.backtest_horizon_months``): it reads the features of
+    T-h-1..T, since a mapping is contiguous, ..."""
+    return months(-settings.report.backtest_horizon_months - 1)
+
+
+def out_of_time_outcomes(settings: Settings) -> dg.TimeWindowPartitionMapping:
+    """... and on what they did in T-h..T-1: months strictly before T only (segflow.lib.out_of_time).
+    The mapping ends at T all the same, so that the first month's input is not empty (Dagster hands
+    an input with no partitions over as None); T's profiles are never read."""
+    return months(-settings.report.backtest_horizon_months)
+
+
 # Last month's partition of the same asset: the first partition has none, and a month that was never
 # built is skipped (its successor then numbers segments afresh).
 PREVIOUS_MONTH = months(-1, -1)

@@ -29,12 +29,13 @@ BACKTEST_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def realised_outcomes(assignments: pl.DataFrame, profiles: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Per assigned customer: ``future_revenue``, ``future_invoices`` summed over the given months."""
+def future_value(customers: pl.DataFrame, profiles: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """``customers`` (a ``customer_id`` column, and any others) with ``future_revenue`` and
+    ``future_invoices`` summed over the given months' profiles, in ``customers``' row order; 0 for a
+    customer with no profile row in them."""
     frames = [p.select("customer_id", "net_revenue", "n_invoices") for _, p in sorted(profiles.items())]
-    base = assignments.select("customer_id", pl.col("segment_id").cast(pl.Int64), "segment_name")
     if not frames:
-        return base.with_columns(
+        return customers.with_columns(
             pl.lit(0.0).alias("future_revenue"), pl.lit(0, dtype=pl.Int64).alias("future_invoices")
         )
     future = (
@@ -45,9 +46,15 @@ def realised_outcomes(assignments: pl.DataFrame, profiles: dict[str, pl.DataFram
             pl.col("n_invoices").cast(pl.Int64).sum().alias("future_invoices"),
         )
     )
-    return base.join(future, on="customer_id", how="left").with_columns(
+    return customers.join(future, on="customer_id", how="left", maintain_order="left").with_columns(
         pl.col("future_revenue").fill_null(0.0), pl.col("future_invoices").fill_null(0)
     )
+
+
+def realised_outcomes(assignments: pl.DataFrame, profiles: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Per assigned customer: ``future_revenue``, ``future_invoices`` summed over the given months."""
+    base = assignments.select("customer_id", pl.col("segment_id").cast(pl.Int64), "segment_name")
+    return future_value(base, profiles)
 
 
 def backtest(

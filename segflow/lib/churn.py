@@ -29,6 +29,7 @@ import polars as pl
 
 from segflow.config import ModelSettings
 from segflow.lib import periods
+from segflow.lib.churn_guard import auc_intervals, calibration, decide
 
 # (feature column, transform). Only features whose scale does not depend on how long the window
 # is: the model is fitted on an earlier month than it scores, and in a young history the earlier
@@ -288,10 +289,17 @@ def fit_churn_model(
     model = _fit_logistic(train, y_train, CHURN_FEATURES, settings.seed)
     baseline = _fit_logistic(train, y_train, BASELINE_FEATURES, settings.seed)
     ids = validation["customer_id"].to_list()
-    metrics = evaluate(predict(validation, model), y_val, ids)
-    base_metrics = evaluate(predict(validation, baseline), y_val, ids)
+    risk, base_risk = predict(validation, model), predict(validation, baseline)
+    metrics = evaluate(risk, y_val, ids)
+    base_metrics = evaluate(base_risk, y_val, ids)
+    churners = {"train": int(y_train.sum()), "validation": int(y_val.sum())}
+    intervals = auc_intervals(y_val, risk, base_risk, settings.seed)
+    guard = decide(
+        {"auc": metrics["auc"], "baseline_auc": base_metrics["auc"]}, churners, settings.churn_min_churners
+    )
+    scorer = baseline if guard["scorer"] == "baseline" else model
     result = {
-        "available": True,
+        "available": guard["scorer"] != "withheld",
         "period": period,
         "horizon_months": horizon,
         "seed": settings.seed,
@@ -308,28 +316,46 @@ def fit_churn_model(
             "features_period": months.train,
             "labels_period": months.validation,
             "customers": train.height,
+            "churners": churners["train"],
             "churn_rate": float(y_train.mean()),
         },  # fmt: skip
         "validation": {
             "features_period": months.validation,
             "labels_period": months.score,
             "customers": validation.height,
+            "churners": churners["validation"],
             "churn_rate": float(y_val.mean()),
         },  # fmt: skip
-        **model,
+        # The parameters that score (``predict``): the model's, or the baseline's when the guard
+        # fell back to it; the model's own are kept under ``fitted_model`` either way.
+        **scorer,
+        "fitted_model": {**model, "features": [name for name, _ in CHURN_FEATURES]},
         "baseline": {**baseline, "features": [name for name, _ in BASELINE_FEATURES]},
+        "guard": {**guard, "min_churners": settings.churn_min_churners},
         "metrics": {
             "auc": metrics["auc"],
+            "auc_ci_low": intervals["auc_ci"][0],
+            "auc_ci_high": intervals["auc_ci"][1],
             "brier": metrics["brier"],
             "top_decile_lift": metrics["top_decile_lift"],
             "baseline_auc": base_metrics["auc"],
+            "baseline_auc_ci_low": intervals["baseline_auc_ci"][0],
+            "baseline_auc_ci_high": intervals["baseline_auc_ci"][1],
             "baseline_brier": base_metrics["brier"],
             "baseline_top_decile_lift": base_metrics["top_decile_lift"],
             "auc_gain_over_baseline": metrics["auc"] - base_metrics["auc"],
+            "auc_gain_ci_low": intervals["auc_gain_ci"][0],
+            "auc_gain_ci_high": intervals["auc_gain_ci"][1],
         },
+        "auc_ci_method": intervals["auc_ci_method"],
+        "calibration": calibration(metrics["reliability"]),
+        "baseline_calibration": calibration(base_metrics["reliability"]),
         "reliability": metrics["reliability"],
         "baseline_reliability": base_metrics["reliability"],
     }
+    if guard["scorer"] == "withheld":
+        result.update(reason=guard["reason"], version=None)
+        return result
     result["version"] = churn_model_version(result)
     return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -17,6 +18,9 @@ import polars as pl
 from segflow.config import ModelSettings
 from segflow.lib.category_mix import NO_CATEGORY, OTHER, SHARE_PREFIX, share_column
 from segflow.lib.schema import SURVEY_QUESTIONS
+
+if TYPE_CHECKING:  # only for annotations: clustering imports its helpers lazily
+    from segflow.lib.out_of_time import OutOfTimeEvidence
 
 # Feature families the design can draw on: family -> ((column, transform), ...). Transforms:
 # ``log1p`` for skewed money, counts and rates (clipped at 0 first), ``identity`` for shares and
@@ -75,14 +79,6 @@ _PHRASES = {
     "digital_share": ("Digital-first", "Store-first"),
     "email_open_rate": ("Email-responsive", "Email-quiet"),
 }
-
-
-SELECTION_RULE = (
-    "discard candidates with a segment under the minimum share or mean bootstrap Jaccard under the minimum "
-    "stability; choose the highest (silhouette + 1/(1+DB) + CH/max CH)/3 + 0.5 * mean ARI of refits "
-    "(ties: family order, then smaller k); stability is measured only for the candidates that could still "
-    "win, as the mean ARI of refits is at most 1"
-)
 
 
 @dataclass(frozen=True)
@@ -419,6 +415,7 @@ def fit_model(
     period: str,
     previous: dict | None = None,
     feature_set: str = "transactions",
+    evidence: OutOfTimeEvidence | dict | None = None,
 ) -> dict:
     """Fit every candidate family, select one, number its segments stably; return it as plain data.
 
@@ -428,7 +425,7 @@ def fit_model(
     ``fit_segments`` and ``publish_segments``, are separate assets, so that months fit in parallel.
     """
     return publish_segments(
-        fit_segments(features, settings, period, feature_set), features, settings, previous
+        fit_segments(features, settings, period, feature_set, evidence), features, settings, previous
     )
 
 
@@ -442,24 +439,50 @@ def _feature_set(feature_set: str) -> tuple[list | None, str, dict | None]:
     return None, "monetary", None
 
 
+def _out_of_time(evidence: OutOfTimeEvidence | dict | None, design: Design) -> tuple[object, dict]:
+    """The sweep's out-of-time input from ``evidence`` (segflow.lib.out_of_time), and its record.
+    The anchor's customers go through this fit's own design transform, as ``assign`` would put them;
+    a design column the anchor month lacks (a category outside its top N) is filled like a null."""
+    from segflow.lib.out_of_time import OutOfTimeEvidence, ranks
+    from segflow.lib.selection import OutOfTime
+
+    if not isinstance(evidence, OutOfTimeEvidence):
+        return None, evidence or {"available": False, "reason": "no out-of-time evidence was given"}
+    frame = evidence.features
+    absent = [f["name"] for f in design.model["features"] if f["name"] not in frame.columns]
+    frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(name) for name in absent)
+    oot = OutOfTime(transform(frame, design.model), ranks(evidence.revenue), ranks(evidence.purchases))
+    record = evidence.record()
+    if oot.revenue_ranks is None and oot.purchase_ranks is None:
+        return None, {**record, "available": False, "reason": "every anchor customer had the same outcome"}
+    return oot, {**record, **({"filled_columns": absent} if absent else {})}
+
+
 def fit_segments(
-    features: pl.DataFrame, settings: ModelSettings, period: str, feature_set: str = "transactions"
+    features: pl.DataFrame,
+    settings: ModelSettings,
+    period: str,
+    feature_set: str = "transactions",
+    evidence: OutOfTimeEvidence | dict | None = None,
 ) -> dict:
-    """The heavy half, which needs nothing but the month: the design, the sweep of every candidate
-    family and the selection, with segments numbered by mean value (highest first), so that a month
-    always numbers its segments the same way. Plain data (the JSON the fit asset stores).
+    """The heavy half, which needs nothing but the month and months before it: the design, the sweep
+    of every candidate family and the selection, with segments numbered by mean value (highest
+    first), so that a month always numbers its segments the same way. Plain data (the JSON the fit
+    asset stores). ``evidence``: an earlier month's customers and their later value
+    (``segflow.lib.out_of_time.build_evidence``), or the record of why there is none.
     """
     from segflow.lib.selection import apply, permute, select, sweep
     from segflow.lib.threads import single_threaded
 
     wanted, value_column, _ = _feature_set(feature_set)
     design = fit_design(features, settings, wanted)
+    oot, oot_record = _out_of_time(evidence, design)  # scored even at weight 0, to be reported
     # scikit-learn's OpenMP k-means ran 2.4x (200k rows) to 50x (5k rows) slower with 2 threads
     # than with 1 on our 2-core machines, so the sweep runs single-threaded (OpenMP and BLAS: BLAS
     # threads cost another ~1.4x on the sweep's small matrices); partitions and backfill workers
     # provide the parallelism instead.
     with single_threaded():
-        rows, rules, sampling = sweep(design.matrix, settings)
+        rows, rules, sampling = sweep(design.matrix, settings, oot)
     chosen = select(rows)
     rule, k = rules[chosen], rows[chosen]["k"]
     labels = apply(rule, design.matrix)
@@ -477,6 +500,7 @@ def fit_segments(
         "segment_jaccard": [winner["segment_jaccard"][i] for i in order],
         "chosen_index": chosen,
         "sampling": sampling,
+        "out_of_time": oot_record,
         "sweep": rows,
     }
 
@@ -489,7 +513,7 @@ def publish_segments(
     ``features`` are the month's, which ``fit`` was fitted on.
     """
     from segflow.lib.personas import build_personas
-    from segflow.lib.selection import apply, permute
+    from segflow.lib.selection import apply, permute, rule_text
 
     k, design, winner = fit["k"], fit["design"], fit["sweep"][fit["chosen_index"]]
     draft = {"k": k, "centroids": fit["rule"]["centroids"], **design}
@@ -516,8 +540,9 @@ def publish_segments(
         "segment_jaccard": [fit["segment_jaccard"][i] for i in aligned],
         "ari_refits": winner["ari_refits"],
         "min_stability_threshold": settings.min_stability,
-        "selection_rule": SELECTION_RULE,
+        "selection_rule": rule_text(settings),
         "chosen_index": fit["chosen_index"],
+        "out_of_time": fit.get("out_of_time", {"available": False, "reason": "fitted before the criterion"}),
         "sampling": fit["sampling"],
         "alignment": alignment,
         "n_customers": int(len(labels)),

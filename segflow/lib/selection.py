@@ -19,13 +19,15 @@ sample's bounding box, clustered by k-means) for kmeans and ward; the smallest s
 every row; bootstrap stability on ``stability_sample`` rows (see ``segflow.lib.stability``), for the
 finalists only (below).
 
-Selection rule (deterministic): discard candidates whose smallest segment holds less than
+Selection rule (deterministic; ``rule_text`` words it for the report from the same constants, so
+the text and the code cannot disagree): discard candidates whose smallest segment holds less than
 ``min_segment_share`` or whose mean per-segment Jaccard is below ``min_stability``; among the rest
 take the highest combined criterion ``(silhouette + 1 / (1 + davies_bouldin) + calinski_harabasz /
-max calinski_harabasz over the sweep) / 3 + 0.5 * ari_refits`` (three validity indices on comparable
-0-1 scales, plus a partition that refits to itself); ties go to the earlier family
-in ``families`` and then the smaller k. If
-nothing is viable, the best combined criterion overall is returned, and the gating checks fail.
+max calinski_harabasz over the sweep) / 3 + ARI_WEIGHT * ari_refits - oot_weight * oot_shortfall``
+(three validity indices on comparable 0-1 scales, a partition that refits to itself, and segments
+that explain later revenue and purchases nearly as well as the best candidate: ``_oot_target``
+and ``segflow.lib.out_of_time``; 0 while no earlier month is built); ties go to the earlier family in ``families`` and then the smaller k. If nothing is
+viable, the best combined criterion overall is returned, and the gating checks fail.
 
 Finalists: the bootstrap refits are most of a sweep's fits, and only the rule's winner needs them.
 ARI is at most 1, so every candidate's combined criterion is at most its ``combined_bound``
@@ -37,9 +39,46 @@ the rule would pick had every candidate been measured.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 FAMILY_ORDER = ("kmeans", "ward", "hdbscan", "gmm")
+FAMILY_NAMES = {"kmeans": "k-means", "ward": "Ward", "hdbscan": "HDBSCAN", "gmm": "Gaussian mixture"}
+ARI_WEIGHT = 0.5  # weight of the mean ARI of bootstrap refits in the combined criterion
+
+
+def rule_text(settings) -> str:
+    """The selection rule in words, with the thresholds and weights ``sweep`` and ``select`` use:
+    stored with each model and printed by the report's footnote and Methods alike."""
+    order = ", ".join(FAMILY_NAMES[f] for f in FAMILY_ORDER if f in settings.families)
+    oot = (
+        f" − {settings.oot_weight:g} × out-of-time shortfall (how far the candidate's out-of-time "
+        f"separation falls below {1 - settings.oot_tolerance:.0%} of the best among candidates with "
+        "large enough segments; separation: the share of the rank variance of the revenue and "
+        "purchases of the months after an earlier month that the segments of that month's customers "
+        "explain; 0 while no earlier month is built)"
+        if settings.oot_weight
+        else ""
+    )
+    return (
+        f"candidates with a segment under {settings.min_segment_share:.0%} of customers or a mean "
+        f"bootstrap Jaccard under {settings.min_stability:.2f} are discarded; the highest score "
+        "wins: (silhouette + 1/(1 + Davies-Bouldin) + Calinski-Harabasz / its maximum in the sweep) / 3 "
+        f"+ {ARI_WEIGHT:g} × mean ARI of bootstrap refits{oot}; ties go to the family order ({order}), "
+        "then the smaller k; if no candidate passes both floors, the highest score overall is chosen "
+        "and the gating checks fail"
+    )
+
+
+@dataclass(frozen=True)
+class OutOfTime:
+    """What the sweep needs to score out-of-time separation (segflow.lib.out_of_time): the anchor
+    month's customers in this fit's design space, and the ranks of their later revenue and purchases."""
+
+    matrix: np.ndarray
+    revenue_ranks: np.ndarray | None
+    purchase_ranks: np.ndarray | None
 
 
 def nearest(matrix: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -253,8 +292,8 @@ def _reference_log_w(
 def _row(family: str, params: dict) -> dict:
     """A sweep row before scoring: every score None (a degenerate fit keeps them so)."""
     scores = ("silhouette", "calinski_harabasz", "davies_bouldin", "gap", "gap_sd", "min_segment_share",
-              "noise_share", "stability", "stability_min", "ari_refits", "segment_jaccard", "combined",
-              "combined_bound")  # fmt: skip
+              "noise_share", "stability", "stability_min", "ari_refits", "segment_jaccard", "oot_revenue",
+              "oot_purchases", "oot_separation", "oot_shortfall", "combined", "combined_bound")  # fmt: skip
     return {"family": family, "params": dict(params), "k": params.get("k"), **dict.fromkeys(scores),
             "finalist": False, "viable": False}  # fmt: skip
 
@@ -276,6 +315,23 @@ def _score(row: dict, labels: np.ndarray, k: int, score_rows: np.ndarray, score_
     if row["family"] in ("kmeans", "ward") and k in gap_ref:
         ref_mean, ref_sd = gap_ref[k]
         row.update(gap=ref_mean - _log_w(score_x[:2_000], sample_labels[:2_000]), gap_sd=ref_sd)
+
+
+def _oot_target(rows: list[dict], settings) -> float | None:
+    """The out-of-time separation a candidate must reach to lose nothing: ``1 - oot_tolerance`` of
+    the best among candidates whose segments are large enough (None: no evidence this month).
+
+    A shortfall, not a reward: splitting a segment along anything that correlates with value
+    always explains a little more of later value, so rewarding separation itself chose k = 7 over
+    the planted 5 (ARI 0.88). What the criterion must do is stop a split that explains clearly less
+    than the best available (k = 2, "recent vs lapsing") from winning on geometry alone; among
+    candidates within the tolerance of the best, the validity indices and stability decide.
+    """
+    scored = [r for r in rows if r["oot_separation"] is not None]
+    large = [r for r in scored if r["min_segment_share"] >= settings.min_segment_share] or scored
+    if not large:
+        return None
+    return (1 - settings.oot_tolerance) * max(r["oot_separation"] for r in large)
 
 
 def _finalists(rows: list[dict], settings):
@@ -316,11 +372,16 @@ def _refit(row: dict, stab_x: np.ndarray, draw: np.ndarray, points: np.ndarray, 
     return None if fit is None else apply(fit, stab_x[points])
 
 
-def sweep(matrix: np.ndarray, settings) -> tuple[list[dict], list[dict | None], dict]:
-    """Fit and score every candidate; bootstrap only the finalists (see ``_finalists``). Returns
-    (sweep rows, rules in the same order, sampling record)."""
+def sweep(
+    matrix: np.ndarray, settings, oot: OutOfTime | None = None
+) -> tuple[list[dict], list[dict | None], dict]:
+    """Fit and score every candidate; bootstrap only the finalists (see ``_finalists``). ``oot``: the
+    anchor month's design matrix and outcome ranks, for the out-of-time separation (None: the
+    criterion is not available and counts 0 for every candidate). Returns (sweep rows, rules in the
+    same order, sampling record)."""
     from scipy.spatial.distance import cdist
 
+    from segflow.lib.out_of_time import separation
     from segflow.lib.stability import bootstrap_stability
 
     n, seed = len(matrix), settings.seed
@@ -357,20 +418,25 @@ def sweep(matrix: np.ndarray, settings) -> tuple[list[dict], list[dict | None], 
             _score(row, labels, k, score_rows, score_x, distances, gap_ref)
             if rule["kind"] == "centroid_noise":
                 row["noise_share"] = float(np.bincount(labels, minlength=k)[rule["noise_id"]] / n)
+            if oot is not None:
+                row.update(separation(apply(rule, oot.matrix), oot.revenue_ranks, oot.purchase_ranks))
             references[len(rows) - 1] = labels[stab_rows]
     ch_max = max((r["calinski_harabasz"] for r in rows if r["calinski_harabasz"] is not None), default=1.0)
+    target = _oot_target(rows, settings)
     for i, row in enumerate(rows):
         if row["silhouette"] is not None:
+            shortfall = max(0.0, target - (row["oot_separation"] or 0.0)) if target is not None else 0.0
+            row["oot_shortfall"] = shortfall if target is not None else None
             validity[i] = (
                 row["silhouette"] + 1 / (1 + row["davies_bouldin"]) + row["calinski_harabasz"] / ch_max
-            )
-            row["combined_bound"] = validity[i] / 3 + 0.5  # ari_refits is at most 1
+            ) / 3 - settings.oot_weight * shortfall
+            row["combined_bound"] = validity[i] + ARI_WEIGHT  # ari_refits is at most 1
     for i in _finalists(rows, settings):
         row = rows[i]
         refits = [(pts, _refit(row, stab_x, d, pts, seed + b + 1, settings))
                   for b, (d, pts) in enumerate(zip(draws, points, strict=True))]  # fmt: skip
         row.update(bootstrap_stability(references[i], row["k"], refits), finalist=True)
-        row["combined"] = validity[i] / 3 + 0.5 * row["ari_refits"]
+        row["combined"] = validity[i] + ARI_WEIGHT * row["ari_refits"]
         row["viable"] = bool(
             row["min_segment_share"] >= settings.min_segment_share
             and row["stability"] >= settings.min_stability

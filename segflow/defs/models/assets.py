@@ -6,13 +6,22 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
-from segflow.defs.partitions import PREVIOUS_MONTH, churn_history, clv_history, monthly_partitions, months
+from segflow.defs.partitions import (
+    PREVIOUS_MONTH,
+    churn_history,
+    clv_history,
+    monthly_partitions,
+    months,
+    out_of_time_anchor,
+    out_of_time_outcomes,
+)
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib.churn import churn_periods, churn_scores, fit_churn_model
 from segflow.lib.clustering import assign, fit_segments, publish_segments
 from segflow.lib.clv import fit_clv_model, withheld
+from segflow.lib.out_of_time import build_evidence, evidence_periods
 
 
 def previous_partition(loaded: object) -> object:
@@ -43,21 +52,44 @@ def _sweep_table(rows: list[dict]) -> dg.TableMetadataValue:
 
 
 def segmentation_fit(
-    context: dg.AssetExecutionContext, settings: SegflowSettings, customer_features: pl.DataFrame
+    context: dg.AssetExecutionContext,
+    settings: SegflowSettings,
+    customer_features: dict[str, pl.LazyFrame],
+    outcome_profiles: dict[str, pl.LazyFrame],
 ) -> dg.Output[dict]:
     """Four candidate families (k-means, Ward, HDBSCAN, Gaussian mixture), each swept; every candidate
-    scored by sampled validity indices, the gap statistic and bootstrap stability; the winner chosen by
-    the documented rule in ``segflow.lib.selection``, its segments numbered by value. Needs only the
-    month's features, so months fit in parallel; ``segmentation_model`` then aligns the ids to last
-    month's. Seeded; the sweep table, sampling and seed are recorded.
+    scored by sampled validity indices, the gap statistic, bootstrap stability and out-of-time value
+    separation (how much of the revenue and purchases of months T-h..T-1 its segments of the
+    customers of T-h-1 explain); the winner chosen by the documented rule in
+    ``segflow.lib.selection``, its segments numbered by value. Reads only the month's features and
+    months before it, so months fit in parallel; ``segmentation_model`` then aligns the ids to last
+    month's. Seeded; the sweep table, sampling, out-of-time evidence and seed are recorded.
     """
+    period = context.partition_key
+    if customer_features.get(period) is None:
+        raise dg.Failure(f"segmentation_fit {period}: the month's customer_features are not built.")
+    # The windows are contiguous (and Dagster takes one input per upstream asset); of their months,
+    # only T's features, the out-of-time anchor T-h-1 and the outcome months T-h..T-1 are read.
+    anchor, outcomes = evidence_periods(period, settings.report.backtest_horizon_months)
+    history = {m: f.collect() for m, f in customer_features.items() if m == anchor and f is not None}
+    later = {m: f.collect() for m, f in (outcome_profiles or {}).items() if m in outcomes and f is not None}
+    customer_features = customer_features[period].collect()
     if customer_features.height < settings.model.k_max * 2:
         raise dg.Failure(
             f"segmentation_fit {context.partition_key}: only {customer_features.height} customers with a "
             f"purchase in the window; at least {settings.model.k_max * 2} are needed to sweep k up to "
             f"{settings.model.k_max}."
         )
-    fit = fit_segments(customer_features, settings.model, context.partition_key, settings.feature_set)
+    evidence = build_evidence(
+        period,
+        settings.report.backtest_horizon_months,
+        history,
+        later,
+        settings.feature_set,
+    )
+    fit = fit_segments(
+        customer_features, settings.model, context.partition_key, settings.feature_set, evidence
+    )
     winner = fit["sweep"][fit["chosen_index"]]
     return dg.Output(
         fit,
@@ -70,6 +102,7 @@ def segmentation_fit(
             seed=settings.model.seed,
             sweep=_sweep_table(fit["sweep"]),
             sampling=dg.MetadataValue.json(fit["sampling"]),
+            out_of_time=dg.MetadataValue.json(fit["out_of_time"]),
         ),
     )
 
@@ -121,7 +154,10 @@ def churn_model(
     a recency-only logistic baseline (AUC, Brier score, reliability by decile, top-decile lift), then
     applied to the customers of T by ``segment_assignments``. With too little history (a month
     missing, or fewer than ``model.churn_min_customers`` labelled customers) it stores the reason
-    instead, and churn risk stays null. Stored as JSON parameters, never a pickle.
+    instead, and churn risk stays null. Guarded (``segflow.lib.churn_guard``): with fewer than
+    ``model.churn_min_churners`` churners churn risk is withheld, and a model that does not beat its
+    baseline's validation AUC is replaced by the baseline; the churner counts, bootstrap AUC
+    intervals and a calibration check are recorded. Stored as JSON parameters, never a pickle.
     """
     period = context.partition_key
     months = churn_periods(period, settings.model.churn_horizon_months)
@@ -134,13 +170,19 @@ def churn_model(
     rows_in = {m: f.height for m, f in frames.items()}
     if not model["available"]:
         context.log.warning(f"churn_model {period}: no model: {model['reason']}")
+        validated = {
+            "churners": dg.MetadataValue.json({k: model[k]["churners"] for k in ("train", "validation")}),
+            **{f"validation_{name}": value for name, value in model["metrics"].items()},
+        } if "metrics" in model else {}  # fmt: skip
         return dg.Output(
             model,
             metadata=lineage(
                 context, rows_in=rows_in, rows_out=0, available=False, reason=model["reason"],
-                horizon_months=model["horizon_months"],
+                horizon_months=model["horizon_months"], **validated,
             ),
         )  # fmt: skip
+    if model["guard"]["scorer"] != "model":
+        context.log.warning(f"churn_model {period}: {model['guard']['reason']}")
     scores = churn_scores(frames[period], model)["churn_risk"]
     reliability = pl.DataFrame(model["reliability"]).join(
         pl.DataFrame(model["baseline_reliability"]).select(
@@ -164,6 +206,9 @@ def churn_model(
             seed=model["seed"],
             train=dg.MetadataValue.json(model["train"]),
             validation=dg.MetadataValue.json(model["validation"]),
+            scored_by=model["guard"]["scorer"],
+            guard=model["guard"]["reason"],
+            calibration=dg.MetadataValue.json(model["calibration"]),
             # validation_auc, validation_brier, validation_top_decile_lift and the baseline's, out of time
             **{f"validation_{name}": value for name, value in model["metrics"].items()},
             reliability=table_metadata(reliability),
@@ -245,9 +290,21 @@ def model_defs() -> dg.Definitions:
     history = dg.AssetIn(
         partition_mapping=churn_history(settings), metadata={"allow_missing_partitions": True}
     )
+    # The month's features, and the months before T that the out-of-time criterion reads (the first
+    # months have none).
+    out_of_time = {
+        "customer_features": dg.AssetIn(
+            partition_mapping=out_of_time_anchor(settings), metadata={"allow_missing_partitions": True}
+        ),
+        "outcome_profiles": dg.AssetIn(
+            key="customer_profiles",
+            partition_mapping=out_of_time_outcomes(settings),
+            metadata={"allow_missing_partitions": True},
+        ),
+    }
     return dg.Definitions(
         assets=[
-            dg.asset(**model, code_version="1")(segmentation_fit),
+            dg.asset(**model, code_version="2", ins=out_of_time)(segmentation_fit),
             dg.asset(**model, code_version="3", ins={"previous_model": previous})(segmentation_model),
             dg.asset(**model, code_version="1", ins={"customer_features": history})(churn_model),
             dg.asset(**{**model, "kinds": {"scipy", "json"}}, code_version="1", ins=_clv_ins(settings))(

@@ -122,6 +122,9 @@ def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> dict:
         "mean_churn_risk": float(assignments["churn_risk"].mean()),
         "validation_auc": metrics["auc"],
         "baseline_auc": metrics["baseline_auc"],
+        # Which model scores (the guard may fall back to the baseline), and why.
+        **({"scored_by": churn_model["guard"]["scorer"], "guard": churn_model["guard"]["reason"]}
+           if "guard" in churn_model else {}),
     }
 
 

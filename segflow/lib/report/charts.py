@@ -83,6 +83,28 @@ def line_chart(x: list, series: dict[str, list[float]], title: str, ylabel: str,
     return _to_svg(fig)
 
 
+def family_lines(series: dict[str, dict[str, list[tuple[int, float]]]], panels: list[str], title: str) -> str:
+    """One panel per score (its label is the y axis), one line per family: ``series[line][panel]``
+    is that family's (k, value) points in k order."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure_class()(figsize=(4.2 * len(panels) + 1.5, 3.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels, strict=True):
+        for i, (name, by_panel) in enumerate(series.items()):
+            points = by_panel.get(panel, [])
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", markersize=4, label=name,
+                        color=OKABE_ITO[i % len(OKABE_ITO)], linestyle=("-", "--", ":")[i // len(OKABE_ITO) % 3])  # fmt: skip
+        ax.set_xlabel("k (segments)")
+        ax.set_ylabel(panel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # k is a count: no 2.25 segments
+        _open_frame(ax)
+    axes[0].set_title(title, loc="left")
+    axes[-1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return _to_svg(fig)
+
+
 BAND_COLOURS = {"stable": "#009E73", "moderate": "#E69F00", "major": "#D55E00", "n/a": "#999999"}
 
 

@@ -13,17 +13,54 @@ def churn_text(settings: Settings, churn: dict | None) -> str:
         "rate, order value, returns, channel mix and engagement; labels from later months' feature tables "
         "only)"
     )
-    if not churn or not churn.get("available"):
+    if not churn or "metrics" not in churn:
         reason = (churn or {}).get("reason", "no churn model for this month")
         return f"{definition}. Not available this month: {reason}."
     m, train, val = churn["metrics"], churn["train"], churn["validation"]
-    return (
+    validated = (
         f"{definition}. Fitted on the customers of {train['features_period']} labelled by "
-        f"{train['labels_period']}; validated out of time on {val['features_period']} labelled by "
-        f"{val['labels_period']} ({val['customers']:,} customers, churn rate {val['churn_rate']:.1%}): AUC "
-        f"{m['auc']:.3f} against {m['baseline_auc']:.3f} for a recency-only logistic baseline, Brier score "
-        f"{m['brier']:.3f} (baseline {m['baseline_brier']:.3f}), top-decile lift {m['top_decile_lift']:.2f} "
-        f"(baseline {m['baseline_top_decile_lift']:.2f}). Model version {churn['version']}."
+        f"{train['labels_period']}{_counts(train)}; validated out of time on {val['features_period']} "
+        f"labelled by {val['labels_period']} ({val['customers']:,} customers{_churners(val)}, churn rate "
+        f"{val['churn_rate']:.1%}): AUC {m['auc']:.3f}{_ci(m, 'auc')} "
+        f"against {m['baseline_auc']:.3f}{_ci(m, 'baseline_auc')} for a recency-only logistic baseline, "
+        f"Brier score {m['brier']:.3f} (baseline {m['baseline_brier']:.3f}), top-decile lift "
+        f"{_num(m['top_decile_lift'])} (baseline {_num(m['baseline_top_decile_lift'])})"
+        f"{_calibration(churn.get('calibration'))}."
+    )
+    guard = churn.get("guard") or {"scorer": "model"}
+    if not churn.get("available"):
+        return f"{validated} Not scored this month: {churn.get('reason', guard.get('reason'))}."
+    if guard["scorer"] == "baseline":
+        return f"{validated} Churn risk this month is the baseline's: {guard['reason']}. Version {churn['version']}."
+    return f"{validated} Model version {churn['version']}."
+
+
+def _churners(part: dict) -> str:
+    return f", {part['churners']:,} churners" if "churners" in part else ""
+
+
+def _counts(part: dict) -> str:
+    return f" ({part['customers']:,} customers{_churners(part)})" if "customers" in part else ""
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _ci(metrics: dict, name: str) -> str:
+    if metrics.get(f"{name}_ci_low") is None:
+        return ""
+    return f" (95% CI {metrics[f'{name}_ci_low']:.3f}–{metrics[f'{name}_ci_high']:.3f})"
+
+
+def _calibration(c: dict | None) -> str:
+    if not c:
+        return ""
+    verdict = "consistent with the observed rates" if c["hosmer_lemeshow_p"] >= 0.05 else "miscalibrated"
+    return (
+        f"; calibration over risk deciles: mean |predicted − observed| {c['expected_calibration_error']:.3f}, "
+        f"mean predicted minus observed {c['calibration_in_the_large']:+.3f}, Hosmer-Lemeshow p "
+        f"{c['hosmer_lemeshow_p']:.3f} ({verdict})"
     )
 
 
@@ -88,8 +125,7 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
         "cancellations or no purchase are not scored.",
         "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
         f"n_init {model['settings']['n_init']}, chosen k = {model['k']} by the selection rule: "
-        f"{model.get('selection_rule', 'best sampled silhouette')}; minimum segment share "
-        f"{model['min_segment_share_threshold']:.0%}.",
+        f"{selection_rule(model)}.",
         **_model_entries(settings, model, features, churn),
         "Population flows": "new = segmented this month but not last month; retained = segmented both "
         "months; lost = segmented last month, no purchase in this month's window (last month's segment).",
@@ -104,6 +140,12 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
         "Backtest": f"segments of month T−{r.backtest_horizon_months} scored on net revenue and purchases "
         "in the following months up to T; Kruskal-Wallis test across segments.",
     }
+
+
+def selection_rule(model: dict) -> str:
+    """The rule as stored with the model (``segflow.lib.selection.rule_text``): the report's
+    model-selection footnote prints the same words."""
+    return model.get("selection_rule") or "not recorded with this model"
 
 
 def _snapshot_methods(settings: Settings, model: dict, features: str, churn: dict | None) -> dict[str, str]:
@@ -131,8 +173,7 @@ def _snapshot_methods(settings: Settings, model: dict, features: str, churn: dic
             else "kept"
         ),
         "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
-        f"chosen k = {model['k']} by the selection rule with a minimum segment share of "
-        f"{model['min_segment_share_threshold']:.0%}.",
+        f"chosen k = {model['k']} by the selection rule: {selection_rule(model)}.",
         **_model_entries(settings, model, features, churn),
         "Drift": "PSI against the previous month's snapshot, when there is one.",
     }

@@ -19,6 +19,7 @@ from segflow.lib.drift import MAJOR, MODERATE
 from segflow.lib.lift import INSUFFICIENT
 from segflow.lib.migration import LOST, NEW, stay_rate
 from segflow.lib.report import charts
+from segflow.lib.report.selection import selection_section
 from segflow.lib.report.value import value_section
 
 PROFILE_FEATURES = (
@@ -639,14 +640,7 @@ def render_report(inputs: ReportInputs) -> str:
         if len(months) > 1
         else ""
     )
-    sweep = [r for r in inputs.sweep if r.get("silhouette") is not None]
-    sweep_chart = charts.line_chart(
-        [r["k"] for r in sweep],
-        {"silhouette (sampled)": [r["silhouette"] for r in sweep]},
-        "Model selection: silhouette by number of segments",
-        "silhouette (−1 to 1)",
-        "k (segments)",
-    )
+    selection = selection_section(inputs.sweep, inputs.model)
     kpi_rows, suppressed = _kpi_rows(inputs)
     rfm = inputs.rfm_counts.filter(pl.col("customers") >= k)
     lift = _lift_section(inputs)
@@ -675,8 +669,7 @@ def render_report(inputs: ReportInputs) -> str:
             revenue_chart=revenue_chart,
             profile_chart=profile_chart,
             trend_chart=trend_chart,
-            sweep_chart=sweep_chart,
-            sweep=inputs.sweep,
+            selection=selection,
             model=inputs.model,
             methods=inputs.methods,
             rfm_rows=rfm.iter_rows(named=True),
