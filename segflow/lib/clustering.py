@@ -303,8 +303,8 @@ def _shares(labels: np.ndarray, k: int) -> np.ndarray:
 _NAMING_LOG = ("monetary", "invoices_per_month", "avg_order_value", "recency_days", "sessions_per_month")
 
 
-def name_segments(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None = None) -> dict[int, str]:
-    """A short name per segment from its two most distinctive features (z-score of its mean)."""
+def segment_z(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None = None) -> dict[int, dict[str, float]]:
+    """Per segment, the z-score of its mean of each naming feature against all customers."""
     phrases = _PHRASES if phrases is None else {f: p for f, p in phrases.items() if f in frame.columns}
     columns = [
         (pl.col(c).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0).log1p() if c in _NAMING_LOG
@@ -319,19 +319,114 @@ def name_segments(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None 
         .agg([pl.col(c).mean() for c in phrases])
         .sort("segment_id")
     )
-    names: dict[int, str] = {}
+    out: dict[int, dict[str, float]] = {}
     for row in profiles.iter_rows(named=True):
-        z = {}
-        for feature, (mean, std) in stats.items():
-            if std and row[feature] is not None and np.isfinite(std) and std > 0:
-                z[feature] = (row[feature] - mean) / std
-        top = sorted(z.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:2]
-        words = [phrases[f][0 if v > 0 else 1] for f, v in top]
-        name = f"{words[0]}, {words[1].lower()} customers" if len(words) == 2 else "Typical customers"
-        if name in names.values():
-            name = f"{name} (segment {row['segment_id']})"
-        names[int(row["segment_id"])] = name
-    return names
+        out[int(row["segment_id"])] = {
+            feature: (row[feature] - mean) / std
+            for feature, (mean, std) in stats.items()
+            if std and row[feature] is not None and np.isfinite(std) and std > 0
+        }
+    return out
+
+
+def _basis(z: dict[str, float]) -> list[dict]:
+    """The two most distinctive features of a segment: what its name says about it."""
+    top = sorted(z.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:2]
+    return [{"feature": f, "direction": "higher" if v > 0 else "lower", "z": round(v, 3)} for f, v in top]
+
+
+def _fresh_name(basis: list[dict], phrases: dict) -> str:
+    words = [phrases[b["feature"]][0 if b["direction"] == "higher" else 1] for b in basis]
+    return f"{words[0]}, {words[1].lower()} customers" if len(words) == 2 else "Typical customers"
+
+
+def name_segments(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None = None) -> dict[int, str]:
+    """A short name per segment from its two most distinctive features (z-score of its mean)."""
+    phrases = _PHRASES if phrases is None else phrases
+    fresh = {i: _fresh_name(_basis(z), phrases) for i, z in segment_z(frame, labels, phrases).items()}
+    return _unique(fresh, {})
+
+
+def _unique(fresh: dict[int, str], kept: dict[int, str]) -> dict[int, str]:
+    """Kept names first, then fresh ones; a fresh name already taken gets its segment id appended."""
+    names = dict(kept)
+    for i in sorted(fresh):
+        name = fresh[i]
+        names[i] = f"{name} (segment {i})" if name in names.values() else name
+    return dict(sorted(names.items()))
+
+
+# A kept name must still be true: each feature it names still lies on its side of the average by at
+# least this many standard deviations. Below that the segment no longer stands out as named (a
+# material change of its profile); above it, a reshuffle of which feature ranks first is not one, so
+# "Frequent, recently active" never flips to "Recently active, frequent" between months.
+NAME_HOLDS_Z = 0.3
+
+
+def bind_names(
+    z: dict[int, dict[str, float]], phrases: dict, alignment: dict, previous: dict | None, period: str
+) -> dict:
+    """Names bound to aligned segment ids: a segment matched to last month's keeps its name while the
+    profile the name describes still holds (``NAME_HOLDS_Z``); a new segment, or one whose profile
+    changed materially, gets a fresh name, and the change is recorded with its reason.
+
+    ``z`` is ``segment_z`` of this month; ``alignment`` the record of ``align_to_previous``;
+    ``previous`` last month's model. Returns the model's naming entries: ``segment_names``,
+    ``segment_name_basis`` (per id, the named features with this month's z), ``segment_named_since``
+    (per id, the month the name was given) and ``segment_renames`` (id, previous id and name, new
+    name, reason).
+    """
+    previous = previous or {}
+    old_names = previous.get("segment_names", {})
+    old_basis = previous.get("segment_name_basis", {})
+    old_since = previous.get("segment_named_since", {})
+    kept, fresh, basis, since, renames = {}, {}, {}, {}, []
+    for i, scores in sorted(z.items()):
+        match = alignment.get("matched", {}).get(str(i))
+        prev = str(match["previous_id"]) if match else None
+        name_was, basis_was = old_names.get(prev), old_basis.get(prev)
+        broken = [b for b in basis_was or [] if not _holds(b, scores.get(b["feature"]))]
+        if name_was is not None and basis_was is not None and not broken:
+            kept[i] = name_was
+            basis[str(i)] = [{**b, "z": round(scores[b["feature"]], 3)} for b in basis_was]
+            since[str(i)] = old_since.get(prev, previous.get("period"))
+            continue
+        basis[str(i)] = _basis(scores)
+        fresh[i] = _fresh_name(basis[str(i)], phrases)
+        since[str(i)] = period
+        if name_was is not None:
+            reason = (
+                "; ".join(_why_broken(b, scores.get(b["feature"])) for b in broken)
+                if basis_was is not None
+                else "last month's model records no naming basis"
+            )
+            renames.append(
+                {"segment_id": i, "previous_id": int(prev), "previous_name": name_was, "reason": reason}
+            )
+    names = _unique(fresh, kept)
+    for change in renames:
+        change["name"] = names[change["segment_id"]]
+    return {
+        "segment_names": {str(i): n for i, n in names.items()},
+        "segment_name_basis": basis,
+        "segment_named_since": since,
+        "segment_renames": [c for c in renames if c["name"] != c["previous_name"]],
+    }
+
+
+def _holds(basis: dict, z: float | None) -> bool:
+    if z is None:
+        return False
+    return z >= NAME_HOLDS_Z if basis["direction"] == "higher" else z <= -NAME_HOLDS_Z
+
+
+def _why_broken(basis: dict, z: float | None) -> str:
+    if z is None:
+        return f"{basis['feature']} is no longer measured"
+    return (
+        f"{basis['feature']} no longer clearly {basis['direction']} than average "
+        f"(z {basis['z']:+.2f} when named, {z:+.2f} now; a name holds while |z| >= {NAME_HOLDS_Z})"
+    )
 
 
 def model_version(model: dict) -> str:
@@ -497,7 +592,9 @@ def publish_segments(
     rule = permute(fit["rule"], aligned)
     labels = apply(rule, transform(features, draft))
     shares = _shares(labels, k)
-    names = name_segments(features, labels, _feature_set(fit["feature_set"])[2])
+    phrases = _feature_set(fit["feature_set"])[2] or _PHRASES
+    naming = bind_names(segment_z(features, labels, phrases), phrases, alignment, previous, fit["period"])
+    names = {int(i): n for i, n in naming["segment_names"].items()}
     model = {
         "family": winner["family"],
         "params": winner["params"],
@@ -507,7 +604,7 @@ def publish_segments(
         **design,
         "rule": {key: v for key, v in rule.items() if key != "centroids"},
         "centroids": rule["centroids"],
-        "segment_names": {str(i): n for i, n in names.items()},
+        **naming,
         "personas": build_personas(features, labels, names, fit["period"]),
         "segment_shares": shares.tolist(),
         "min_segment_share": float(shares.min()),

@@ -188,11 +188,13 @@ def segment_drift(
     settings: SegflowSettings,
     customer_features: dict[str, pl.DataFrame],
     segment_assignments: dict[str, pl.DataFrame],
+    segmentation_model: dict,
 ) -> dg.Output[pl.DataFrame]:
     """Population stability index against the previous month: per numeric feature of customer_features
     (bins: the previous month's deciles) and for cluster and RFM segment shares, with its band (< 0.1
-    stable, 0.1-0.25 moderate, > 0.25 major). The `segment_drift_major` check warns on major drift.
-    Empty in a month without a previous month.
+    stable, 0.1-0.25 moderate, > 0.25 major). Cluster shares are compared only between segments the
+    model aligned to the same id last month (a new or vanished segment has no counterpart). The
+    `segment_drift_major` check warns on major drift. Empty in a month without a previous month.
     """
     config = settings.report
     period = context.partition_key
@@ -206,6 +208,7 @@ def segment_drift(
             assignments.get(prev_key),
             _current(assignments, period, "segment_assignments"),
             config.psi_bins,
+            aligned_ids(segmentation_model),
         )
     else:
         drift = pl.DataFrame(schema=DRIFT_SCHEMA)
@@ -218,10 +221,16 @@ def segment_drift(
             rows_in={"customer_features": sum(f.height for f in features.values())},
             rows_out=drift.height,
             previous_period=prev_key if prev_key in features else "none",
-            major_drift=major["name"].to_list(),
-            max_feature_psi=float(drift.filter(pl.col("kind") == "feature")["psi"].max() or 0.0),
+            major_drift=", ".join(major["name"].to_list()) or "none",
+            max_feature_psi=round(float(drift.filter(pl.col("kind") == "feature")["psi"].max() or 0.0), 4),
         ),
     )
+
+
+def aligned_ids(model: dict) -> list[int]:
+    """This month's segment ids that the model matched to the same id last month."""
+    matched = (model.get("alignment") or {}).get("matched", {})
+    return sorted(int(i) for i, m in matched.items() if m["previous_id"] == int(i))
 
 
 def segment_backtest(
@@ -404,6 +413,7 @@ def audit_report(
         {name: source.enabled for name, source in settings.sources.items()},
         [f["name"] for f in segmentation_model["features"]],
         segmentation_model.get("unavailable_families", {}),
+        customer_features,
     )
     previous_period = shift(period, -1)
     inputs = ReportInputs(
@@ -426,6 +436,11 @@ def audit_report(
         min_arm_size=settings.report.min_arm_size,
         profile_features=profile_features,
         families=families,
+        currency=settings.report.currency,
+        window_months=settings.features.window_months,
+        window_months_with_data=(
+            int(customer_features["tenure_months"].max()) if "tenure_months" in customer_features.columns else None
+        ),
     )
     reports = settings.reports_dir
     path = storage.write_text(render_report(inputs), reports / f"{period}.html")

@@ -1,10 +1,12 @@
 """Segment assignments: every customer's cluster segment, RFM segment and the model that assigned them."""
 
+from collections.abc import Iterator
 from typing import Optional
 
 import dagster as dg
 import polars as pl
 
+from segflow.defs.contract_checks import contract_metadata, contract_specs, publish_checked
 from segflow.defs.lineage import OWNERS, lineage
 from segflow.defs.models.assets import previous_partition
 from segflow.defs.partitions import PREVIOUS_MONTH, monthly_partitions
@@ -25,7 +27,7 @@ def segment_assignments(
     segmentation_model: dict,
     churn_model: dict,
     previous_assignments: Optional[pl.DataFrame],  # noqa: UP045 - Dagster resolves typing.Optional
-) -> dg.Output[pl.DataFrame]:
+) -> Iterator:
     """Per customer: segment id and name from the month's model, last month's segment id (null for a
     customer not segmented last month), RFM segment and scores, the RFM values, churn risk (the
     probability of no purchase in the next ``model.churn_horizon_months`` months, from the month's
@@ -33,6 +35,8 @@ def segment_assignments(
     versions, so every assignment can be traced to its models.
     With the snapshot feature set (no transactions) there is no RFM: the RFM columns are absent, and
     recency, purchases and spend come from the snapshot.
+    The table is published: its contract (data_contracts/segment_assignments.yaml) is validated
+    before it is written, so a violating month is never visible, and the same report is its checks.
     """
     segments = assign(customer_features, segmentation_model)
     churn = churn_scores(customer_features, churn_model)
@@ -55,23 +59,34 @@ def segment_assignments(
         .select("customer_id", "period", "segment_id", "segment_name",
                 pl.exclude("customer_id", "period", "segment_id", "segment_name"))
     )  # fmt: skip
-    sizes = assignments.group_by("segment_id").len().sort("segment_id")
+    checks = publish_checked(context, "segment_assignments", assignments, "segment_assignments")
     kept = assignments.filter(pl.col("previous_segment_id").is_not_null())
-    return dg.Output(
+    stayed = float((kept["segment_id"] == kept["previous_segment_id"]).mean()) if kept.height else None
+    yield dg.Output(
         assignments,
         metadata=lineage(
             context,
             rows_in={"customer_features": customer_features.height},
             rows_out=assignments.height,
             model_version=segmentation_model["version"],
-            segment_sizes=dg.MetadataValue.json({str(r[0]): r[1] for r in sizes.iter_rows()}),
-            same_segment_as_last_month=(
-                float((kept["segment_id"] == kept["previous_segment_id"]).mean()) if kept.height else None
-            ),
-            churn_risk=dg.MetadataValue.json(_churn_summary(churn_model, assignments)),
+            segments=dg.MetadataValue.md(_segment_table(assignments)),
+            same_segment_as_last_month=round(stayed, 4) if stayed is not None else "no previous month",
+            churn_risk=dg.MetadataValue.md(_churn_summary(churn_model, assignments)),
             **{"dagster/column_lineage": _column_lineage(assignments.columns, segmentation_model)},
         ),
     )
+    yield from checks
+
+
+def _segment_table(assignments: pl.DataFrame) -> str:
+    """Customers per segment as a Markdown table, for people reading the UI (not a JSON blob)."""
+    sizes = assignments.group_by("segment_id", "segment_name").len("customers").sort("segment_id")
+    total = max(assignments.height, 1)
+    rows = [
+        f"| {r['segment_id']} | {r['segment_name']} | {r['customers']:,} | {r['customers'] / total:.1%} |"
+        for r in sizes.iter_rows(named=True)
+    ]
+    return "\n".join(["| id | name | customers | share |", "|---:|---|---:|---:|", *rows])
 
 
 def _column_lineage(columns: list[str], segmentation_model: dict) -> dg.TableColumnLineage:
@@ -96,19 +111,17 @@ def _column_lineage(columns: list[str], segmentation_model: dict) -> dg.TableCol
     return dg.TableColumnLineage(deps_by_column=deps)
 
 
-def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> dict:
-    """What the churn_risk column holds this month: the model and its validation, or why it is null."""
+def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> str:
+    """What the churn_risk column holds this month, in words: the model and its validation, or why
+    it is null."""
     if not churn_model.get("available"):
-        return {"available": False, "reason": churn_model.get("reason", "no churn model")}
+        return f"Not available: {churn_model.get('reason', 'no churn model')}."
     metrics = churn_model["metrics"]
-    return {
-        "available": True,
-        "churn_model_version": churn_model["version"],
-        "horizon_months": churn_model["horizon_months"],
-        "mean_churn_risk": float(assignments["churn_risk"].mean()),
-        "validation_auc": metrics["auc"],
-        "baseline_auc": metrics["baseline_auc"],
-    }
+    return (
+        f"Churn model {churn_model['version']}, horizon {churn_model['horizon_months']} months: mean churn "
+        f"risk {float(assignments['churn_risk'].mean()):.1%}; validation AUC {metrics['auc']:.3f} "
+        f"(recency-only baseline {metrics['baseline_auc']:.3f})."
+    )
 
 
 @dg.definitions
@@ -124,6 +137,8 @@ def segment_defs() -> dg.Definitions:
         kinds={"polars", "parquet"},
         owners=OWNERS,
         code_version="3",
+        metadata=contract_metadata("segment_assignments"),
+        check_specs=contract_specs("segment_assignments", "segment_assignments"),
         automation_condition=AUTOMATION,
         freshness_policy=PUBLISHED_FRESHNESS,
         ins={"previous_assignments": previous},

@@ -189,6 +189,7 @@ def multi_line_chart(
     for level in hlines:
         ax.axhline(level, color="#555555", linestyle="--", linewidth=0.8)
     ax.set_xticks(positions, x, rotation=35 if len(x) > 8 else 0, ha="right" if len(x) > 8 else "center")
+    _plain_numbers(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -196,6 +197,17 @@ def multi_line_chart(
     if len(series) > 1:
         ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _to_svg(fig)
+
+
+def _plain_numbers(ax) -> None:
+    """Tick labels as plain numbers with thousands separators: matplotlib's default moves a large
+    scale into a "1e6" multiplier at the axis' corner, which readers miss."""
+    from matplotlib.ticker import FuncFormatter
+
+    def plain(value: float, _position: int) -> str:
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
+
+    ax.yaxis.set_major_formatter(FuncFormatter(plain))
 
 
 def sparkline(values: list[float | None], width: int = 160, height: int = 36, label: str = "") -> str:
