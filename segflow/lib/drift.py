@@ -113,7 +113,9 @@ def feature_drift(
             if column == "segment_id" and aligned_ids is not None:
                 before, after = before.filter(before.is_in(aligned_ids)), after.filter(after.is_in(aligned_ids))
                 name = f"cluster segments ({len(aligned_ids)} aligned)"
-            psi, n_bins = psi_categorical(before, after) if len(before) and len(after) else (None, 0)
+            # Shares among fewer than two segments are 100% on both sides: nothing to compare.
+            comparable = len(before) and len(after) and (aligned_ids is None or len(aligned_ids) >= 2)
+            psi, n_bins = psi_categorical(before, after) if comparable else (None, 0)
             rows.append(
                 {
                     "kind": "segment_share",
