@@ -176,9 +176,9 @@ def segment_migration(
             rows_in={"segment_assignments": sum(f.height for f in months.values())},
             rows_out=matrix.height,
             previous_period=shift(period, -1) if previous is not None else "none",
-            stay_rate=dg.MetadataValue.json(
-                {k: (round(v, 4) if v is not None else None) for k, v in stays.items()}
-            ),
+            # Computed from segment ids (a customer stayed when the aligned id is the same).
+            stay_rate_cluster=round(stays["cluster"], 4) if stays["cluster"] is not None else "n/a",
+            stay_rate_rfm=round(stays["rfm"], 4) if stays["rfm"] is not None else "n/a",
         ),
     )
 
