@@ -38,7 +38,7 @@ def test_a_material_change_renames_and_says_why() -> None:
     assert naming["segment_names"]["0"] == "Lapsing, frequent customers"
     [change] = naming["segment_renames"]
     assert change["previous_name"] == "Frequent, recently active customers" and change["segment_id"] == 0
-    assert "recency_days no longer clearly lower" in change["reason"] and str(NAME_HOLDS_Z) in change["reason"]
+    assert "days since last purchase no longer clearly lower" in change["reason"] and str(NAME_HOLDS_Z) in change["reason"]
     assert naming["segment_named_since"] == {"0": "2024-02"}
 
 

@@ -421,11 +421,14 @@ def _holds(basis: dict, z: float | None) -> bool:
 
 
 def _why_broken(basis: dict, z: float | None) -> str:
+    from segflow.lib.personas import DESCRIPTIVE
+
+    what = DESCRIPTIVE.get(basis["feature"], basis["feature"].replace("_", " "))  # words, for the report
     if z is None:
-        return f"{basis['feature']} is no longer measured"
+        return f"{what} is no longer measured"
     return (
-        f"{basis['feature']} no longer clearly {basis['direction']} than average "
-        f"(z {basis['z']:+.2f} when named, {z:+.2f} now; a name holds while |z| >= {NAME_HOLDS_Z})"
+        f"{what} no longer clearly {basis['direction']} than average "
+        f"(z {basis['z']:+.2f} last month, {z:+.2f} now; a name holds while |z| >= {NAME_HOLDS_Z})"
     )
 
 
