@@ -137,3 +137,20 @@ def test_index_draws_one_line_per_id_with_plain_axis_numbers() -> None:
     assert page.count("1: Lapsing customers") == 1
     assert "1e6" not in page and "2,500,000" in page and "net revenue (GBP)" in page
     assert "window was still filling up" in page
+
+
+def test_a_new_segment_reusing_an_id_is_not_compared_with_last_months_id() -> None:
+    import dataclasses
+
+    from segflow.lib.report import render_report
+    from segflow.lib.report.render import executive_summary
+
+    inputs = report_inputs()
+    alignment = {**inputs.model["alignment"], "new": [0, 4],
+                 "matched": {str(i): {"previous_id": i, "distance": 0.1} for i in (1, 2, 3)}}  # fmt: skip
+    inputs = dataclasses.replace(inputs, model={**inputs.model, "alignment": alignment})
+    lines, _ = executive_summary(inputs)
+    assert not any("biggest shift is “Big spenders”" in line for line in lines)
+    html = render_report(inputs)
+    card = html[html.index("<h3>0: Big spenders</h3>") : html.index("<h3>1: Bargain hunters</h3>")]
+    assert "new this month: no segment of 2024-02 matches it" in card and "pp share vs" not in card

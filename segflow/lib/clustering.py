@@ -414,6 +414,16 @@ def bind_names(
     }
 
 
+def aligned_ids(model: dict) -> list[int] | None:
+    """This month's segment ids that the model matched to the same id last month: the segments whose
+    shares, names and trends continue last month's. None when the model records no alignment."""
+    alignment = model.get("alignment")
+    if alignment is None:
+        return None
+    matched = alignment.get("matched", {})
+    return sorted(int(i) for i, m in matched.items() if m["previous_id"] == int(i))
+
+
 def _holds(basis: dict, z: float | None) -> bool:
     if z is None:
         return False

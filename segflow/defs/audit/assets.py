@@ -26,6 +26,7 @@ from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import storage
 from segflow.lib.backtest import BACKTEST_SCHEMA, backtest
+from segflow.lib.clustering import aligned_ids
 from segflow.lib.drift import DRIFT_SCHEMA, feature_drift, major_drift
 from segflow.lib.imputation import imputation_rates
 from segflow.lib.kpis import segment_kpis
@@ -225,12 +226,6 @@ def segment_drift(
             max_feature_psi=round(float(drift.filter(pl.col("kind") == "feature")["psi"].max() or 0.0), 4),
         ),
     )
-
-
-def aligned_ids(model: dict) -> list[int]:
-    """This month's segment ids that the model matched to the same id last month."""
-    matched = (model.get("alignment") or {}).get("matched", {})
-    return sorted(int(i) for i, m in matched.items() if m["previous_id"] == int(i))
 
 
 def segment_backtest(

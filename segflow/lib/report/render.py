@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import jinja2
 import polars as pl
 
+from segflow.lib.clustering import aligned_ids
 from segflow.lib.drift import MAJOR, MODERATE
 from segflow.lib.migration import LOST, NEW, stay_rate
 from segflow.lib.report import charts
@@ -204,8 +205,16 @@ def _history_series(
             r["segment_id"]: r for r in history[month].iter_rows(named=True) if r["customers"] >= inputs.min_cell
         }
         for i in ids:
-            series[i].append(rows[i]["customer_share"] * 100 if i in rows else None)
+            continues = month == inputs.period or _continues(inputs, i)  # a new segment has no past
+            series[i].append(rows[i]["customer_share"] * 100 if i in rows and continues else None)
     return months, series
+
+
+def _continues(inputs: ReportInputs, segment_id: int) -> bool:
+    """Whether the segment is last month's under the same id (matched by the model's alignment), so
+    that comparing it with last month's same id means something. A new segment may reuse an id."""
+    aligned = aligned_ids(inputs.model)
+    return aligned is None or segment_id in aligned
 
 
 def _previous_kpis(inputs: ReportInputs) -> pl.DataFrame | None:
@@ -224,13 +233,15 @@ def _segment_cards(inputs: ReportInputs) -> list[dict]:
     since = inputs.model.get("segment_named_since") or {}
     cards = []
     for row, label in zip(visible.iter_rows(named=True), labels, strict=True):
-        prior = before.get(row["segment_id"])
+        prior = before.get(row["segment_id"]) if _continues(inputs, row["segment_id"]) else None
         change = ""
         if prior is not None and prior["customers"] >= inputs.min_cell:
             delta = row["customer_share"] - prior["customer_share"]
             change = f"{100 * delta:+.1f} pp share vs {inputs.previous_period}".replace(
                 "-0.0", "0.0"
             ).replace("+0.0", "0.0")
+        elif previous is not None and not _continues(inputs, row["segment_id"]):
+            change = f"new this month: no segment of {inputs.previous_period} matches it"
         cards.append(
             {
                 "label": label,
@@ -638,7 +649,7 @@ def _summary(
         moves = [
             (r["customer_share"] - before[r["segment_id"]]["customer_share"], r)
             for r in visible.iter_rows(named=True)
-            if r["segment_id"] in before
+            if r["segment_id"] in before and _continues(inputs, r["segment_id"])
         ]
         if moves:
             delta, row = max(moves, key=lambda m: (abs(m[0]), -m[1]["segment_id"]))
