@@ -137,6 +137,12 @@ def test_index_draws_one_line_per_id_with_plain_axis_numbers() -> None:
     assert page.count("1: Lapsing customers") == 1
     assert "1e6" not in page and "2,500,000" in page and "net revenue (GBP)" in page
     assert "window was still filling up" in page
+    # A new segment that takes over id 1 (no match last month) starts its own line.
+    records.append({**records[1], "period": "2024-03", "new_ids": ["1"], "segment_share": {"0": 50.0, "1": 50.0},
+                    "segment_names": {"0": "Recently active, frequent customers", "1": "Big-basket customers"}})
+    page = render_index(records)
+    assert "1: Lapsing customers (until 2024-02)" in page and "1: Big-basket customers" in page
+    assert page.count("Recently active, frequent customers") == 1  # id 0 continues: one line
 
 
 def test_a_new_segment_reusing_an_id_is_not_compared_with_last_months_id() -> None:

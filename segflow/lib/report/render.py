@@ -844,6 +844,8 @@ def summary_record(inputs: ReportInputs) -> dict:
             str(r["segment_id"]): round(100 * r["customer_share"], 3) for r in visible.iter_rows(named=True)
         },
         "segment_names": {str(r["segment_id"]): r["segment_name"] for r in visible.iter_rows(named=True)},
+        # Ids that start a new segment this month (no match last month): the index ends the id's line.
+        "new_ids": [str(i) for i in visible["segment_id"].to_list() if inputs.previous_period and not _continues(inputs, i)],
         "currency": inputs.currency,
         "window_filling": bool(_window_filling(inputs)),
         "max_feature_psi": round(float(features["psi"].max()), 4) if features.height else None,
@@ -878,15 +880,9 @@ def render_index(records: list[dict]) -> str:
                 f"net revenue ({currency})",
             )
         )
-        shares = [_shares_by_id(r) for r in records]
-        names = {i: n for r in records for i, n in _names_by_id(r).items()}  # the latest name wins
-        ids = sorted({i for share in shares for i in share})
         trend_charts.append(
             charts.multi_line_chart(
-                months,
-                {f"{i}: {names.get(i, '')}": [share.get(i) for share in shares] for i in ids},
-                "Segment share per month",
-                "share of customers (%)",
+                months, _share_lines(records), "Segment share per month", "share of customers (%)"
             )
         )
         trend_charts.append(
@@ -907,6 +903,31 @@ def render_index(records: list[dict]) -> str:
         else ""
     )
     return _environment().get_template("index.html").render(rows=rows, charts=trend_charts, window_note=note)
+
+
+def _share_lines(records: list[dict]) -> dict[str, list[float | None]]:
+    """One line per segment id, labelled with its latest name. An id that a new segment took over
+    (no match the month before) ends its old line there, and the old line keeps its old name, so
+    no line joins two different segments."""
+    runs: dict[tuple[int, int], dict[int, float]] = {}
+    names: dict[tuple[int, int], tuple[str, str]] = {}
+    current: dict[int, int] = {}
+    for position, record in enumerate(records):
+        new = {int(i) for i in record.get("new_ids", [])}
+        named = _names_by_id(record)
+        for i, share in sorted(_shares_by_id(record).items()):
+            if i in new or i not in current:
+                current[i] = position
+            key = (i, current[i])
+            runs.setdefault(key, {})[position] = share
+            names[key] = (named.get(i, ""), record["period"])
+    latest = {i: max(start for j, start in runs if j == i) for i, _ in runs}
+    lines = {}
+    for (i, start), values in sorted(runs.items()):
+        name, last = names[(i, start)]
+        label = f"{i}: {name}" if start == latest[i] else f"{i}: {name} (until {last})"
+        lines[label] = [values.get(p) for p in range(len(records))]
+    return lines
 
 
 def _shares_by_id(record: dict) -> dict[int, float]:
