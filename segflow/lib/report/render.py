@@ -661,21 +661,9 @@ def _summary(
                 )
             else:
                 lines.append("Segment sizes are stable: no segment moved by half a percentage point or more.")
-    if drift["refit"]:
-        lines.append(f"Major drift (PSI > {MAJOR}) in: {', '.join(drift['major'][:5])}.")
-        actions.append(
-            "Review the segments before reusing last month's audiences: the customer base drifted, and "
-            "this month's model (refit on this month's data, as every month) may group customers differently."
-        )
-    elif drift["moderate"]:
-        lines.append(
-            f"Moderate drift (PSI {MODERATE}–{MAJOR}) in: {', '.join(drift['moderate'][:5])}; nothing major."
-        )
-        actions.append("Keep the model; watch the moderately drifting features next month.")
-    elif drift["rows"] and not drift["shares_moved"]:
-        lines.append("No feature or segment share drifted (every PSI below 0.1).")
-    elif drift["rows"]:
-        lines.append("No feature drifted (every feature PSI below 0.1).")
+    drift_lines, drift_actions = _drift_summary(drift)
+    lines += drift_lines
+    actions += drift_actions
     wins = [r for r in lift["rows"] if r["significant"]]
     if wins:
         best = wins[0]
@@ -707,6 +695,28 @@ def _summary(
         )
     if not actions:
         actions.append("No action needed: the segments are stable and the data passed its checks.")
+    return lines, actions
+
+
+def _drift_summary(drift: dict) -> tuple[list[str], list[str]]:
+    """The summary's drift sentence and action: only feature drift counts (see _drift_section)."""
+    lines: list[str] = []
+    actions: list[str] = []
+    if drift["refit"]:
+        lines.append(f"Major drift (PSI > {MAJOR}) in: {', '.join(drift['major'][:5])}.")
+        actions.append(
+            "Review the segments before reusing last month's audiences: the customer base drifted, and "
+            "this month's model (refit on this month's data, as every month) may group customers differently."
+        )
+    elif drift["moderate"]:
+        lines.append(
+            f"Moderate drift (PSI {MODERATE}–{MAJOR}) in: {', '.join(drift['moderate'][:5])}; nothing major."
+        )
+        actions.append("Keep the model; watch the moderately drifting features next month.")
+    elif drift["rows"] and not drift["shares_moved"]:
+        lines.append("No feature or segment share drifted (every PSI below 0.1).")
+    elif drift["rows"]:
+        lines.append("No feature drifted (every feature PSI below 0.1).")
     return lines, actions
 
 
