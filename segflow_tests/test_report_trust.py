@@ -8,10 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from segflow.lib.clustering import _PHRASES, NAME_HOLDS_Z, bind_names
+from segflow.lib.clustering import _PHRASES
 from segflow.lib.drift import feature_drift
 from segflow.lib.lift import INSUFFICIENT, NO_CONTROL, campaign_lift
 from segflow.lib.migration import migration_matrix, stay_rate
+from segflow.lib.naming import NAME_HOLDS_Z, bind_names
 from segflow.lib.personas import build_personas
 from segflow.lib.report.render import _drift_section, render_index
 from segflow.lib.snapshot import feature_families

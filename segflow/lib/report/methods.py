@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segflow.config import Settings
-from segflow.lib.clustering import NAME_HOLDS_Z
+from segflow.lib.naming import NAME_HOLDS_Z
 
 
 def churn_text(settings: Settings, churn: dict | None) -> str:
