@@ -14,7 +14,7 @@ from segflow.lib.lift import INSUFFICIENT, NO_CONTROL, campaign_lift
 from segflow.lib.migration import migration_matrix, stay_rate
 from segflow.lib.naming import NAME_HOLDS_Z, bind_names
 from segflow.lib.personas import build_personas
-from segflow.lib.report.render import _drift_section, render_index
+from segflow.lib.report.render import _drift_section, _share_lines, render_index
 from segflow.lib.snapshot import feature_families
 from segflow_tests.report_fixtures import report_inputs
 
@@ -143,12 +143,15 @@ def test_index_draws_one_line_per_id_with_plain_axis_numbers() -> None:
     assert page.count("1: Lapsing customers") == 1
     assert "1e6" not in page and "2,500,000" in page and "net revenue (GBP)" in page
     assert "window was still filling up" in page
-    # A new segment that takes over id 1 (no match last month) starts its own line.
+    # A new segment that takes over id 1 (no match last month): still one legend entry per id, but
+    # the line is broken there (drawn as two runs), so it never joins two different segments.
     records.append({**records[1], "period": "2024-03", "new_ids": ["1"], "segment_share": {"0": 50.0, "1": 50.0},
                     "segment_names": {"0": "Recently active, frequent customers", "1": "Big-basket customers"}})
+    lines, breaks = _share_lines(records)
+    assert list(lines) == ["0: Recently active, frequent customers", "1: Big-basket customers"]
+    assert breaks == {"0: Recently active, frequent customers": set(), "1: Big-basket customers": {2}}
     page = render_index(records)
-    assert "1: Lapsing customers (until 2024-02)" in page and "1: Big-basket customers" in page
-    assert page.count("Recently active, frequent customers") == 1  # id 0 continues: one line
+    assert page.count("1: Big-basket customers") == 1 and "Lapsing customers" not in page
 
 
 def test_a_new_segment_reusing_an_id_is_not_compared_with_last_months_id(inputs) -> None:

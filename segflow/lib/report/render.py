@@ -890,9 +890,10 @@ def render_index(records: list[dict]) -> str:
                 f"net revenue ({currency})",
             )
         )
+        lines, breaks = _share_lines(records)
         trend_charts.append(
             charts.multi_line_chart(
-                months, _share_lines(records), "Segment share per month", "share of customers (%)"
+                months, lines, "Segment share per month", "share of customers (%)", breaks=breaks
             )
         )
         trend_charts.append(
@@ -915,29 +916,16 @@ def render_index(records: list[dict]) -> str:
     return _environment().get_template("index.html").render(rows=rows, charts=trend_charts, window_note=note)
 
 
-def _share_lines(records: list[dict]) -> dict[str, list[float | None]]:
-    """One line per segment id, labelled with its latest name. An id that a new segment took over
-    (no match the month before) ends its old line there, and the old line keeps its old name, so
-    no line joins two different segments."""
-    runs: dict[tuple[int, int], dict[int, float]] = {}
-    names: dict[tuple[int, int], tuple[str, str]] = {}
-    current: dict[int, int] = {}
-    for position, record in enumerate(records):
-        new = {int(i) for i in record.get("new_ids", [])}
-        named = _names_by_id(record)
-        for i, share in sorted(_shares_by_id(record).items()):
-            if i in new or i not in current:
-                current[i] = position
-            key = (i, current[i])
-            runs.setdefault(key, {})[position] = share
-            names[key] = (named.get(i, ""), record["period"])
-    latest = {i: max(start for j, start in runs if j == i) for i, _ in runs}
-    lines = {}
-    for (i, start), values in sorted(runs.items()):
-        name, last = names[(i, start)]
-        label = f"{i}: {name}" if start == latest[i] else f"{i}: {name} (until {last})"
-        lines[label] = [values.get(p) for p in range(len(records))]
-    return lines
+def _share_lines(records: list[dict]) -> tuple[dict[str, list[float | None]], dict[str, set[int]]]:
+    """One line per segment id, labelled with its latest name, and per line the months where a new
+    segment took the id over (no match the month before): the line is broken there, so it never
+    joins two different segments."""
+    shares = [_shares_by_id(r) for r in records]
+    names = {i: n for r in records for i, n in _names_by_id(r).items()}  # the latest name wins
+    ids = sorted({i for share in shares for i in share})
+    label = {i: f"{i}: {names.get(i, '')}" for i in ids}
+    breaks = {label[i]: {p for p, r in enumerate(records) if str(i) in r.get("new_ids", [])} for i in ids}
+    return {label[i]: [share.get(i) for share in shares] for i in ids}, breaks
 
 
 def _shares_by_id(record: dict) -> dict[int, float]:
