@@ -283,6 +283,9 @@ class ReportSettings:
     backtest_horizon_months: int = 3  # h: segments of month T-h are scored on months T-h+1..T
     psi_bins: int = 10  # quantile bins of the reference month for feature PSI
     trend_months: int = 6  # months of history in segment trends and data-quality trends
+    # The currency every money figure of the report is in (after any sources' currency_rate):
+    # shown beside amounts and on axes. EUR unless set; a report must not show bare amounts.
+    currency: str = "EUR"
 
 
 @dataclass(frozen=True)

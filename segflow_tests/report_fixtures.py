@@ -70,6 +70,12 @@ def report_inputs(period: str = "2024-03", n: int = 3000, min_cell: int = 10) ->
             "responded": rng.random(exposed.height) < p,
         }
     )
+    # A second campaign sent to everyone it reached: no control arm, so nothing to compare with.
+    everyone = assignments.sample(600, seed=4)
+    campaigns = pl.concat([campaigns, pl.DataFrame({
+        "campaign_id": "CMP-2", "customer_id": everyone["customer_id"], "arm": "treatment",
+        "responded": rng.random(everyone.height) < 0.1,
+    })])  # fmt: skip
     profiles = {
         m: pl.DataFrame(
             {
@@ -109,6 +115,19 @@ def report_inputs(period: str = "2024-03", n: int = 3000, min_cell: int = 10) ->
             "0": "High-value loyal customers who buy often.",
             "1": {"description": "Price-driven shoppers."},
         },
+        "stability": 0.86,
+        "segment_jaccard": [0.93, 0.88, 0.71, 0.45, 0.9],
+        "ari_refits": 0.91,
+        "min_stability_threshold": 0.75,
+        "alignment": {
+            "previous_period": "2024-02",
+            "matched": {str(i): {"previous_id": i, "distance": 0.1 * (i + 1)} for i in range(4)},
+            "new": [4],
+            "vanished": [],
+        },
+        "segment_renames": [{"segment_id": 2, "previous_id": 2, "previous_name": "Window shoppers",
+                             "name": "Browsers", "reason": "sessions_per_month no longer clearly lower"}],
+        "segment_named_since": {"0": "2024-01", "1": "2024-01", "3": "2024-02"},
     }
     return ReportInputs(
         period=period,

@@ -173,3 +173,85 @@ def test_cli_backfill_is_one_dagster_backfill_of_runs_the_ui_attributes(built_hi
         if long_floats.search(repr(getattr(value, "value", value)))
     }
     assert evaluations and not noisy, sorted(noisy)
+
+
+# ------------------------------------------------------------------- names, ids and headlines
+# (read from built_history, the 12 months the tests above share: no run of their own)
+
+
+def _model(home: Path, month: str) -> dict:
+    import json
+
+    return json.loads((home / "storage" / "segmentation_model" / f"{month}.json").read_text(encoding="utf-8"))
+
+
+def _words(name: str) -> frozenset[str]:
+    return frozenset(name.lower().replace(",", "").split())
+
+
+def test_segment_names_stay_bound_to_ids_across_six_months(built_history: Path) -> None:
+    """Issue 16.1: a segment matched to last month's keeps its id and its name unless the profile the
+    name states no longer holds, and then the rename is recorded with its reason."""
+    import json
+
+    import polars as pl
+
+    months = MONTHS[-6:]
+    models = {m: _model(built_history, m) for m in months}
+    kept = 0
+    for before, after in zip(months, months[1:], strict=False):
+        old, new = models[before], models[after]
+        renames = {c["segment_id"]: c for c in new["segment_renames"]}
+        for sid, match in new["alignment"]["matched"].items():
+            previous_name = old["segment_names"][str(match["previous_id"])]
+            if int(sid) in renames:
+                assert renames[int(sid)]["previous_name"] == previous_name and renames[int(sid)]["reason"]
+                assert new["segment_names"][sid] != previous_name
+                # A reordering of the same two features is never a rename ("Frequent, recently
+                # active" vs "Recently active, frequent"): a rename says something new.
+                assert _words(new["segment_names"][sid]) != _words(previous_name)
+            else:
+                assert new["segment_names"][sid] == previous_name, (after, sid)
+                kept += 1
+        assignments = pl.read_parquet(built_history / "storage" / "segment_assignments" / f"{after}.parquet")
+        pairs = assignments.select("segment_id", "segment_name").unique()
+        assert pairs.height == assignments["segment_id"].n_unique()  # one name per id
+        assert {str(i): n for i, n in pairs.iter_rows()} == {
+            i: n for i, n in new["segment_names"].items() if int(i) in set(pairs["segment_id"])
+        }
+    assert kept >= 3  # matched segments keep their name month to month
+    # The index draws one share line per id (its records are keyed by id), labelled by the latest name.
+    reports = built_history / "storage" / "reports"
+    records = [json.loads((reports / f"{m}.json").read_text(encoding="utf-8")) for m in MONTHS]
+    ids = {i for r in records for i in r["segment_share"]}
+    assert all(i.isdigit() for i in ids)
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    latest = {i: r["segment_names"][i] for r in records for i in r["segment_names"]}
+    for i in ids:
+        assert f"{i}: {latest[i]}".replace("'", "&#39;") in index or f"{i}: {latest[i]}" in index
+
+
+def test_migration_headline_equals_the_heatmap_diagonal(built_history: Path) -> None:
+    """Issue 16.2: the stay rate in the report is computed from ids and equals the migration matrix's
+    diagonal share (same id both months), which equals what the assignments say."""
+    import re
+
+    import polars as pl
+
+    storage = built_history / "storage"
+    for before, after in zip(MONTHS[-7:-1], MONTHS[-6:], strict=True):
+        html = (storage / "reports" / f"{after}.html").read_text(encoding="utf-8")
+        headline = re.search(r'<p id="stay-cluster">([0-9.]+)% of last month', html)
+        assert headline, after
+        matrix = pl.read_parquet(storage / "segment_migration" / f"{after}.parquet").filter(
+            (pl.col("kind") == "cluster") & pl.col("from_id").is_not_null()
+        )
+        diagonal = matrix.filter(pl.col("from_id") == pl.col("to_id"))["customers"].sum() / matrix["customers"].sum()
+        prev = pl.read_parquet(storage / "segment_assignments" / f"{before}.parquet")
+        cur = pl.read_parquet(storage / "segment_assignments" / f"{after}.parquet")
+        joined = prev.select("customer_id", "segment_id").join(
+            cur.select("customer_id", pl.col("segment_id").alias("now")), on="customer_id", how="left"
+        )
+        truth = (joined["segment_id"] == joined["now"]).fill_null(False).mean()
+        assert diagonal == pytest.approx(truth)
+        assert headline.group(1) == f"{100 * truth:.1f}", (after, headline.group(1), truth)

@@ -54,7 +54,9 @@ def test_drift_and_lift_reach_the_summary() -> None:
     inputs = report_inputs()
     lines, actions = executive_summary(inputs)
     assert any("Major drift" in line for line in lines)
-    assert any(a.startswith("Refit the segmentation model") for a in actions)
+    # Major feature drift asks for a review; the model is refit every month, so never "refit".
+    assert any(a.startswith("Review the segments before reusing") for a in actions)
+    assert not any("refit recommended" in a.lower() for a in [*lines, *actions])
     assert any("Bargain hunters" in a for a in actions)  # the planted campaign effect
     record = summary_record(inputs)
     assert record["refit_recommended"] and record["significant_lifts"] >= 1
@@ -188,6 +190,12 @@ def test_segment_cards_render_persona_cards() -> None:
     cards = build_personas(frame, labels, names, "2024-03")
     html = render_report(dataclasses.replace(inputs, model={**inputs.model, "personas": cards}))
     assert html.count("<summary>Persona card</summary>") == 4  # segment 4 (5 customers) is suppressed
-    assert "Stands out by" in html and "(d = " in html and "RFM segment" in html and "Geography" in html
+    assert "Stands out by" in html and "RFM segment" in html and "Geography" in html
+    # Effect sizes are in the appendix, not on the cards (issue 16.8).
+    cards_html = html[html.index('<section id="segments">') : html.index('<section id="kpis">')]
+    appendix = html[html.index('<section id="appendix">') :]
+    assert not re.search(r"\(d ?= ?[+-]?[0-9]", cards_html) and "Cohen" not in cards_html
+    assert "<th>Cohen's d</th>" in appendix.replace("&#39;", "'")
+    assert cards["1"]["top_features"][0]["label"] in appendix
     assert cards["1"]["description"] in html
     assert "C000001" not in html  # aggregates only

@@ -4,12 +4,19 @@ The page must load with no console errors and no network requests, every chart (
 render with a non-zero size, and a screenshot is saved under the test's tmp dir. A copy of the
 report gets a tiny probe script (the report itself has no scripts); Chromium runs it and `--dump-dom`
 prints its result. Console messages are also read from Chromium's own log (`--enable-logging=stderr`).
+
+The probe also returns the page's rendered text (``innerText``: what a reader sees, hidden parts left
+out), which the test reads as a stakeholder would: the headline's stay rate against the heatmap, no
+raw JSON or Python lists, currency on money, "no control group" for a campaign without one.
+With ``SEGFLOW_SCREENSHOTS=DIR`` it also saves one PNG per report section there (docs/screenshots/
+was made so); without it, only the whole page is shot, to keep the suite fast.
 """
 
 from __future__ import annotations
 
 import html as htmllib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from segflow.lib.migration import stay_rate
 from segflow.lib.report import render_report
 from segflow.lib.report.render import render_index, summary_record
 from segflow_tests.os_packages import ensure_debian_package
@@ -45,7 +53,9 @@ window.addEventListener("load", () => {
   });
   const out = document.createElement("pre");
   out.id = "__probe";
-  out.textContent = JSON.stringify({charts, errors: window.__errors,
+  const sections = [...document.querySelectorAll("body > section")].map(s => ({
+    id: s.id, height: s.getBoundingClientRect().height, text: s.innerText}));
+  out.textContent = JSON.stringify({charts, errors: window.__errors, sections,
     height: document.documentElement.scrollHeight,
     resources: performance.getEntriesByType("resource").map(e => e.name)});
   document.body.appendChild(out);
@@ -122,3 +132,44 @@ def test_report_renders_in_chromium(chromium: str, tmp_path: Path, page: str) ->
     assert shot.exists() and shot.stat().st_size > 20_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"screenshot: {shot}")
+    if page == "report":
+        _read_like_a_stakeholder(inputs, {s["id"]: s["text"] for s in probe["sections"]})
+        if os.environ.get("SEGFLOW_SCREENSHOTS"):
+            _shoot_sections(chromium, text, probe["sections"], Path(os.environ["SEGFLOW_SCREENSHOTS"]))
+
+
+def _read_like_a_stakeholder(inputs, text: dict[str, str]) -> None:
+    """What issue 16 found by reading the report, read from the rendered text."""
+    everything = "\n".join(text.values())
+    # 16.2: the headline's stay rate is the heatmap's diagonal (same segment id both months).
+    cluster = inputs.migration.filter(inputs.migration["kind"] == "cluster")
+    stay = stay_rate(cluster)
+    assert f"{100 * stay:.1f}% of last month's customers stayed in the same cluster segment" in text["migration"]
+    # 16.4: no raw JSON or Python lists anywhere (the Stability section printed dicts and lists).
+    assert not re.search(r"[\[{]\s*['\"]|['\"]\s*[\]}]|\{\s*\}|\[\s*\]", everything)
+    assert "Mean bootstrap Jaccard" in text["model"] and "Bootstrap Jaccard" in text["model"]
+    # 16.7: a campaign nobody was held out of says so, and is not "insufficient sample".
+    assert "no control group" in text["lift"]
+    # 16.8: currency on money, click-to-open named and defined, tests in the appendix only.
+    assert "Revenue (EUR)" in text["kpis"] and "Avg order value (EUR)" in text["kpis"]
+    assert "Email click-to-open rate" in text["kpis"]
+    assert "Click-to-open rate: e-mail clicks over e-mail opens" in text["kpis"]
+    assert "p-value" not in text["lift"].split("\n")[0] and "Holm-adjusted p" in text["appendix"]
+    assert not re.search(r"\(d ?= ?[+-]?[0-9]", text["segments"])  # effect sizes: appendix (test_report)
+    # 16.6: major feature drift asks for a review, never a refit (the model is refit every month).
+    assert "refit recommended" not in everything.lower()
+
+
+def _shoot_sections(chromium: str, text: str, sections: list[dict], out: Path) -> None:
+    """One PNG per section: the page with every other section hidden, cut to the section's height."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="report-sections-") as tmp:
+        for section in sections:
+            only = f"<style>body > *:not(#{section['id']}) {{ display: none !important; }}</style>"
+            page = Path(tmp) / f"{section['id']}.html"
+            page.write_text(text.replace("</head>", only + "</head>", 1), encoding="utf-8")
+            shot = out / f"report-{section['id']}.png"
+            height = int(section["height"]) + 120
+            done = _run(chromium, "--hide-scrollbars", f"--window-size=1200,{height}", f"--screenshot={shot}",
+                        page.as_uri())  # fmt: skip
+            assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]

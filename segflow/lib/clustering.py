@@ -299,8 +299,8 @@ def _shares(labels: np.ndarray, k: int) -> np.ndarray:
 _NAMING_LOG = ("monetary", "invoices_per_month", "avg_order_value", "recency_days", "sessions_per_month")
 
 
-def name_segments(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None = None) -> dict[int, str]:
-    """A short name per segment from its two most distinctive features (z-score of its mean)."""
+def segment_z(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None = None) -> dict[int, dict[str, float]]:
+    """Per segment, the z-score of its mean of each naming feature against all customers."""
     phrases = _PHRASES if phrases is None else {f: p for f, p in phrases.items() if f in frame.columns}
     columns = [
         (pl.col(c).cast(pl.Float64).fill_nan(None).clip(lower_bound=0.0).log1p() if c in _NAMING_LOG
@@ -315,19 +315,51 @@ def name_segments(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None 
         .agg([pl.col(c).mean() for c in phrases])
         .sort("segment_id")
     )
-    names: dict[int, str] = {}
+    out: dict[int, dict[str, float]] = {}
     for row in profiles.iter_rows(named=True):
-        z = {}
-        for feature, (mean, std) in stats.items():
-            if std and row[feature] is not None and np.isfinite(std) and std > 0:
-                z[feature] = (row[feature] - mean) / std
-        top = sorted(z.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:2]
-        words = [phrases[f][0 if v > 0 else 1] for f, v in top]
-        name = f"{words[0]}, {words[1].lower()} customers" if len(words) == 2 else "Typical customers"
-        if name in names.values():
-            name = f"{name} (segment {row['segment_id']})"
-        names[int(row["segment_id"])] = name
-    return names
+        out[int(row["segment_id"])] = {
+            feature: (row[feature] - mean) / std
+            for feature, (mean, std) in stats.items()
+            if std and row[feature] is not None and np.isfinite(std) and std > 0
+        }
+    return out
+
+
+def _basis(z: dict[str, float]) -> list[dict]:
+    """The two most distinctive features of a segment: what its name says about it."""
+    top = sorted(z.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:2]
+    return [{"feature": f, "direction": "higher" if v > 0 else "lower", "z": round(v, 3)} for f, v in top]
+
+
+def _fresh_name(basis: list[dict], phrases: dict) -> str:
+    words = [phrases[b["feature"]][0 if b["direction"] == "higher" else 1] for b in basis]
+    return f"{words[0]}, {words[1].lower()} customers" if len(words) == 2 else "Typical customers"
+
+
+def name_segments(frame: pl.DataFrame, labels: np.ndarray, phrases: dict | None = None) -> dict[int, str]:
+    """A short name per segment from its two most distinctive features (z-score of its mean)."""
+    phrases = _PHRASES if phrases is None else phrases
+    fresh = {i: _fresh_name(_basis(z), phrases) for i, z in segment_z(frame, labels, phrases).items()}
+    return _unique(fresh, {})
+
+
+def _unique(fresh: dict[int, str], kept: dict[int, str]) -> dict[int, str]:
+    """Kept names first, then fresh ones; a fresh name already taken gets its segment id appended."""
+    names = dict(kept)
+    for i in sorted(fresh):
+        name = fresh[i]
+        names[i] = f"{name} (segment {i})" if name in names.values() else name
+    return dict(sorted(names.items()))
+
+
+def aligned_ids(model: dict) -> list[int] | None:
+    """This month's segment ids that the model matched to the same id last month: the segments whose
+    shares, names and trends continue last month's. None when the model records no alignment."""
+    alignment = model.get("alignment")
+    if alignment is None:
+        return None
+    matched = alignment.get("matched", {})
+    return sorted(int(i) for i, m in matched.items() if m["previous_id"] == int(i))
 
 
 def model_version(model: dict) -> str:
@@ -521,7 +553,11 @@ def publish_segments(
     rule = permute(fit["rule"], aligned)
     labels = apply(rule, transform(features, draft))
     shares = _shares(labels, k)
-    names = name_segments(features, labels, _feature_set(fit["feature_set"])[2])
+    from segflow.lib.naming import bind_names
+
+    phrases = _feature_set(fit["feature_set"])[2] or _PHRASES
+    naming = bind_names(segment_z(features, labels, phrases), phrases, alignment, previous, fit["period"])
+    names = {int(i): n for i, n in naming["segment_names"].items()}
     model = {
         "family": winner["family"],
         "params": winner["params"],
@@ -531,7 +567,7 @@ def publish_segments(
         **design,
         "rule": {key: v for key, v in rule.items() if key != "centroids"},
         "centroids": rule["centroids"],
-        "segment_names": {str(i): n for i, n in names.items()},
+        **naming,
         "personas": build_personas(features, labels, names, fit["period"]),
         "segment_shares": shares.tolist(),
         "min_segment_share": float(shares.min()),

@@ -80,9 +80,15 @@ def feature_drift(
     previous_assignments: pl.DataFrame | None = None,
     current_assignments: pl.DataFrame | None = None,
     bins: int = 10,
+    aligned_ids: list[int] | None = None,
 ) -> pl.DataFrame:
     """PSI per numeric feature (kind "feature") and for segment shares (kind "segment_share":
-    cluster segments by id, RFM segments by name), current month against the previous one."""
+    cluster segments by id, RFM segments by name), current month against the previous one.
+
+    ``aligned_ids`` are this month's cluster ids matched to the same id last month (the model's
+    alignment). Only their shares are compared, renormalised among them: a new or vanished segment
+    (k changed, a segment split) has no counterpart, so its share is not a shift of the same
+    segment. None compares every id (ids known to be the same segments)."""
     rows = []
     for column in numeric_features(current_features):
         if column not in previous_features.columns:
@@ -103,7 +109,13 @@ def feature_drift(
         for name, column in (("cluster segments", "segment_id"), ("RFM segments", "rfm_segment")):
             if column not in current_assignments.columns or column not in previous_assignments.columns:
                 continue  # no RFM segments in the snapshot feature set
-            psi, n_bins = psi_categorical(previous_assignments[column], current_assignments[column])
+            before, after = previous_assignments[column], current_assignments[column]
+            if column == "segment_id" and aligned_ids is not None:
+                before, after = before.filter(before.is_in(aligned_ids)), after.filter(after.is_in(aligned_ids))
+                name = f"cluster segments ({len(aligned_ids)} aligned)"
+            # Shares among fewer than two segments are 100% on both sides: nothing to compare.
+            comparable = len(before) and len(after) and (aligned_ids is None or len(aligned_ids) >= 2)
+            psi, n_bins = psi_categorical(before, after) if comparable else (None, 0)
             rows.append(
                 {
                     "kind": "segment_share",

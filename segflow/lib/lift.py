@@ -2,7 +2,9 @@
 
 For each (segment, campaign): response rates p_t and p_c, absolute lift p_t - p_c, relative lift
 (p_t - p_c) / p_c, a two-sided two-proportion z-test (pooled standard error) and a 95% Wald
-confidence interval of the difference (unpooled standard error). Arms with fewer than
+confidence interval of the difference (unpooled standard error). A campaign with no control arm
+in the segment (nobody held out) is "no control group", one with no treated customer "no treatment
+group": there is nothing to compare, whatever the sample size. Arms with fewer than
 ``min_arm_size`` exposed customers are marked "insufficient sample" and get no test.
 
 Many segment x campaign tests are read together, so ``significant`` uses Holm-adjusted p-values
@@ -18,6 +20,9 @@ import polars as pl
 from segflow.lib.kpis import clean_exposures
 
 INSUFFICIENT = "insufficient sample"
+NO_CONTROL = "no control group"
+NO_TREATMENT = "no treatment group"
+UNTESTED = (INSUFFICIENT, NO_CONTROL, NO_TREATMENT)
 
 LIFT_SCHEMA: dict[str, pl.DataType] = {
     "segment_id": pl.Int64(),
@@ -128,7 +133,11 @@ def campaign_lift(
             "p_value_holm": None,
             "significant": None,
         }
-        if min(n_t, n_c) < min_arm_size:
+        if n_c == 0:
+            row["status"] = NO_CONTROL
+        elif n_t == 0:
+            row["status"] = NO_TREATMENT
+        elif min(n_t, n_c) < min_arm_size:
             row["status"] = INSUFFICIENT
         else:
             row["status"] = "tested"

@@ -104,6 +104,7 @@ def build_personas(
     numeric = {c: _numeric(frame, c) for c in labels_of}
     categories = [c for c in labels_of if c.startswith(SHARE_PREFIX) and c != share_column(OTHER)]
     surveys = {q: _numeric(frame, f"survey_{q}") for q in SURVEY_QUESTIONS if f"survey_{q}" in frame.columns}
+    channel_known = _channel_known(numeric, len(labels))
     cards: dict[str, dict] = {}
     for segment in sorted(int(s) for s in np.unique(labels)):
         inside = labels == segment
@@ -138,9 +139,7 @@ def build_personas(
                     }
                 )
         traits.sort(key=lambda t: (-abs(t["cohens_d"]), t["question"]))
-        shares = {
-            c: float(np.nanmean(numeric[f"{c}_share"][inside])) for c in CHANNELS if f"{c}_share" in numeric
-        }
+        shares = _channel_shares(numeric, inside & channel_known, min_cell)
         # Mean share per named category (``other`` is not a category, so never the preferred one),
         # suppressed like any cell describing fewer than ``min_cell`` customers.
         spend = {
@@ -195,9 +194,27 @@ def build_personas(
     return cards
 
 
+def _channel_known(numeric: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Customers whose purchases carry a channel. Without a channel column every channel's share
+    is 0, which is not "0% web": it is unknown, and a persona must not claim a channel then."""
+    columns = [numeric[f"{c}_share"] for c in CHANNELS if f"{c}_share" in numeric]
+    if not columns:
+        return np.zeros(n, dtype=bool)
+    return np.nansum(np.column_stack(columns), axis=1) > 0
+
+
+def _channel_shares(numeric: dict[str, np.ndarray], rows: np.ndarray, min_cell: int) -> dict[str, float]:
+    """Mean purchase share per channel over ``rows`` (customers with a known channel), or nothing
+    when fewer than ``min_cell`` such customers are in the segment."""
+    if rows.sum() < min_cell:
+        return {}
+    return {c: float(np.nanmean(numeric[f"{c}_share"][rows])) for c in CHANNELS if f"{c}_share" in numeric}
+
+
 def describe(card: dict) -> str:
     """One readable sentence from a persona card (what the report shows under the segment's name)."""
-    parts = [f"{e['direction']} {e['label']} (d={e['cohens_d']:+.1f})" for e in card["top_features"][:3]]
+    # Effect sizes (Cohen's d) are in the report's appendix: the sentence says what, not how much.
+    parts = [f"{e['direction']} {e['label']}" for e in card["top_features"][:3]]
     text = "Distinguished by " + ", ".join(parts) if parts else "No feature sets this segment apart"
     demo = card["demographics"]
     who = []

@@ -17,6 +17,7 @@ import polars as pl
 
 from segflow.lib.category_mix import SHARE_PREFIX
 from segflow.lib.profiles import snapshot_column
+from segflow.lib.schema import CHANNELS
 
 # (feature, transform), as in segflow.lib.clustering.MODEL_FEATURES. log1p tames long right tails.
 MODEL_FEATURES: tuple[tuple[str, str], ...] = (
@@ -124,7 +125,9 @@ def build_snapshot_features(current: pl.LazyFrame, period: str, snapshot_months:
     return frame.collect()
 
 
-FAMILIES = ("rfm", "behaviour", "category_mix", "engagement", "surveys", "campaigns", "demographics")
+FAMILIES = (
+    "rfm", "behaviour", "channel_mix", "category_mix", "engagement", "surveys", "campaigns", "demographics",
+)  # fmt: skip
 
 
 def feature_families(
@@ -132,10 +135,13 @@ def feature_families(
     enabled: dict[str, bool],
     model_features: list[str],
     unavailable: dict[str, str] | None = None,
+    features: pl.DataFrame | None = None,
 ) -> list[dict]:
     """Which feature families the month's features could draw on, where each came from, and whether
     the model used any of its features. ``enabled`` maps source name to whether it is configured;
-    ``unavailable`` is the model's ``unavailable_families`` (family -> reason)."""
+    ``unavailable`` is the model's ``unavailable_families`` (family -> reason). ``features``, the
+    month's feature table, decides what the source delivers: a configured source without a
+    category or channel column offers no category or channel mix (see ``delivered``)."""
     snapshot = feature_set == "snapshot"
     unavailable = unavailable or {}
     categories = not snapshot and enabled.get("transactions", False) and "category_mix" not in unavailable
@@ -159,7 +165,7 @@ def feature_families(
             "source": "snapshot (per-customer totals)" if snapshot else "transactions (line items)",
             "note": "recency, purchase rate, basket size, deal and channel mix, web visits"
             if snapshot
-            else "purchase rate, order value, returns, channel mix",
+            else "purchase rate, order value, returns",
         },
         {
             "family": "category_mix",
@@ -212,6 +218,35 @@ def feature_families(
         "surveys": set(),
     }
     families_of["category_mix"] = {f for f in used if f.startswith(SHARE_PREFIX)}
+    if not snapshot:
+        rows.insert(2, _channel_row(features))
+        families_of["channel_mix"] = {f"{c}_share" for c in CHANNELS} | {"digital_share"}
+        families_of["behaviour"] -= families_of["channel_mix"]
+    if features is not None and not snapshot and not delivered(features)["category_mix"]:
+        rows[3] = {**rows[3], "available": False, "source": "none",
+                   "note": "not available: the transactions carry no product category"}  # fmt: skip
     for row in rows:
         row["used_in_model"] = bool(used & families_of[row["family"]]) and row["available"]
     return rows
+
+
+def delivered(features: pl.DataFrame) -> dict[str, bool]:
+    """What the month's feature table holds data for, not just columns: a category share column
+    exists only when some line item had a category; channel shares exist always, but are all zero
+    when no line item had a channel."""
+    channels = [f"{c}_share" for c in CHANNELS if f"{c}_share" in features.columns]
+    known = features.select(pl.sum_horizontal(channels).fill_null(0).gt(0).any()).item() if channels else False
+    return {"category_mix": any(c.startswith(SHARE_PREFIX) for c in features.columns), "channel_mix": bool(known)}
+
+
+def _channel_row(features: pl.DataFrame | None) -> dict:
+    """The channel-mix family of the transactions feature set: there when purchases carry a channel."""
+    available = features is None or delivered(features)["channel_mix"]
+    return {
+        "family": "channel_mix",
+        "available": available,
+        "source": "transactions (line item channel)" if available else "none",
+        "note": "share of purchases per channel (web, store, app)"
+        if available
+        else "not available: the transactions carry no channel, so no persona names a channel",
+    }

@@ -26,6 +26,7 @@ from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import storage
 from segflow.lib.backtest import BACKTEST_SCHEMA, backtest
+from segflow.lib.clustering import aligned_ids
 from segflow.lib.drift import DRIFT_SCHEMA, feature_drift, major_drift
 from segflow.lib.imputation import imputation_rates
 from segflow.lib.kpis import segment_kpis
@@ -177,9 +178,9 @@ def segment_migration(
             rows_in={"segment_assignments": sum(f.height for f in months.values())},
             rows_out=matrix.height,
             previous_period=shift(period, -1) if previous is not None else "none",
-            stay_rate=dg.MetadataValue.json(
-                {k: (round(v, 4) if v is not None else None) for k, v in stays.items()}
-            ),
+            # Computed from segment ids (a customer stayed when the aligned id is the same).
+            stay_rate_cluster=round(stays["cluster"], 4) if stays["cluster"] is not None else "n/a",
+            stay_rate_rfm=round(stays["rfm"], 4) if stays["rfm"] is not None else "n/a",
         ),
     )
 
@@ -189,11 +190,13 @@ def segment_drift(
     settings: SegflowSettings,
     customer_features: dict[str, pl.DataFrame],
     segment_assignments: dict[str, pl.DataFrame],
+    segmentation_model: dict,
 ) -> dg.Output[pl.DataFrame]:
     """Population stability index against the previous month: per numeric feature of customer_features
     (bins: the previous month's deciles) and for cluster and RFM segment shares, with its band (< 0.1
-    stable, 0.1-0.25 moderate, > 0.25 major). The `segment_drift_major` check warns on major drift.
-    Empty in a month without a previous month.
+    stable, 0.1-0.25 moderate, > 0.25 major). Cluster shares are compared only between segments the
+    model aligned to the same id last month (a new or vanished segment has no counterpart). The
+    `segment_drift_major` check warns on major drift. Empty in a month without a previous month.
     """
     config = settings.report
     period = context.partition_key
@@ -207,6 +210,7 @@ def segment_drift(
             assignments.get(prev_key),
             _current(assignments, period, "segment_assignments"),
             config.psi_bins,
+            aligned_ids(segmentation_model),
         )
     else:
         drift = pl.DataFrame(schema=DRIFT_SCHEMA)
@@ -219,8 +223,8 @@ def segment_drift(
             rows_in={"customer_features": sum(f.height for f in features.values())},
             rows_out=drift.height,
             previous_period=prev_key if prev_key in features else "none",
-            major_drift=major["name"].to_list(),
-            max_feature_psi=float(drift.filter(pl.col("kind") == "feature")["psi"].max() or 0.0),
+            major_drift=", ".join(major["name"].to_list()) or "none",
+            max_feature_psi=round(float(drift.filter(pl.col("kind") == "feature")["psi"].max() or 0.0), 4),
         ),
     )
 
@@ -407,6 +411,7 @@ def audit_report(
         {name: source.enabled for name, source in settings.sources.items()},
         [f["name"] for f in segmentation_model["features"]],
         segmentation_model.get("unavailable_families", {}),
+        customer_features,
     )
     previous_period = shift(period, -1)
     inputs = ReportInputs(
@@ -433,6 +438,11 @@ def audit_report(
         profile_features=profile_features,
         families=families,
         clv=clv_model,
+        currency=settings.report.currency,
+        window_months=settings.features.window_months,
+        window_months_with_data=(
+            int(customer_features["tenure_months"].max()) if "tenure_months" in customer_features.columns else None
+        ),
     )
     reports = settings.reports_dir
     path = storage.write_text(render_report(inputs), reports / f"{period}.html")

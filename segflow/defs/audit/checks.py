@@ -19,7 +19,8 @@ def drift_check_result(drift: pl.DataFrame) -> dg.AssetCheckResult:
         passed=major.height == 0,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"Major drift (PSI > {MAJOR}) in {', '.join(major['name'].to_list())}: refit recommended."
+            f"Major drift (PSI > {MAJOR}) in {', '.join(major['name'].to_list())}: review the segments "
+            "before reusing last month's audiences (the model is refit every month)."
             if major.height
             else "No major drift."
         ),
@@ -48,7 +49,7 @@ def audit_checks() -> dg.Definitions:
             asset="segment_drift",
             name="segment_drift_major",
             description="Advisory: warns when a feature or a segment share drifts by PSI > 0.25 against the "
-            "previous month (the report then recommends a refit). Never blocks.",
+            "previous month (the report then asks for a review of the segments). Never blocks.",
             blocking=False,
             partitions_def=partitions_def,
         )(_segment_drift_major)

@@ -135,7 +135,7 @@ def segmentation_model(
             sweep=_sweep_table(model["sweep"]),
             sampling=dg.MetadataValue.json(model["sampling"]),
             alignment=dg.MetadataValue.json(model["alignment"]),
-            segment_names=dg.MetadataValue.json(model["segment_names"]),
+            segment_names=dg.MetadataValue.md(_names_table(model)),
             feature_set=settings.feature_set,
             model_features=dg.MetadataValue.json([f["name"] for f in model["features"]]),
             feature_families=dg.MetadataValue.json(
@@ -143,6 +143,19 @@ def segmentation_model(
             ),
         ),
     )
+
+
+def _names_table(model: dict) -> str:
+    """The segments' names as a Markdown table: since when each holds, and this month's renames."""
+    since = model.get("segment_named_since", {})
+    renames = {str(c["segment_id"]): c for c in model.get("segment_renames", [])}
+    rows = [
+        f"| {i} | {name} | {since.get(i, '')} | "
+        + (f"renamed from “{renames[i]['previous_name']}”: {renames[i]['reason']}" if i in renames else "")
+        + " |"
+        for i, name in sorted(model["segment_names"].items(), key=lambda kv: int(kv[0]))
+    ]
+    return "\n".join(["| id | name | named in | change |", "|---:|---|---|---|", *rows])
 
 
 def churn_model(

@@ -1,10 +1,12 @@
 """Segment assignments: every customer's cluster segment, RFM segment and the model that assigned them."""
 
+from collections.abc import Iterator
 from typing import Optional
 
 import dagster as dg
 import polars as pl
 
+from segflow.defs.contract_checks import contract_metadata, contract_specs, publish_checked
 from segflow.defs.lineage import OWNERS, lineage
 from segflow.defs.models.assets import previous_partition
 from segflow.defs.partitions import PREVIOUS_MONTH, clv_history, monthly_partitions
@@ -28,7 +30,7 @@ def segment_assignments(
     previous_assignments: Optional[pl.DataFrame],  # noqa: UP045 - Dagster resolves typing.Optional
     clv_model: dict,
     customer_profiles: dict[str, pl.LazyFrame],
-) -> dg.Output[pl.DataFrame]:
+) -> Iterator:
     """Per customer: segment id and name from the month's model, last month's segment id (null for a
     customer not segmented last month), RFM segment and scores, the RFM values, churn risk (the
     probability of no purchase in the next ``model.churn_horizon_months`` months, from the month's
@@ -39,6 +41,8 @@ def segment_assignments(
     over the next ``model.clv_horizon_months`` months; null for everyone when the model is withheld.
     With the snapshot feature set (no transactions) there is no RFM: the RFM columns are absent, and
     recency, purchases and spend come from the snapshot.
+    The table is published: its contract (data_contracts/segment_assignments.yaml) is validated
+    before it is written, so a violating month is never visible, and the same report is its checks.
     """
     segments = assign(customer_features, segmentation_model)
     churn = churn_scores(customer_features, churn_model)
@@ -66,24 +70,35 @@ def segment_assignments(
         .select("customer_id", "period", "segment_id", "segment_name",
                 pl.exclude("customer_id", "period", "segment_id", "segment_name"))
     )  # fmt: skip
-    sizes = assignments.group_by("segment_id").len().sort("segment_id")
+    checks = publish_checked(context, "segment_assignments", assignments, "segment_assignments")
     kept = assignments.filter(pl.col("previous_segment_id").is_not_null())
-    return dg.Output(
+    stayed = float((kept["segment_id"] == kept["previous_segment_id"]).mean()) if kept.height else None
+    yield dg.Output(
         assignments,
         metadata=lineage(
             context,
             rows_in={"customer_features": customer_features.height},
             rows_out=assignments.height,
             model_version=segmentation_model["version"],
-            segment_sizes=dg.MetadataValue.json({str(r[0]): r[1] for r in sizes.iter_rows()}),
-            same_segment_as_last_month=(
-                float((kept["segment_id"] == kept["previous_segment_id"]).mean()) if kept.height else None
-            ),
-            churn_risk=dg.MetadataValue.json(_churn_summary(churn_model, assignments)),
-            predicted_value=dg.MetadataValue.json(_clv_summary(clv, assignments)),
+            segments=dg.MetadataValue.md(_segment_table(assignments)),
+            same_segment_as_last_month=round(stayed, 4) if stayed is not None else "no previous month",
+            churn_risk=dg.MetadataValue.md(_churn_summary(churn_model, assignments)),
+            predicted_value=dg.MetadataValue.md(_clv_summary(clv, assignments)),
             **{"dagster/column_lineage": _column_lineage(assignments.columns, segmentation_model)},
         ),
     )
+    yield from checks
+
+
+def _segment_table(assignments: pl.DataFrame) -> str:
+    """Customers per segment as a Markdown table, for people reading the UI (not a JSON blob)."""
+    sizes = assignments.group_by("segment_id", "segment_name").len("customers").sort("segment_id")
+    total = max(assignments.height, 1)
+    rows = [
+        f"| {r['segment_id']} | {r['segment_name']} | {r['customers']:,} | {r['customers'] / total:.1%} |"
+        for r in sizes.iter_rows(named=True)
+    ]
+    return "\n".join(["| id | name | customers | share |", "|---:|---|---:|---:|", *rows])
 
 
 def _column_lineage(columns: list[str], segmentation_model: dict) -> dg.TableColumnLineage:
@@ -110,40 +125,36 @@ def _column_lineage(columns: list[str], segmentation_model: dict) -> dg.TableCol
     return dg.TableColumnLineage(deps_by_column=deps)
 
 
-def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> dict:
-    """What the churn_risk column holds this month: the model and its validation, or why it is null."""
+def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> str:
+    """What the churn_risk column holds this month, in words: the model and its validation, or why
+    it is null."""
     if not churn_model.get("available"):
-        return {"available": False, "reason": churn_model.get("reason", "no churn model")}
+        return f"Not available: {churn_model.get('reason', 'no churn model')}."
     metrics = churn_model["metrics"]
-    return {
-        "available": True,
-        "churn_model_version": churn_model["version"],
-        "horizon_months": churn_model["horizon_months"],
-        "mean_churn_risk": float(assignments["churn_risk"].mean()),
-        "validation_auc": metrics["auc"],
-        "baseline_auc": metrics["baseline_auc"],
-        # Which model scores (the guard may fall back to the baseline), and why.
-        **({"scored_by": churn_model["guard"]["scorer"], "guard": churn_model["guard"]["reason"]}
-           if "guard" in churn_model else {}),
-    }
+    scorer = ""
+    if "guard" in churn_model:  # the guard may fall back to the recency-only baseline, and says why
+        scorer = f" Scored by {churn_model['guard']['scorer']}: {churn_model['guard']['reason']}"
+    return (
+        f"Churn model {churn_model['version']}, horizon {churn_model['horizon_months']} months: mean churn "
+        f"risk {float(assignments['churn_risk'].mean()):.1%}; validation AUC {metrics['auc']:.3f} "
+        f"(recency-only baseline {metrics['baseline_auc']:.3f}).{scorer}"
+    )
 
 
-def _clv_summary(clv: ClvModel, assignments: pl.DataFrame) -> dict:
-    """What the predicted-value columns hold this month: the model and its validation, or why null."""
+def _clv_summary(clv: ClvModel, assignments: pl.DataFrame) -> str:
+    """What the predicted-value columns hold this month, in words: the model and its validation, or
+    why they are null."""
     if not clv.available:
-        return {"available": False, "reason": clv.reason}
+        return f"Not available: {clv.reason}."
     totals = clv.validation["totals"]
-    return {
-        "available": True,
-        "clv_model_version": clv.version,
-        "horizon_months": clv.horizon_months,
-        "discount_rate_monthly": clv.discount_rate,
-        "total_predicted_value": float(assignments["predicted_value"].sum()),
-        # Customers without a score: no purchase in the history read, or a value that was not finite.
-        "customers_without_value": int(assignments["predicted_value"].null_count()),
-        "validation_purchases_error": totals["purchases_error"],
-        "baseline_purchases_error": totals["baseline_purchases_error"],
-    }
+    # Customers without a score: no purchase in the history read, or a value that was not finite.
+    missing = int(assignments["predicted_value"].null_count())
+    return (
+        f"CLV model {clv.version}, horizon {clv.horizon_months} months, discounted at "
+        f"{clv.discount_rate:.1%} a month: total predicted value {float(assignments['predicted_value'].sum()):,.2f}; "
+        f"{missing:,} customers without a value. Out-of-time purchases error {totals['purchases_error']:.1%} "
+        f"(naive baseline {totals['baseline_purchases_error']:.1%})."
+    )
 
 
 @dg.definitions
@@ -161,6 +172,8 @@ def segment_defs() -> dg.Definitions:
         kinds={"polars", "parquet"},
         owners=OWNERS,
         code_version="4",
+        metadata=contract_metadata("segment_assignments"),
+        check_specs=contract_specs("segment_assignments", "segment_assignments"),
         automation_condition=AUTOMATION,
         freshness_policy=PUBLISHED_FRESHNESS,
         ins={"previous_assignments": previous, "customer_profiles": history},

@@ -193,24 +193,30 @@ def multi_line_chart(
     ylabel: str,
     xlabel: str = "month",
     hlines: tuple[float, ...] = (),
+    breaks: dict[str, set[int]] | None = None,
 ) -> str:
-    """Lines over months; None values leave gaps. Legend outside the plot when there are many series."""
+    """Lines over months; None values leave gaps. Legend outside the plot when there are many series.
+    ``breaks`` names, per series, the positions where it starts afresh: the line is not drawn from
+    the point before (one legend entry, no line joining two different things)."""
     fig, ax = _figure(7.5, 3.2)
     positions = list(range(len(x)))
     for i, (name, values) in enumerate(series.items()):
         y = [float("nan") if v is None else v for v in values]
-        ax.plot(
-            positions,
-            y,
-            marker="o",
-            markersize=3,
-            color=OKABE_ITO[i % len(OKABE_ITO)],
-            label=name,
-            linestyle=("-", "--", ":")[i // len(OKABE_ITO) % 3],
-        )
+        starts = sorted({0, *(breaks or {}).get(name, set())} | {len(y)})
+        for run, (a, b) in enumerate(zip(starts, starts[1:], strict=False)):
+            ax.plot(
+                positions[a:b],
+                y[a:b],
+                marker="o",
+                markersize=3,
+                color=OKABE_ITO[i % len(OKABE_ITO)],
+                label=name if run == 0 else "_nolegend_",
+                linestyle=("-", "--", ":")[i // len(OKABE_ITO) % 3],
+            )
     for level in hlines:
         ax.axhline(level, color="#555555", linestyle="--", linewidth=0.8)
     ax.set_xticks(positions, x, rotation=35 if len(x) > 8 else 0, ha="right" if len(x) > 8 else "center")
+    _plain_numbers(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -218,6 +224,17 @@ def multi_line_chart(
     if len(series) > 1:
         ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _to_svg(fig)
+
+
+def _plain_numbers(ax) -> None:
+    """Tick labels as plain numbers with thousands separators: matplotlib's default moves a large
+    scale into a "1e6" multiplier at the axis' corner, which readers miss."""
+    from matplotlib.ticker import FuncFormatter
+
+    def plain(value: float, _position: int) -> str:
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
+
+    ax.yaxis.set_major_formatter(FuncFormatter(plain))
 
 
 def sparkline(values: list[float | None], width: int = 160, height: int = 36, label: str = "") -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from segflow.config import Settings
+from segflow.lib.naming import NAME_HOLDS_Z
 
 
 def churn_text(settings: Settings, churn: dict | None) -> str:
@@ -136,7 +137,11 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
         "last month.",
         "Drift": f"PSI against the previous month on its {r.psi_bins} quantile bins per numeric feature "
         "(tenure, active months and quintile scores excluded: they move by construction), and on segment "
-        "shares; < 0.1 stable, 0.1–0.25 moderate, > 0.25 major (refit recommended).",
+        "shares (cluster shares only between segments aligned to the same id last month); < 0.1 stable, "
+        "0.1–0.25 moderate, > 0.25 major. The model is refit every month, so drift is a reason to review "
+        "the segments, not to refit.",
+        "Click-to-open rate": "e-mail clicks over e-mail opens in the window (not over e-mails sent); the "
+        "open rate is opens over e-mails sent.",
         "Backtest": f"segments of month T−{r.backtest_horizon_months} scored on net revenue and purchases "
         "in the following months up to T; Kruskal-Wallis test across segments.",
     }
@@ -188,6 +193,11 @@ def _model_entries(settings: Settings, model: dict, features: str, churn: dict |
         "Seed": f"{model['seed']} (model fit, samples and imputation).",
         "Model version": model["version"],
         "Churn risk": churn_text(settings, churn),
+        "Segment names": "from the two features that set a segment apart most (z-score of its mean). A "
+        "segment matched to last month's keeps its id and its name while both named features still lie on "
+        f"the same side of the average by at least {NAME_HOLDS_Z} standard deviations; otherwise it is renamed "
+        "and the rename, with its reason, is listed under Stability.",
+        "Money": f"every amount is in {settings.report.currency} (setting report.currency).",
         "Privacy": "no names, e-mails or customer ids; cells with fewer than "
         f"{settings.report.min_cell_customers} customers are suppressed.",
     }

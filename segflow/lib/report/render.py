@@ -9,14 +9,13 @@ not named anywhere (tables, charts, summary, index record).
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass, field
 
 import jinja2
 import polars as pl
 
+from segflow.lib.clustering import aligned_ids
 from segflow.lib.drift import MAJOR, MODERATE
-from segflow.lib.lift import INSUFFICIENT
 from segflow.lib.migration import LOST, NEW, stay_rate
 from segflow.lib.report import charts
 from segflow.lib.report.selection import selection_section
@@ -57,6 +56,11 @@ class ReportInputs:
     # Feature families (rfm, behaviour, ...): available or not, from which source, used by the model.
     families: list[dict] = field(default_factory=list)
     clv: dict | None = None  # the month's CLV model (segflow.lib.clv.ClvModel as JSON)
+    currency: str = "EUR"  # of every money figure (report.currency)
+    # The trailing window's length, and how many of its months hold data (the earliest month seen
+    # in it); fewer means the first months' growth is partly the window filling up.
+    window_months: int = 12
+    window_months_with_data: int | None = None
 
 
 def segment_profile_z(
@@ -139,9 +143,8 @@ def _persona_rows(model: dict, segment_id) -> list[dict]:
     rows = [
         {
             "term": "Stands out by",
-            "value": "; ".join(
-                f"{e['label']} {e['direction']} (d = {e['cohens_d']:+.2f})" for e in card["top_features"]
-            ),
+            "value": "; ".join(f"{e['label']} {e['direction']}" for e in card["top_features"])
+            + " than average (effect sizes in the appendix)",
         }
     ]
     demo = card.get("demographics") or {}
@@ -171,10 +174,7 @@ def _persona_rows(model: dict, segment_id) -> list[dict]:
         rows.append(
             {
                 "term": "Traits",
-                "value": ", ".join(
-                    f"{t['trait']} (d = {t['cohens_d']:+.2f}, {t['respondents']} answers)"
-                    for t in card["psychographic_traits"]
-                ),
+                "value": ", ".join(f"{t['trait']} ({t['respondents']} answers)" for t in card["psychographic_traits"]),
             }
         )
     if card.get("dominant_rfm_segment"):
@@ -196,18 +196,28 @@ def _visible(kpis: pl.DataFrame, k: int) -> pl.DataFrame:
 
 
 def _history_series(
-    inputs: ReportInputs, labels: list[str]
-) -> tuple[list[str], dict[str, list[float | None]]]:
+    inputs: ReportInputs, ids: list[int]
+) -> tuple[list[str], dict[int, list[float | None]]]:
+    """Share of customers per month for each segment id: one line per id, whatever it was called
+    (ids are aligned month to month, names are bound to them)."""
     months = sorted({*inputs.kpi_history, inputs.period})
     history = {**inputs.kpi_history, inputs.period: inputs.kpis}
-    series: dict[str, list[float | None]] = {label: [] for label in labels}
+    series: dict[int, list[float | None]] = {i: [] for i in ids}
     for month in months:
         rows = {
-            _label(r): r for r in history[month].iter_rows(named=True) if r["customers"] >= inputs.min_cell
+            r["segment_id"]: r for r in history[month].iter_rows(named=True) if r["customers"] >= inputs.min_cell
         }
-        for label in labels:
-            series[label].append(rows[label]["customer_share"] * 100 if label in rows else None)
+        for i in ids:
+            continues = month == inputs.period or _continues(inputs, i)  # a new segment has no past
+            series[i].append(rows[i]["customer_share"] * 100 if i in rows and continues else None)
     return months, series
+
+
+def _continues(inputs: ReportInputs, segment_id: int) -> bool:
+    """Whether the segment is last month's under the same id (matched by the model's alignment), so
+    that comparing it with last month's same id means something. A new segment may reuse an id."""
+    aligned = aligned_ids(inputs.model)
+    return aligned is None or segment_id in aligned
 
 
 def _previous_kpis(inputs: ReportInputs) -> pl.DataFrame | None:
@@ -219,18 +229,22 @@ def _previous_kpis(inputs: ReportInputs) -> pl.DataFrame | None:
 def _segment_cards(inputs: ReportInputs) -> list[dict]:
     visible = _visible(inputs.kpis, inputs.min_cell)
     labels = [_label(r) for r in visible.iter_rows(named=True)]
-    months, series = _history_series(inputs, labels)
+    months, series = _history_series(inputs, visible["segment_id"].to_list())
     previous = _previous_kpis(inputs)
-    before = {_label(r): r for r in previous.iter_rows(named=True)} if previous is not None else {}
+    before = {r["segment_id"]: r for r in previous.iter_rows(named=True)} if previous is not None else {}
+    renames = {c["segment_id"]: c for c in inputs.model.get("segment_renames") or []}
+    since = inputs.model.get("segment_named_since") or {}
     cards = []
     for row, label in zip(visible.iter_rows(named=True), labels, strict=True):
-        prior = before.get(label)
+        prior = before.get(row["segment_id"]) if _continues(inputs, row["segment_id"]) else None
         change = ""
         if prior is not None and prior["customers"] >= inputs.min_cell:
             delta = row["customer_share"] - prior["customer_share"]
             change = f"{100 * delta:+.1f} pp share vs {inputs.previous_period}".replace(
                 "-0.0", "0.0"
             ).replace("+0.0", "0.0")
+        elif previous is not None and not _continues(inputs, row["segment_id"]):
+            change = f"new this month: no segment of {inputs.previous_period} matches it"
         cards.append(
             {
                 "label": label,
@@ -239,16 +253,24 @@ def _segment_cards(inputs: ReportInputs) -> list[dict]:
                 "customers": _fmt(row["customers"], "int"),
                 "share": _fmt(row["customer_share"], "pct"),
                 "revenue_share": _fmt(row["revenue_share"], "pct"),
-                "aov": _fmt(row["avg_order_value"], "money"),
+                "aov": f"{_fmt(row['avg_order_value'], 'money')} {inputs.currency}",
                 "recency": _fmt(row["mean_recency_days"], "num"),
                 "change": change,
+                "named": _naming_note(renames.get(row["segment_id"]), since.get(str(row["segment_id"]))),
                 "spark": charts.sparkline(
-                    series[label], label=f"share of customers, {months[0]} to {months[-1]}"
+                    series[row["segment_id"]], label=f"share of customers, {months[0]} to {months[-1]}"
                 ),
                 "spark_range": f"{months[0]} – {months[-1]}" if len(months) > 1 else months[0],
             }
         )
     return cards
+
+
+def _naming_note(rename: dict | None, since: str | None) -> str:
+    """Where the segment's name comes from: renamed this month (and why), or named since when."""
+    if rename:
+        return f"renamed this month from “{rename['previous_name']}”: {rename['reason']}"
+    return f"named in {since}" if since else ""
 
 
 def _kpi_rows(inputs: ReportInputs) -> tuple[list[dict], int]:
@@ -303,7 +325,7 @@ def _lift_section(inputs: ReportInputs) -> dict:
         if r["treatment_n"] + r["control_n"] < k:
             suppressed += 1
             continue
-        ok = r["status"] != INSUFFICIENT
+        ok = r["status"] == "tested"
         rows.append(
             {
                 "segment": _label(r),
@@ -313,10 +335,12 @@ def _lift_section(inputs: ReportInputs) -> dict:
                 "abs": _fmt(r["abs_lift"], "pp") if ok else "–",
                 "rel": _fmt(r["rel_lift"], "pct") if ok else "–",
                 "ci": f"{100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f} pp" if ok else "–",
-                "p": _fmt(r["p_value"], "p") if ok else INSUFFICIENT,
+                "p": _fmt(r["p_value"], "p") if ok else "–",
                 "p_holm": _fmt(r["p_value_holm"], "p") if ok else "–",
-                "verdict": ("significant" if r["significant"] else "not significant") if ok else INSUFFICIENT,
+                # Untested rows say why: no control group, no treatment group, or too few exposed.
+                "verdict": ("significant" if r["significant"] else "not significant") if ok else r["status"],
                 "significant": bool(r["significant"]),
+                "tested": ok,
             }
         )
         if ok:
@@ -341,8 +365,10 @@ def _migration_section(inputs: ReportInputs, kind: str) -> dict:
     if matrix.height == 0:
         return {}
     k = inputs.min_cell
-    rows = sorted(set(matrix["from_segment"]) - {NEW}) + ([NEW] if NEW in set(matrix["from_segment"]) else [])
-    cols = sorted(set(matrix["to_segment"]) - {LOST}) + ([LOST] if LOST in set(matrix["to_segment"]) else [])
+    # Rows and columns in id order (cluster) or name order (RFM), pseudo-states last, so that the
+    # diagonal is "stayed in the same segment" and matches the headline's stay rate.
+    rows = _states(matrix, "from_segment", "from_id", NEW)
+    cols = _states(matrix, "to_segment", "to_id", LOST)
     cells = {(r["from_segment"], r["to_segment"]): r for r in matrix.iter_rows(named=True)}
     totals = {r["from_segment"]: r["from_customers"] for r in matrix.iter_rows(named=True)}
     rows = [r for r in rows if totals.get(r, 0) >= k]  # a row describing fewer than k customers is dropped
@@ -357,7 +383,7 @@ def _migration_section(inputs: ReportInputs, kind: str) -> dict:
                 l_row.append("0%")
             elif cell["customers"] < k:
                 p_row.append(None)
-                l_row.append(f"<{k}")
+                l_row.append(f"<{k}\ncustomers")  # a count, not a percentage like its neighbours
             else:
                 p_row.append(cell["probability"])
                 l_row.append(f"{100 * cell['probability']:.0f}%")
@@ -376,13 +402,22 @@ def _migration_section(inputs: ReportInputs, kind: str) -> dict:
         f"segment in {inputs.previous_period}",
     )
     stay = stay_rate(matrix)
-    return {"chart": chart, "stay": _fmt(stay, "pct") if stay is not None else "–"}
+    return {"chart": chart, "stay": _fmt(stay, "pct") if stay is not None else "–", "stay_rate": stay}
+
+
+def _states(matrix: pl.DataFrame, label: str, key: str, pseudo: str) -> list[str]:
+    """The distinct states of one side of the matrix, ordered by segment id (then label), the
+    pseudo-state (new or lost) last."""
+    if key not in matrix.columns:  # a matrix stored before ids were recorded
+        matrix = matrix.with_columns(pl.lit(None, dtype=pl.Int64).alias(key))
+    states = matrix.select(label, key).unique().filter(pl.col(label) != pseudo).sort(key, label, nulls_last=True)
+    return states[label].to_list() + ([pseudo] if pseudo in set(matrix[label]) else [])
 
 
 def _drift_section(inputs: ReportInputs) -> dict:
     drift = inputs.drift
     if drift is None or drift.height == 0:
-        return {"rows": [], "chart": "", "major": [], "moderate": [], "refit": False}
+        return {"rows": [], "chart": "", "major": [], "moderate": [], "refit": False, "shares_moved": []}
     ordered = drift.filter(pl.col("psi").is_not_null()).sort(["psi", "name"], descending=[True, False])
     features = ordered.filter(pl.col("kind") == "feature")
     chart = (
@@ -406,9 +441,19 @@ def _drift_section(inputs: ReportInputs) -> dict:
         }
         for r in ordered.iter_rows(named=True)
     ]
-    major = ordered.filter(pl.col("band") == "major")["name"].to_list()
-    moderate = ordered.filter(pl.col("band") == "moderate")["name"].to_list()
-    return {"rows": rows, "chart": chart, "major": major, "moderate": moderate, "refit": bool(major)}
+    # Only features count: the model is refit every month anyway, and segment shares moving (k
+    # changed, a segment split) is what the refit produced, not a reason to distrust it.
+    major = features.filter(pl.col("band") == "major")["name"].to_list()
+    moderate = features.filter(pl.col("band") == "moderate")["name"].to_list()
+    shares = ordered.filter((pl.col("kind") == "segment_share") & (pl.col("band") != "stable"))
+    return {
+        "rows": rows,
+        "chart": chart,
+        "major": major,
+        "moderate": moderate,
+        "refit": bool(major),
+        "shares_moved": [f"{r['name']} (PSI {r['psi']:.2f})" for r in shares.iter_rows(named=True)],
+    }
 
 
 def _backtest_section(inputs: ReportInputs) -> dict:
@@ -435,7 +480,7 @@ def _backtest_section(inputs: ReportInputs) -> dict:
             visible["mean_future_revenue"].to_list(),
             f"Realised revenue after {first['assigned_period']}, by segment assigned then",
             f"mean net revenue per customer over the next {first['months_observed']} month(s) "
-            "(currency units)",
+            f"({inputs.currency})",
         )
         if visible.height
         else ""
@@ -452,6 +497,75 @@ def _backtest_section(inputs: ReportInputs) -> dict:
         "separates": p is not None and p < inputs.alpha,
         "suppressed": bt.height - visible.height,
     }
+
+
+# Hennig (2007): a segment whose bootstrap Jaccard is at least 0.75 is stable, at most 0.5 dissolved.
+STABLE_JACCARD, DISSOLVED_JACCARD = 0.75, 0.5
+
+
+def _stability_section(inputs: ReportInputs) -> dict:
+    """The model's stability and its alignment to last month, in sentences and one table (never raw
+    JSON). Segments under ``min_cell`` customers are left out, like everywhere else."""
+    model, k = inputs.model, inputs.min_cell
+    visible = {r["segment_id"]: _label(r) for r in _visible(inputs.kpis, k).iter_rows(named=True)}
+    jaccard = model.get("segment_jaccard") or []
+    alignment = model.get("alignment") or {}
+    matched = alignment.get("matched") or {}
+    lines = []
+    if model.get("stability") is not None:
+        minimum = model.get("min_stability_threshold")
+        lines.append(
+            f"Mean bootstrap Jaccard {model['stability']:.2f}"
+            + (f" (the model needs at least {minimum:.2f})" if minimum is not None else "")
+            + (f"; mean agreement of refits (ARI) {model['ari_refits']:.2f}" if model.get("ari_refits") is not None else "")
+            + "."
+        )
+    if alignment.get("previous_period"):
+        lines.append(
+            f"Segment ids follow {alignment['previous_period']}'s: {len(matched)} segment(s) matched by their "
+            f"profiles, {len(alignment.get('new') or [])} new, {len(alignment.get('vanished') or [])} of last "
+            "month's without a match."
+        )
+    elif alignment:
+        lines.append("First month with a model: segment ids are numbered by value, highest first.")
+    rows = []
+    for i, label in sorted(visible.items()):
+        j = jaccard[i] if i < len(jaccard) else None
+        reading = (
+            "–" if j is None else "stable" if j >= STABLE_JACCARD else "dissolved" if j <= DISSOLVED_JACCARD
+            else "unclear"
+        )
+        match = matched.get(str(i))
+        previous = (
+            f"segment {match['previous_id']} of {alignment['previous_period']} (distance {match['distance']:.2f} sd)"
+            if match else "new this month" if alignment.get("previous_period") else "–"
+        )  # fmt: skip
+        rows.append({"segment": label, "jaccard": _fmt(j, "num"), "reading": reading, "previous": previous})
+    renames = [
+        f"Segment {c['segment_id']} “{c['previous_name']}” is now “{c['name']}”: {c['reason']}."
+        for c in model.get("segment_renames") or []
+        if c["segment_id"] in visible
+    ]
+    return {"lines": lines, "rows": rows, "renames": renames}
+
+
+def _appendix(inputs: ReportInputs, lift: dict, backtest: dict) -> dict:
+    """Effect sizes and test statistics, for the reader who wants them (the sections say what)."""
+    visible = {str(r["segment_id"]): _label(r) for r in _visible(inputs.kpis, inputs.min_cell).iter_rows(named=True)}
+    personas = inputs.model.get("personas") or {}
+    effects = []
+    for key, label in visible.items():
+        card = personas.get(key) if isinstance(personas, dict) else None
+        if not isinstance(card, dict):
+            continue
+        for e in card.get("top_features") or []:
+            effects.append({"segment": label, "measure": e["label"], "d": f"{e['cohens_d']:+.2f}",
+                            "segment_mean": _fmt(e["segment_mean"], "num"), "overall_mean": _fmt(e["overall_mean"], "num")})  # fmt: skip
+        for t in card.get("psychographic_traits") or []:
+            effects.append({"segment": label, "measure": f"survey: {t['question']} ({t['respondents']} answers)",
+                            "d": f"{t['cohens_d']:+.2f}", "segment_mean": "–", "overall_mean": "–"})  # fmt: skip
+    tests = [r for r in lift["rows"] if r["tested"]]
+    return {"effects": effects, "tests": tests, "backtest": backtest}
 
 
 def _imputation_rows(rates: list[dict], k: int) -> list[dict]:
@@ -519,6 +633,8 @@ def _summary(
         else "customers with a purchase in the trailing window"
     )
     lines.append(f"{total:,} {population} were segmented into {kpis.height} segments{change}{flows}.")
+    if filling := _window_filling(inputs):
+        lines.append(filling)
     missing = [f["family"] for f in inputs.families if not f["available"]]
     if "rfm" in missing:
         used = [f["family"] for f in inputs.families if f["used_in_model"]]
@@ -532,11 +648,11 @@ def _summary(
         f"from {_fmt(top['customer_share'], 'pct')} of customers."
     )
     if previous is not None:
-        before = {_label(r): r for r in previous.iter_rows(named=True) if r["customers"] >= k}
+        before = {r["segment_id"]: r for r in previous.iter_rows(named=True) if r["customers"] >= k}
         moves = [
-            (r["customer_share"] - before[_label(r)]["customer_share"], r)
+            (r["customer_share"] - before[r["segment_id"]]["customer_share"], r)
             for r in visible.iter_rows(named=True)
-            if _label(r) in before
+            if r["segment_id"] in before and _continues(inputs, r["segment_id"])
         ]
         if moves:
             delta, row = max(moves, key=lambda m: (abs(m[0]), -m[1]["segment_id"]))
@@ -548,26 +664,16 @@ def _summary(
                 )
             else:
                 lines.append("Segment sizes are stable: no segment moved by half a percentage point or more.")
-    if drift["refit"]:
-        lines.append(f"Major drift (PSI > {MAJOR}) in: {', '.join(drift['major'][:5])}.")
-        actions.append(
-            "Refit the segmentation model before using this month's segments for targeting: the customer "
-            "base has drifted since the model's reference month."
-        )
-    elif drift["moderate"]:
-        lines.append(
-            f"Moderate drift (PSI {MODERATE}–{MAJOR}) in: {', '.join(drift['moderate'][:5])}; nothing major."
-        )
-        actions.append("Keep the model; watch the moderately drifting features next month.")
-    elif drift["rows"]:
-        lines.append("No feature or segment share drifted (every PSI below 0.1).")
+    drift_lines, drift_actions = _drift_summary(drift)
+    lines += drift_lines
+    actions += drift_actions
     wins = [r for r in lift["rows"] if r["significant"]]
     if wins:
         best = wins[0]
         lines.append(
             f"Campaign {best['campaign']} lifted response in “{best['segment']}” by {best['abs']} "
-            f"(Holm-adjusted p {best['p_holm']}); {len(wins)} of {len(lift['rows'])} segment×campaign tests "
-            "were significant."
+            f"(95% CI {best['ci']}); {len(wins)} of {sum(r['tested'] for r in lift['rows'])} segment×campaign tests "
+            "were significant (tests in the appendix)."
         )
         segments = sorted({r["segment"] for r in wins})
         actions.append(
@@ -593,6 +699,40 @@ def _summary(
     if not actions:
         actions.append("No action needed: the segments are stable and the data passed its checks.")
     return lines, actions
+
+
+def _drift_summary(drift: dict) -> tuple[list[str], list[str]]:
+    """The summary's drift sentence and action: only feature drift counts (see _drift_section)."""
+    lines: list[str] = []
+    actions: list[str] = []
+    if drift["refit"]:
+        lines.append(f"Major drift (PSI > {MAJOR}) in: {', '.join(drift['major'][:5])}.")
+        actions.append(
+            "Review the segments before reusing last month's audiences: the customer base drifted, and "
+            "this month's model (refit on this month's data, as every month) may group customers differently."
+        )
+    elif drift["moderate"]:
+        lines.append(
+            f"Moderate drift (PSI {MODERATE}–{MAJOR}) in: {', '.join(drift['moderate'][:5])}; nothing major."
+        )
+        actions.append("Keep the model; watch the moderately drifting features next month.")
+    elif drift["rows"] and not drift["shares_moved"]:
+        lines.append("No feature or segment share drifted (every PSI below 0.1).")
+    elif drift["rows"]:
+        lines.append("No feature drifted (every feature PSI below 0.1).")
+    return lines, actions
+
+
+def _window_filling(inputs: ReportInputs) -> str:
+    """A sentence when the trailing window is not yet full of data: early growth is then the window
+    accumulating months of history, not the customer base growing."""
+    filled = inputs.window_months_with_data
+    if filled is None or filled >= inputs.window_months or inputs.model.get("feature_set") == "snapshot":
+        return ""
+    return (
+        f"The {inputs.window_months}-month window holds only {filled} month(s) of data so far: until it "
+        "is full, growth in customers and revenue is partly the window filling up, not the business growing."
+    )
 
 
 def executive_summary(inputs: ReportInputs) -> tuple[list[str], list[str]]:
@@ -634,7 +774,8 @@ def render_report(inputs: ReportInputs) -> str:
         profile.select(inputs.profile_features).rows(),
         "Segment profiles",
     )
-    months, share_series = _history_series(inputs, labels)
+    months, by_id = _history_series(inputs, visible["segment_id"].to_list())
+    share_series = dict(zip(labels, by_id.values(), strict=True))  # one line per id, today's name
     trend_chart = (
         charts.multi_line_chart(months, share_series, "Segment share over time", "share of customers (%)")
         if len(months) > 1
@@ -648,11 +789,6 @@ def render_report(inputs: ReportInputs) -> str:
     backtest = _backtest_section(inputs)
     quality = _quality_section(inputs)
     summary, actions = _summary(inputs, drift, lift, backtest, quality)
-    stability = {
-        key: value
-        for key, value in sorted(inputs.model.items())
-        if any(w in key for w in ("stability", "jaccard", "ari", "alignment")) and value is not None
-    }
     return (
         _environment()
         .get_template("report.html")
@@ -682,17 +818,14 @@ def render_report(inputs: ReportInputs) -> str:
             rfm_migration=_migration_section(inputs, "rfm"),
             drift=drift,
             backtest=backtest,
-            stability={key: _json(v) for key, v in stability.items()},
+            stability=_stability_section(inputs),
+            appendix=_appendix(inputs, lift, backtest),
             families=inputs.families,
             value=value_section(inputs.clv, inputs.kpis, k),
+            currency=inputs.currency,
+            window_note=_window_filling(inputs),
         )
     )
-
-
-def _json(value) -> str:
-    if isinstance(value, str | int | float):
-        return str(round(value, 4) if isinstance(value, float) else value)
-    return json.dumps(value, sort_keys=True, default=str)[:600]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -711,9 +844,16 @@ def summary_record(inputs: ReportInputs) -> dict:
         "customers": int(inputs.kpis["customers"].sum()),
         "revenue": round(float(inputs.kpis["revenue"].sum()), 2),
         "segments": inputs.kpis.height,
+        # Keyed by segment id (names are bound to ids but may change on a material change of
+        # the profile): the index draws one line per id, labelled with its latest name.
         "segment_share": {
-            _label(r): round(100 * r["customer_share"], 3) for r in visible.iter_rows(named=True)
+            str(r["segment_id"]): round(100 * r["customer_share"], 3) for r in visible.iter_rows(named=True)
         },
+        "segment_names": {str(r["segment_id"]): r["segment_name"] for r in visible.iter_rows(named=True)},
+        # Ids that start a new segment this month (no match last month): the index ends the id's line.
+        "new_ids": [str(i) for i in visible["segment_id"].to_list() if inputs.previous_period and not _continues(inputs, i)],
+        "currency": inputs.currency,
+        "window_filling": bool(_window_filling(inputs)),
         "max_feature_psi": round(float(features["psi"].max()), 4) if features.height else None,
         "refit_recommended": bool(features.height and float(features["psi"].max()) > MAJOR),
         "significant_lifts": int(lift["significant"].fill_null(False).sum())
@@ -737,21 +877,19 @@ def render_index(records: list[dict]) -> str:
                 "customers (count)",
             )
         )
+        currency = records[-1].get("currency", "currency units")
         trend_charts.append(
             charts.multi_line_chart(
                 months,
                 {"net revenue": [r["revenue"] for r in records]},
                 "Net revenue in the trailing window",
-                "net revenue (currency units)",
+                f"net revenue ({currency})",
             )
         )
-        labels = sorted({label for r in records for label in r["segment_share"]})
+        lines, breaks = _share_lines(records)
         trend_charts.append(
             charts.multi_line_chart(
-                months,
-                {label: [r["segment_share"].get(label) for r in records] for label in labels},
-                "Segment share per month",
-                "share of customers (%)",
+                months, lines, "Segment share per month", "share of customers (%)", breaks=breaks
             )
         )
         trend_charts.append(
@@ -764,4 +902,34 @@ def render_index(records: list[dict]) -> str:
             )
         )
     rows = [{**r, "href": f"{html.escape(r['period'])}.html"} for r in reversed(records)]
-    return _environment().get_template("index.html").render(rows=rows, charts=trend_charts)
+    filling = [r["period"] for r in records if r.get("window_filling")]
+    note = (
+        f"Until {filling[-1]} the trailing window was still filling up with months of data, so the growth of "
+        "customers and revenue in those months is partly the window lengthening, not the business growing."
+        if filling
+        else ""
+    )
+    return _environment().get_template("index.html").render(rows=rows, charts=trend_charts, window_note=note)
+
+
+def _share_lines(records: list[dict]) -> tuple[dict[str, list[float | None]], dict[str, set[int]]]:
+    """One line per segment id, labelled with its latest name, and per line the months where a new
+    segment took the id over (no match the month before): the line is broken there, so it never
+    joins two different segments."""
+    shares = [_shares_by_id(r) for r in records]
+    names = {i: n for r in records for i, n in _names_by_id(r).items()}  # the latest name wins
+    ids = sorted({i for share in shares for i in share})
+    label = {i: f"{i}: {names.get(i, '')}" for i in ids}
+    breaks = {label[i]: {p for p, r in enumerate(records) if str(i) in r.get("new_ids", [])} for i in ids}
+    return {label[i]: [share.get(i) for share in shares] for i in ids}, breaks
+
+
+def _shares_by_id(record: dict) -> dict[int, float]:
+    """A month's segment shares by id; records written before ids were the key used "id: name"."""
+    return {int(key.split(":", 1)[0]): value for key, value in record["segment_share"].items()}
+
+
+def _names_by_id(record: dict) -> dict[int, str]:
+    if "segment_names" in record:
+        return {int(i): n for i, n in record["segment_names"].items()}
+    return {int(key.split(":", 1)[0]): key.split(":", 1)[1].strip() for key in record["segment_share"] if ":" in key}
