@@ -115,13 +115,14 @@ def test_segment_assignments_contract_refuses_a_broken_table() -> None:
         "segment_name": ["Frequent, recently active customers", "Lapsing, low-value customers"],
         "recency_days": [3, 200], "invoices_window": [4, 1], "net_revenue_window": [120.0, 9.5],
         "previous_segment_id": [0, None], "model_version": ["m1"] * 2, "churn_risk": [0.1, None],
-        "churn_model_version": ["c1", None],
+        "churn_model_version": ["c1", None], "p_alive": [0.9, None], "expected_purchases": [1.2, None],
+        "predicted_value": [80.5, None], "clv_model_version": ["v1", None],
     })  # fmt: skip
     publish_gate(good, "segment_assignments", "2024-02")  # the snapshot shape: no RFM columns
     bad = good.with_columns(pl.lit("a").alias("customer_id"), pl.Series("segment_id", [0, None]),
-                            pl.Series("churn_risk", [1.5, None]))  # fmt: skip
+                            pl.Series("churn_risk", [1.5, None]), pl.Series("p_alive", [1.2, None]))  # fmt: skip
     with pytest.raises(dg.Failure) as err:
         publish_gate(bad, "segment_assignments", "2024-02")
     message = err.value.description
-    for rule in ("customer_id.unique", "segment_id.not_null", "churn_risk.range"):
+    for rule in ("customer_id.unique", "segment_id.not_null", "churn_risk.range", "p_alive.range"):
         assert f"segment_assignments.{rule}" in message
