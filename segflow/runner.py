@@ -15,6 +15,7 @@ from pathlib import Path
 
 from segflow.config import Settings, load_settings
 from segflow.lib.periods import month_range, shift
+from segflow.records import process_tag
 
 
 def prepare_environment(config: str | None) -> Settings:
@@ -80,16 +81,11 @@ def run_partition(defs, instance, job_name: str, period: str) -> RunOutcome:
     job = defs.resolve_job_def(job_name)
     started = time.perf_counter()
     result = job.execute_in_process(
-        partition_key=period, instance=instance, raise_on_error=False, run_config=QUIET
+        partition_key=period, instance=instance, raise_on_error=False, run_config=QUIET, tags=process_tag()
     )
     seconds = time.perf_counter() - started
     error = "" if result.success else _first_error(result)
     return RunOutcome(period, job_name, result.success, seconds, result.run_id, error)
-
-
-def _materialized(settings: Settings, asset: str, period: str) -> bool:
-    suffix = {"reports": "html", "segmentation_model": "json", "churn_model": "json"}.get(asset, "parquet")
-    return (settings.storage_dir / asset / f"{period}.{suffix}").exists()
 
 
 @dataclass(frozen=True)
@@ -99,28 +95,33 @@ class BackfillPlan:
     skipped: list[str]  # target months already complete (resume), unless forced
 
 
-def plan_backfill(settings: Settings, first: str, last: str, force: bool = False) -> BackfillPlan:
+def plan_backfill(
+    settings: Settings, first: str, last: str, force: bool = False, *, defs, instance
+) -> BackfillPlan:
     """Profiles for every month the targets' trailing windows read, then the targets' modelling.
 
     Without ``force``, months already built are skipped, so an interrupted backfill resumes where
-    it stopped.
+    it stopped. Built means built as ``instance`` records it (``records.built_months``: every asset
+    of the job materialised, every blocking check passed), not that a file exists.
     """
+    from segflow.records import built_months
+
     # Segment ids are aligned to the previous month's model, so the chain must be complete: extend
     # the range back to the first month whose previous month has a model (or the first partition).
     first_modelled = shift(settings.partitions_start, settings.features.min_history_months - 1)
     first = max(first, first_modelled)
-    while first > first_modelled and not _materialized(settings, "segmentation_model", shift(first, -1)):
+    modelled = built_months(defs, instance, "modelling_job", month_range(first_modelled, last))
+    while first > first_modelled and shift(first, -1) not in modelled:
         first = shift(first, -1)
     if first > last:
         return BackfillPlan([], [], [])
     targets = month_range(first, last)
     window_start = max(shift(first, -(settings.features.window_months - 1)), settings.partitions_start)
     needed = month_range(window_start, last)
+    ingested = built_months(defs, instance, "ingest_job", needed)
     # --force rebuilds the target months; window months before them are only built when missing.
-    ingest = [
-        m for m in needed if (force and m in targets) or not _materialized(settings, "customer_profiles", m)
-    ]
-    done = [] if force else [m for m in targets if _materialized(settings, "reports", m)]
+    ingest = [m for m in needed if (force and m in targets) or m not in ingested]
+    done = [] if force else [m for m in targets if m in modelled]
     model = [m for m in targets if m not in done or m in ingest]
     return BackfillPlan(ingest, model, [m for m in done if m not in model])
 
@@ -247,7 +248,18 @@ def backfill(
     steps after them, which align segment ids to last month's model and audit the month
     (``publish_job``), run in month order. With one worker, a month's modelling is one run.
     """
-    plan = plan_backfill(settings, first, last, force)
+    import dagster as dg
+
+    from segflow.lib.storage import sweep_stale_temp
+    from segflow.records import fail_stale_runs
+
+    defs = functools.cache(lambda: _build(settings))
+    with dg.DagsterInstance.get() as instance:
+        # What a killed earlier run left behind: runs still recorded as started, and temporary files.
+        for run_id in fail_stale_runs(instance):
+            echo(f"marked failed: run {run_id}, whose process was killed")
+        sweep_stale_temp(settings.storage_dir)
+        plan = plan_backfill(settings, first, last, force, defs=defs(), instance=instance)
     if plan.skipped:
         echo(f"already built, skipped (use --force to rebuild): {', '.join(plan.skipped)}")
     phases = [("ingest_job", plan.ingest, workers)]
@@ -261,7 +273,6 @@ def backfill(
          f"{workers} worker(s)")  # fmt: skip
     progress = Progress(echo, jobs, {job: n for job, _, n in phases})
     summary = BackfillSummary()
-    defs = functools.cache(lambda: _build(settings))
     for job, months, parallel in phases:
         failed = {o.period for o in summary.failed}
         runnable = months if job == "ingest_job" else [m for m in months if not _blocked(settings, m, failed)]

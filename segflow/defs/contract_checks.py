@@ -136,7 +136,8 @@ def with_contract_checks(
     body: typing.Callable[..., dg.Output], asset: str
 ) -> typing.Callable[..., typing.Iterator]:
     """``body``, an asset function returning its ``dg.Output``, made to evaluate the asset's contract
-    checks (``contract_specs(asset, asset)``) on that value in the same step, after it is written.
+    checks (``contract_specs(asset, asset)``) on that value in the same step, before it is written
+    (write-audit-publish, ``publish_checked``): a value breaking an error rule is never stored.
     Dagster reads the inputs from ``body``'s signature, which ``functools.wraps`` carries over."""
 
     @functools.wraps(body)
@@ -144,8 +145,9 @@ def with_contract_checks(
         context: dg.AssetExecutionContext, *args: typing.Any, **kwargs: typing.Any
     ) -> typing.Iterator:
         output = body(context, *args, **kwargs)
+        checks = publish_checked(context, asset, output.value, asset)
         yield output
-        yield from check_contract(context, asset, output.value, load_contract(asset))
+        yield from checks
 
     return checked
 

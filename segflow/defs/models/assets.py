@@ -1,5 +1,6 @@
 """The fitted segmentation and churn models, stored as plain parameters (JSON), never as pickles."""
 
+from collections.abc import Iterator
 from typing import Optional
 
 import dagster as dg
@@ -10,6 +11,7 @@ from segflow.defs.partitions import PREVIOUS_MONTH, churn_history, monthly_parti
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
+from segflow.defs.models.checks import MODEL_GATES, segment_sizes_viable, segments_stable
 from segflow.lib.churn import churn_periods, churn_scores, fit_churn_model
 from segflow.lib.clustering import fit_segments, publish_segments
 
@@ -79,13 +81,32 @@ def segmentation_model(
     segmentation_fit: dict,
     customer_features: pl.DataFrame,
     previous_model: Optional[dict],  # noqa: UP045 - Dagster resolves typing.Optional
-) -> dg.Output[dict]:
+) -> Iterator:
     """The month's published segmentation: the fit of ``segmentation_fit`` with its segment ids aligned
     to last month's model by Hungarian matching, each segment named and described as a persona, and a
     version. A light step, run in month order. The winner, sweep, alignment and names are recorded.
+    Write-audit-publish: the blocking gates (``segment_sizes_viable``, ``segments_stable``) are evaluated
+    before the model is stored, and a model failing either is never stored, so the month's previous
+    model stays published.
     """
     previous = previous_partition(previous_model)
     model = publish_segments(segmentation_fit, customer_features, settings.model, previous)
+    gates = [segment_sizes_viable(model), segments_stable(model)]
+    failed = [gate for gate in gates if not gate.passed]
+    if failed:
+        yield from gates  # recorded as the checks' evaluations, with the shares and thresholds
+        raise dg.Failure(
+            description=f"segmentation_model {context.partition_key} not published: "
+            + "; ".join(f"{gate.check_name}: {gate.description}" for gate in failed),
+            metadata={"failing_rules": ", ".join(gate.check_name for gate in failed)},
+        )
+    yield _model_output(context, settings, model, customer_features)
+    yield from gates
+
+
+def _model_output(
+    context: dg.AssetExecutionContext, settings: SegflowSettings, model: dict, customer_features: pl.DataFrame
+) -> dg.Output[dict]:
     return dg.Output(
         model,
         metadata=lineage(
@@ -188,7 +209,9 @@ def model_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[
             dg.asset(**model, code_version="1")(segmentation_fit),
-            dg.asset(**model, code_version="3", ins={"previous_model": previous})(segmentation_model),
+            dg.asset(**model, code_version="3", ins={"previous_model": previous}, check_specs=MODEL_GATES)(
+                segmentation_model
+            ),
             dg.asset(**model, code_version="1", ins={"customer_features": history})(churn_model),
         ]
     )
