@@ -44,11 +44,12 @@ def _digests(home: Path) -> dict[str, str]:
             for p in sorted(storage.rglob("*")) if p.is_file()}  # fmt: skip
 
 
-def _run_statuses(home: Path) -> list[str]:
+def _runs(home: Path) -> list[tuple[str, str]]:
+    """(job, status) of every run the home's instance records."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
-        return [run.status.value for run in instance.get_runs()]
+        return [(run.job_name, run.status.value) for run in instance.get_runs()]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,49 @@ def test_plain_resume_after_the_kills_gives_the_uninterrupted_bytes(crashes: tup
     home = base / "killed"
     assert _digests(home) == _digests(base / "reference")
     assert not list((home / "storage").rglob(".*.tmp"))  # the killed writers' files are swept
-    statuses = _run_statuses(home)
+    runs = _runs(home)
     # Every killed run is recorded as failed (by the resume after it), and nothing is left started.
-    assert statuses.count("FAILURE") == len(POINTS), statuses
-    assert not {"STARTED", "STARTING", "NOT_STARTED"} & set(statuses)
+    assert [status for _, status in runs].count("FAILURE") == len(POINTS), runs
+    assert not {"STARTED", "STARTING", "NOT_STARTED"} & {status for _, status in runs}
+    # A resume redoes only what the instance does not record as built: the month's ingest succeeded
+    # once (after the three kills in it) and was not rerun by the four resumes after it.
+    assert runs.count(("ingest_job", "SUCCESS")) == 1 and runs.count(("modelling_job", "SUCCESS")) == 1
+
+
+def test_model_failing_its_gate_never_replaces_the_published_one(
+    crashes: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write-audit-publish: a model failing a blocking gate is not stored, the published model and
+    the month's assignments stay as they were, and the month is no longer "already built"."""
+    import dataclasses
+    import shutil
+
+    import dagster as dg
+
+    from segflow import runner
+    from segflow.config import load_settings
+    from segflow.definitions import build_defs
+    from segflow.records import built_months
+
+    base, _ = crashes
+    home = tmp_path / "home"
+    shutil.copytree(base / "reference", home)
+    monkeypatch.setenv("SEGFLOW_HOME", str(home))
+    settings = load_settings(home / "segflow.yaml")
+    strict = dataclasses.replace(settings, model=dataclasses.replace(settings.model, min_segment_share=0.6))
+    published = home / "storage" / "segmentation_model" / f"{MONTH}.json"
+    before = _digests(home)
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        defs = build_defs(strict)
+        assert built_months(defs, instance, "modelling_job", [MONTH]) == {MONTH}
+        outcome = runner.run_partition(defs, instance, "publish_job", MONTH)
+        assert not outcome.success and "segment_sizes_viable" in outcome.error
+        assert "below the minimum" in outcome.error  # names the segment and by how much it missed
+        record = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(dg.AssetKey("segmentation_model"), "segment_sizes_viable")
+        )
+        assert record.status.value == "FAILED"
+        assert _digests(home) == before and published.exists()  # nothing was replaced
+        assert built_months(defs, instance, "modelling_job", [MONTH]) == set()
+        plan = runner.plan_backfill(strict, MONTH, MONTH, defs=defs, instance=instance)
+        assert plan.model == [MONTH] and plan.skipped == []

@@ -18,6 +18,8 @@ import warnings
 import dagster as dg
 import polars as pl
 
+from segflow.defs.partitions import monthly_partitions
+from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
 from segflow.lib.contracts import Contract, Rule, load_contract
 from segflow.lib.quality import ValidationReport, validate_frame
@@ -91,7 +93,7 @@ def contract_specs(asset: str, contract_name: str, error_extra: str = "") -> lis
     is added to the blocking check's description."""
     contract = load_contract(contract_name)
     return [
-        dg.AssetCheckSpec(
+        monthly_check_spec(
             name,
             asset=asset,
             blocking=severity == "error",
@@ -101,6 +103,20 @@ def contract_specs(asset: str, contract_name: str, error_extra: str = "") -> lis
         )
         for severity, name, rules in _severities(asset, contract)
     ]
+
+
+def monthly_check_spec(name: str, asset: str, **kwargs: typing.Any) -> dg.AssetCheckSpec:
+    """A check spec of a segflow asset, partitioned like it (the months of the settings being built).
+
+    Partitioned, the instance records each month's evaluation under its month, which the UI shows
+    per partition and ``segflow.records.built_months`` reads; unpartitioned, every month's
+    evaluation would overwrite one status for the whole asset.
+    """
+    with warnings.catch_warnings():  # partitions_def on checks is "preview" in 1.13 (GUIDE §3)
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def.*")
+        return dg.AssetCheckSpec(
+            name, asset=asset, partitions_def=monthly_partitions(settings_in_scope()), **kwargs
+        )
 
 
 def check_contract(

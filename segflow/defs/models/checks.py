@@ -7,22 +7,21 @@ replaced the published one.
 
 import dagster as dg
 
+from segflow.defs.contract_checks import monthly_check_spec
 from segflow.lib.clustering import gating_failures
 
-MODEL_GATES = [
-    dg.AssetCheckSpec(
-        "segment_sizes_viable",
-        asset="segmentation_model",
-        blocking=True,
-        description="Every segment holds at least model.min_segment_share of customers.",
-    ),
-    dg.AssetCheckSpec(
-        "segments_stable",
-        asset="segmentation_model",
-        blocking=True,
-        description="Mean bootstrap Jaccard (Hennig 2007) reaches model.min_stability.",
-    ),
-]
+GATES = {
+    "segment_sizes_viable": "Every segment holds at least model.min_segment_share of customers.",
+    "segments_stable": "Mean bootstrap Jaccard (Hennig 2007) reaches model.min_stability.",
+}
+
+
+def model_gate_specs() -> list[dg.AssetCheckSpec]:
+    """The blocking checks of ``segmentation_model``, partitioned like it."""
+    return [
+        monthly_check_spec(name, asset="segmentation_model", blocking=True, description=description)
+        for name, description in GATES.items()
+    ]
 
 
 def segment_sizes_viable(segmentation_model: dict) -> dg.AssetCheckResult:

@@ -9,7 +9,7 @@ from segflow.defs.contract_checks import contract_metadata, contract_specs, publ
 from segflow.defs.lineage import OWNERS, data_version, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION
-from segflow.defs.profiles.checks import BALANCE, row_accounting_balances
+from segflow.defs.profiles.checks import BALANCE, balance_spec, row_accounting_balances
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
@@ -134,7 +134,7 @@ def customer_profiles(
         yield balance
         raise dg.Failure(
             description=f"profiles {period} not published: row_accounting_balances: {balance.description}",
-            metadata={"failing_rules": BALANCE.name},
+            metadata={"failing_rules": BALANCE},
         )
     checks.append(balance)
     yield from (
@@ -174,7 +174,9 @@ def profile_defs() -> dg.Definitions:
             dg.multi_asset(
                 outs=PROFILE_OUTS,
                 partitions_def=partitions_def,
-                check_specs=[spec for name in PROFILE_OUTS for spec in contract_specs(name, name)] + [BALANCE],
+                check_specs=[
+                    *(spec for name in PROFILE_OUTS for spec in contract_specs(name, name)), balance_spec()
+                ],
             )(customer_profiles)
         ]
     )

@@ -5,23 +5,29 @@ tables, it is evaluated in the ``customer_profiles`` step itself, before anythin
 import dagster as dg
 import polars as pl
 
+from segflow.defs.contract_checks import monthly_check_spec
 from segflow.defs.lineage import table_metadata
 from segflow.lib.cleaning import accounting_imbalances
 
-BALANCE = dg.AssetCheckSpec(
-    "row_accounting_balances",
-    asset="row_accounting",
-    blocking=True,
-    description="Per source: raw rows = accepted + quarantined + exact duplicates dropped.",
-)
+BALANCE = "row_accounting_balances"
+
+
+def balance_spec() -> dg.AssetCheckSpec:
+    """The blocking balance check of ``row_accounting``, partitioned like it."""
+    return monthly_check_spec(
+        BALANCE,
+        asset="row_accounting",
+        blocking=True,
+        description="Per source: raw rows = accepted + quarantined + exact duplicates dropped.",
+    )
 
 
 def row_accounting_balances(row_accounting: pl.DataFrame) -> dg.AssetCheckResult:
     """Per source: raw rows = accepted + quarantined + exact duplicates dropped. Nothing vanishes."""
     broken = accounting_imbalances(row_accounting)
     return dg.AssetCheckResult(
-        asset_key=BALANCE.asset_key,
-        check_name=BALANCE.name,
+        asset_key="row_accounting",
+        check_name=BALANCE,
         passed=broken.height == 0,
         severity=dg.AssetCheckSeverity.ERROR,
         description="every raw row accounted for"
