@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from segflow.lib.storage import pid_alive
+
+if TYPE_CHECKING:  # Dagster is imported where it is used: the CLI starts without it
+    import dagster as dg
 
 # Every run segflow starts carries the process that runs it, so that a later backfill can tell a
 # run whose process was killed (left STARTED forever) from one still running elsewhere.
@@ -24,7 +28,7 @@ def process_tag() -> dict[str, str]:
     return {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
 
 
-def _job_keys(defs, job_name: str):
+def _job_keys(defs: dg.Definitions, job_name: str) -> tuple[list, list]:
     job = defs.resolve_job_def(job_name)
     graph = job.asset_layer.asset_graph
     assets = sorted(job.asset_layer.selected_asset_keys)
@@ -35,15 +39,15 @@ def _job_keys(defs, job_name: str):
     return assets, checks
 
 
-def built_months(defs, instance, job_name: str, months: Iterable[str]) -> set[str]:
+def built_months(
+    defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, months: Iterable[str]
+) -> set[str]:
     """The ``months`` whose every asset of ``job_name`` is materialised and whose every blocking check
     passed on the asset's latest materialisation, as ``instance`` records them.
 
     A run killed between two outputs, a check that never ran, or a later run whose gate refused to
     publish (its check's latest execution is then not a pass) leaves the month not built.
     """
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-
     months = sorted(set(months))
     assets, checks = _job_keys(defs, job_name)
     built = set(months)
@@ -56,12 +60,14 @@ def built_months(defs, instance, job_name: str, months: Iterable[str]) -> set[st
     infos = instance.event_log_storage.get_asset_check_partition_info(checks, partition_keys=sorted(built))
     passed: dict[str, int] = {}
     for info in infos:
-        if info.latest_execution_status == AssetCheckExecutionRecordStatus.SUCCEEDED and info.is_current:
+        # SUCCEEDED on the latest materialisation (is_current); PLANNED (a killed or refused run)
+        # and FAILED are not passes.
+        if info.latest_execution_status.value == "SUCCEEDED" and info.is_current:
             passed[info.partition_key] = passed.get(info.partition_key, 0) + 1
     return {month for month in built if passed.get(month, 0) == len(checks)}
 
 
-def fail_stale_runs(instance) -> list[str]:
+def fail_stale_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark failed the runs segflow started on this host whose process is gone, yet which the
     instance still records as started: a SIGKILL leaves no chance to record the failure. Runs of
     other hosts, runs still running, and runs that segflow did not start (the UI's daemon has its

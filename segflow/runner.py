@@ -12,10 +12,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segflow.config import Settings, load_settings
 from segflow.lib.periods import month_range, shift
 from segflow.records import process_tag
+
+if TYPE_CHECKING:  # imported where runs start: the CLI prints its first line before Dagster loads
+    import dagster as dg
 
 
 def prepare_environment(config: str | None) -> Settings:
@@ -96,7 +100,13 @@ class BackfillPlan:
 
 
 def plan_backfill(
-    settings: Settings, first: str, last: str, force: bool = False, *, defs, instance
+    settings: Settings,
+    first: str,
+    last: str,
+    force: bool = False,
+    *,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
 ) -> BackfillPlan:
     """Profiles for every month the targets' trailing windows read, then the targets' modelling.
 

@@ -2,7 +2,7 @@
 SPEC.json``, it imports segflow once and then forks one child per backfill, so that no child pays
 the imports (about 10 s of CPU each) and every kill is a real SIGKILL of a real process.
 
-First a child runs the backfill uninterrupted: the reference. Then, in a second home, the kill
+A child runs the backfill uninterrupted: the reference. Beside it, in a second home, the kill
 points in the order the backfill reaches them: a child runs the backfill with ``os.replace``
 wrapped, and when the file being published matches the point's path, it tells the driver (a
 marker file) and waits, before or after the rename as the point says; the driver SIGKILLs it. The
@@ -88,7 +88,10 @@ def _kill_at(home: Path, first: str, last: str, fragment: str, when: str) -> dic
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
-    return {"killed": os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, "at": marker.read_text()}
+    return {
+        "killed": os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL,
+        "at": marker.read_text(),
+    }
 
 
 def main(spec_path: str) -> None:
@@ -107,8 +110,8 @@ def main(spec_path: str) -> None:
     results = {}
     reference = base / "reference"
     _prepare(reference, landing, config)
-    _, status = os.waitpid(_fork(reference, first, last), 0)
-    results["reference"] = {"exit": os.waitstatus_to_exitcode(status)}
+    # The reference runs beside the chain (a home and an instance of its own), on the other core.
+    reference_pid = _fork(reference, first, last)
     home = base / "killed"
     _prepare(home, landing, config)
     for name, (fragment, when) in spec["points"].items():
@@ -116,6 +119,8 @@ def main(spec_path: str) -> None:
         outcome["tmp_after_kill"] = len(list((home / "storage").rglob(".*.tmp")))
         (home / "reached").unlink(missing_ok=True)
         results[name] = outcome
+    _, status = os.waitpid(reference_pid, 0)
+    results["reference"] = {"exit": os.waitstatus_to_exitcode(status)}
     _, status = os.waitpid(_fork(home, first, last), 0)  # the last plain resume, to the end
     results["final_resume"] = {"exit": os.waitstatus_to_exitcode(status),
                                **json.loads((home / "backfill.json").read_text())}  # fmt: skip

@@ -2,7 +2,6 @@
 left started, hidden temporary files), and the CSV export's guards. Small and in-process; the
 real kills are in ``test_crash_resume.py``."""
 
-
 import os
 import subprocess
 import sys
@@ -105,7 +104,7 @@ def test_sweep_removes_dead_writers_temp_files_only(tmp_path: Path) -> None:
     assert f".2024-04.parquet.{os.getpid()}-" in (folder / "2024-04.parquet").read_text()
 
 
-ATTACKS = ["=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3", "\t=1", "\r=1"]
+ATTACKS = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3", "\t=1", "\r=1"]
 
 
 def test_csv_export_neutralises_formulas_and_writes_nested_columns(tmp_path: Path) -> None:
@@ -124,8 +123,8 @@ def test_csv_export_neutralises_formulas_and_writes_nested_columns(tmp_path: Pat
     out = write_csv(frame, tmp_path / "x.csv")
     lines = out.read_text().splitlines()
     # Every text cell is quoted and none starts with a formula character; numbers stay numbers.
-    assert lines[1].startswith('"\'=HYPERLINK(') and lines[1].endswith(",-1")
-    assert ',12.34,' in lines[1] and ',0.3,' in lines[2] and ",1e-20," in lines[4]
+    assert lines[1].startswith("\"'=HYPERLINK(") and lines[1].endswith(",-1")
+    assert ",12.34," in lines[1] and ",0.3," in lines[2] and ",1e-20," in lines[4]
     assert ",98765432109.9," in lines[5]
     back = pl.read_csv(out)
     assert back.height == frame.height and back["n"].to_list() == frame["n"].to_list()
@@ -140,10 +139,59 @@ def test_export_command_writes_a_nested_table(tmp_path: Path) -> None:
     out = tmp_path / "profiles.csv"
     segflow_cli(tmp_path, "export", "customer_profiles", "--period", "2024-01", "--out", str(out))
     text = out.read_text()
-    assert "\"'=1+1\"" in text and '[{""category"":""toys"",""net_revenue"":2.5}]' in text
+    assert '"\'=1+1"' in text and '[{""category"":""toys"",""net_revenue"":2.5}]' in text
 
 
 @pytest.mark.parametrize("value", ["=1", "+1", "-1", "@1", "\t1", "\r1"])
 def test_formula_guard_on_each_leading_character(value: str) -> None:
     assert csv_ready(pl.DataFrame({"s": [value]}))["s"][0] == "'" + value
     assert csv_ready(pl.DataFrame({"s": ["a" + value]}))["s"][0] == "a" + value
+
+
+# A fit's bytes, as a fresh process computes them with the given environment. First call in the
+# process, as in a modelling-only resume or a backfill worker: scikit-learn is not loaded yet.
+FIT = """
+import hashlib, json, sys
+import numpy as np, polars as pl
+{preload}
+from segflow.config import ModelSettings
+from segflow.lib.clustering import fit_segments
+
+rng = np.random.default_rng(3)
+centres = rng.normal(size=(3, 4)) * 3
+rows = np.vstack([c + rng.normal(size=(500, 4)) for c in centres])
+frame = pl.DataFrame({
+    "customer_id": [f"c{i:05d}" for i in range(len(rows))],
+    "recency_days": np.exp(np.abs(rows[:, 0])).round(0),
+    "invoices_per_month": np.abs(rows[:, 1]),
+    "avg_order_value": np.exp(np.abs(rows[:, 2])),
+    "return_rate": np.clip(np.abs(rows[:, 3]) / 10, 0, 1),
+    "monetary": np.exp(np.abs(rows[:, 2])) * np.abs(rows[:, 1]),
+})
+settings = ModelSettings(families=("kmeans", "gmm"), k_max=4, n_init=2, stability_resamples=2,
+                         gap_references=2, feature_families=("rfm", "behaviour"))
+fit = fit_segments(frame, settings, "2024-01")
+print(hashlib.sha256(json.dumps(fit, sort_keys=True).encode()).hexdigest())
+"""
+
+
+def _fit_digest(preload: str, **env: str) -> str:
+    base = {
+        k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS") and k != "POLARS_MAX_THREADS"
+    }
+    done = subprocess.run([sys.executable, "-c", FIT.replace("{preload}", preload)], env={**base, **env},
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: every pool has one thread anyway")
+def test_fit_bytes_do_not_depend_on_what_the_process_ran_before() -> None:
+    """19.9: the same fit in a fresh process whose first call it is (a modelling-only resume), in
+    one that loaded scikit-learn before (a sequential backfill, after ingest's imputation), and in
+    a backfill worker's layout (one thread per pool) gives the same bytes. Before the thread limit
+    held on a process's first call, the first gave centroids different in their last bits: k-means'
+    OpenMP threads add their partial sums in whichever order they finish (1,500 rows: 6 chunks)."""
+    fresh = _fit_digest("")
+    preloaded = _fit_digest("import sklearn.cluster, sklearn.mixture, scipy.linalg")
+    worker = _fit_digest("", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", POLARS_MAX_THREADS="1")
+    assert fresh == preloaded == worker

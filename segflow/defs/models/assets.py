@@ -7,11 +7,11 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.models.checks import model_gate_specs, segment_sizes_viable, segments_stable
 from segflow.defs.partitions import PREVIOUS_MONTH, churn_history, monthly_partitions
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
-from segflow.defs.models.checks import model_gate_specs, segment_sizes_viable, segments_stable
 from segflow.lib.churn import churn_periods, churn_scores, fit_churn_model
 from segflow.lib.clustering import fit_segments, publish_segments
 
@@ -209,9 +209,9 @@ def model_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[
             dg.asset(**model, code_version="1")(segmentation_fit),
-            dg.asset(**model, code_version="3", ins={"previous_model": previous}, check_specs=model_gate_specs())(
-                segmentation_model
-            ),
+            dg.asset(
+                **model, code_version="3", ins={"previous_model": previous}, check_specs=model_gate_specs()
+            )(segmentation_model),
             dg.asset(**model, code_version="1", ins={"customer_features": history})(churn_model),
         ]
     )

@@ -175,7 +175,8 @@ def profile_defs() -> dg.Definitions:
                 outs=PROFILE_OUTS,
                 partitions_def=partitions_def,
                 check_specs=[
-                    *(spec for name in PROFILE_OUTS for spec in contract_specs(name, name)), balance_spec()
+                    *(spec for name in PROFILE_OUTS for spec in contract_specs(name, name)),
+                    balance_spec(),
                 ],
             )(customer_profiles)
         ]
