@@ -170,7 +170,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from segflow.lib import storage
 
     if out.suffix == ".csv":
-        storage.atomic_write(out, lambda tmp: frame.write_csv(tmp))
+        from segflow.lib.export import write_csv
+
+        write_csv(frame, out)  # formula-guarded, nested columns as JSON (segflow.lib.export)
     elif out.suffix == ".parquet":
         storage.write_parquet(frame, out)
     else:

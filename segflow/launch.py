@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from segflow.lib.storage import pid_alive
+
 # workspace.yaml: python_module segflow.definitions, location_name segflow.
 CODE_LOCATION = "segflow"
 DEFINITIONS_MODULE = "segflow.definitions"
@@ -139,18 +141,8 @@ def close_abandoned(instance: dg.DagsterInstance) -> list[str]:
     requested = instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]))
     for backfill in requested:
         pid = backfill.tags.get(PID_TAG, "")
-        if backfill.tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        if backfill.tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
             failed = backfill.with_status(BulkActionStatus.COMPLETED_FAILED).with_end_timestamp(time.time())
             instance.update_backfill(failed)
             closed.append(backfill.backfill_id)
     return closed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by someone else
-        return True
-    return True

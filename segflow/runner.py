@@ -12,9 +12,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segflow.config import ConfigError, Settings, load_settings
 from segflow.lib.periods import month_range, shift
+from segflow.records import process_tag
+
+if TYPE_CHECKING:  # imported where runs start: the CLI prints its first line before Dagster loads
+    import dagster as dg
 
 
 def prepare_environment(config: str | None) -> Settings:
@@ -84,15 +89,10 @@ def run_partition(defs, instance, job_name: str, period: str, tags: dict | None 
 
     job = defs.resolve_job_def(job_name)
     started = time.perf_counter()
-    result = launch.execute(job, instance, period, run_config=QUIET, tags=tags)
+    result = launch.execute(job, instance, period, run_config=QUIET, tags={**(tags or {}), **process_tag()})
     seconds = time.perf_counter() - started
     error = "" if result.success else _first_error(result)
     return RunOutcome(period, job_name, result.success, seconds, result.run_id, error)
-
-
-def _materialized(settings: Settings, asset: str, period: str) -> bool:
-    suffix = {"reports": "html", "segmentation_model": "json", "churn_model": "json"}.get(asset, "parquet")
-    return (settings.storage_dir / asset / f"{period}.{suffix}").exists()
 
 
 @dataclass(frozen=True)
@@ -102,28 +102,39 @@ class BackfillPlan:
     skipped: list[str]  # target months already complete (resume), unless forced
 
 
-def plan_backfill(settings: Settings, first: str, last: str, force: bool = False) -> BackfillPlan:
+def plan_backfill(
+    settings: Settings,
+    first: str,
+    last: str,
+    force: bool = False,
+    *,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+) -> BackfillPlan:
     """Profiles for every month the targets' trailing windows read, then the targets' modelling.
 
     Without ``force``, months already built are skipped, so an interrupted backfill resumes where
-    it stopped.
+    it stopped. Built means built as ``instance`` records it (``records.built_months``: every asset
+    of the job materialised, every blocking check passed), not that a file exists.
     """
+    from segflow.records import built_months
+
     # Segment ids are aligned to the previous month's model, so the chain must be complete: extend
     # the range back to the first month whose previous month has a model (or the first partition).
     first_modelled = shift(settings.partitions_start, settings.features.min_history_months - 1)
     first = max(first, first_modelled)
-    while first > first_modelled and not _materialized(settings, "segmentation_model", shift(first, -1)):
+    modelled = built_months(defs, instance, "modelling_job", month_range(first_modelled, last))
+    while first > first_modelled and shift(first, -1) not in modelled:
         first = shift(first, -1)
     if first > last:
         return BackfillPlan([], [], [])
     targets = month_range(first, last)
     window_start = max(shift(first, -(settings.features.window_months - 1)), settings.partitions_start)
     needed = month_range(window_start, last)
+    ingested = built_months(defs, instance, "ingest_job", needed)
     # --force rebuilds the target months; window months before them are only built when missing.
-    ingest = [
-        m for m in needed if (force and m in targets) or not _materialized(settings, "customer_profiles", m)
-    ]
-    done = [] if force else [m for m in targets if _materialized(settings, "reports", m)]
+    ingest = [m for m in needed if (force and m in targets) or m not in ingested]
+    done = [] if force else [m for m in targets if m in modelled]
     model = [m for m in targets if m not in done or m in ingest]
     return BackfillPlan(ingest, model, [m for m in done if m not in model])
 
@@ -265,8 +276,21 @@ def backfill(
     steps after them, which align segment ids to last month's model and audit the month
     (``publish_job``), run in month order. With one worker, a month's modelling is one run.
     """
-    plan = plan_backfill(settings, first, last, force)
-    _preflight(settings, plan, last)
+    _check_range(settings, last)
+    import dagster as dg
+
+    from segflow.lib.storage import sweep_stale_temp
+    from segflow.records import fail_stale_runs
+
+    defs = functools.cache(lambda: _build(settings))
+    with dg.DagsterInstance.get() as instance:
+        # What a killed earlier run left behind: runs still recorded as started, and temporary files.
+        for run_id in fail_stale_runs(instance):
+            echo(f"marked failed: run {run_id}, whose process was killed")
+        sweep_stale_temp(settings.storage_dir)
+        plan = plan_backfill(settings, first, last, force, defs=defs(), instance=instance)
+    if plan.ingest:  # a mapping its first month's file breaks would fail every month alike
+        _stop_on_mapping_error(settings, min(plan.ingest))
     if plan.skipped:
         echo(f"already built, skipped (use --force to rebuild): {', '.join(plan.skipped)}")
     phases = [("ingest_job", plan.ingest, workers)]
@@ -282,7 +306,6 @@ def backfill(
     summary = BackfillSummary()
     if not jobs:
         return summary
-    defs = functools.cache(lambda: _build(settings))
     record = _start_record(plan, first, last)
     try:
         _run_phases(settings, phases, progress, summary, defs, record.tags)
@@ -291,15 +314,12 @@ def backfill(
     return summary
 
 
-def _preflight(settings: Settings, plan: BackfillPlan, last: str) -> None:
-    """Configuration errors before any month runs: a month past ``partitions.end``, or a source
-    mapping that its first month's file does not satisfy (it would fail every month alike)."""
+def _check_range(settings: Settings, last: str) -> None:
+    """A configuration error before any month runs: a month past ``partitions.end``."""
     if settings.partitions_end and last > settings.partitions_end:
         where = settings.config_file or "the built-in demo settings"
         raise ConfigError(f"{where}: partitions.end is {settings.partitions_end}; {last} is after it "
                           "(set partitions.end to the last month with data)")  # fmt: skip
-    if plan.ingest:
-        _stop_on_mapping_error(settings, min(plan.ingest))
 
 
 def _stop_on_mapping_error(settings: Settings, period: str) -> None:

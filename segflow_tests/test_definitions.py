@@ -39,12 +39,15 @@ def test_two_configs_build_two_graphs_in_one_process(tmp_path: Path) -> None:
     assert _window(second, "segment_backtest", "segment_assignments") == (-2, 0)
     assert _window(second, "audit_report", "kpi_audit") == (-3, 0)
     # The checks are built for the same partitions as their assets: evaluated in the asset's step
-    # (contract checks), or as their own step (the accounting balance).
+    # (contract checks, and the accounting balance and model gates, before publishing).
     raw = second.resolve_assets_def("raw_transactions")
     assert dg.AssetCheckKey(raw.key, "raw_transactions_contract_errors") in raw.check_keys
-    key = dg.AssetCheckKey(dg.AssetKey("row_accounting"), "row_accounting_balances")
-    (check,) = [c for c in second.asset_checks if key in c.check_keys]
-    assert check.partitions_def.get_first_partition_key() == "2023-03"
+    for asset, check_name in (("row_accounting", "row_accounting_balances"),
+                              ("segmentation_model", "segment_sizes_viable")):  # fmt: skip
+        key = dg.AssetCheckKey(dg.AssetKey(asset), check_name)
+        (owner,) = [a for a in second.assets if key in a.check_keys]
+        assert owner.partitions_def.get_first_partition_key() == "2023-03"
+        assert not [c for c in second.asset_checks if key in c.check_keys]  # no step of its own
     # Each graph's assets receive their own settings value through the resource.
     assert first.resources["settings"] is base and second.resources["settings"] is short
 

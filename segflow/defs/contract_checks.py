@@ -19,6 +19,8 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import for_people
+from segflow.defs.partitions import monthly_partitions
+from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
 from segflow.lib.contracts import PARTITION_REF, Contract, Rule, load_contract
 from segflow.lib.quality import ValidationReport, validate_frame
@@ -92,7 +94,7 @@ def contract_specs(asset: str, contract_name: str, error_extra: str = "") -> lis
     is added to the blocking check's description."""
     contract = load_contract(contract_name)
     return [
-        dg.AssetCheckSpec(
+        monthly_check_spec(
             name,
             asset=asset,
             blocking=severity == "error",
@@ -102,6 +104,20 @@ def contract_specs(asset: str, contract_name: str, error_extra: str = "") -> lis
         )
         for severity, name, rules in _severities(asset, contract)
     ]
+
+
+def monthly_check_spec(name: str, asset: str, **kwargs: typing.Any) -> dg.AssetCheckSpec:
+    """A check spec of a segflow asset, partitioned like it (the months of the settings being built).
+
+    Partitioned, the instance records each month's evaluation under its month, which the UI shows
+    per partition and ``segflow.records.built_months`` reads; unpartitioned, every month's
+    evaluation would overwrite one status for the whole asset.
+    """
+    with warnings.catch_warnings():  # partitions_def on checks is "preview" in 1.13 (GUIDE §3)
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def.*")
+        return dg.AssetCheckSpec(
+            name, asset=asset, partitions_def=monthly_partitions(settings_in_scope()), **kwargs
+        )
 
 
 def check_contract(
@@ -137,7 +153,8 @@ def with_contract_checks(
     body: typing.Callable[..., dg.Output], asset: str
 ) -> typing.Callable[..., typing.Iterator]:
     """``body``, an asset function returning its ``dg.Output``, made to evaluate the asset's contract
-    checks (``contract_specs(asset, asset)``) on that value in the same step, after it is written.
+    checks (``contract_specs(asset, asset)``) on that value in the same step, before it is written
+    (write-audit-publish, ``publish_checked``): a value breaking an error rule is never stored.
     Dagster reads the inputs from ``body``'s signature, which ``functools.wraps`` carries over."""
 
     @functools.wraps(body)
@@ -145,8 +162,9 @@ def with_contract_checks(
         context: dg.AssetExecutionContext, *args: typing.Any, **kwargs: typing.Any
     ) -> typing.Iterator:
         output = body(context, *args, **kwargs)
+        checks = publish_checked(context, asset, output.value, asset)
         yield output
-        yield from check_contract(context, asset, output.value, load_contract(asset))
+        yield from checks
 
     return checked
 

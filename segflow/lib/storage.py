@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +29,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A writer killed before its rename leaves a hidden temporary file; it is never read, and the
-    # next write of the same target clears it.
+    # next write of the same target clears it (``sweep_stale_temp`` clears the others at a run's start).
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The writer's pid is in the name, so that a sweep can tell a dead writer's file from a live one's.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -44,6 +46,39 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (a reused pid reads as alive: the safe side)."""
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_temp(root: str | Path) -> list[Path]:
+    """Delete the hidden temporary files under ``root`` that ``atomic_write`` calls killed before
+    their rename left behind, and return them. A file whose writer (the pid in its name) is still
+    alive is left alone: it may be a concurrent run's write in progress. A temporary name without a
+    pid comes from an older segflow, which wrote no pid; its writer is long gone.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    removed = []
+    for tmp in sorted(root.rglob(".*.tmp")):
+        match = _TEMP_NAME.match(tmp.name)
+        if match and pid_alive(int(match.group(1))):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
 
 
 def write_parquet_in_place(frame: pl.DataFrame, path: str | Path) -> None:

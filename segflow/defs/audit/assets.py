@@ -6,10 +6,10 @@ read through time-window partition mappings with ``allow_missing_partitions``: a
 not exist (before the first partition) or was never built is simply absent from the dict, and the
 asset reports "no previous month" instead of failing.
 
-The audit tables are guarded by their blocking contract checks (segflow/defs/audit/checks.py): a
-failure stops the report in the same run. They are not also validated inside the assets
-(write-audit-publish), since they are aggregates read by nothing but the report, and a second GX
-pass per table would double the audit's cost.
+The audit tables are guarded by their blocking contract checks, evaluated in each table's own step
+before the table is stored (write-audit-publish, ``with_contract_checks``): a failing table is never
+written, and its failure stops the report in the same run. One validation serves both the gate and
+the check results.
 """
 
 import json

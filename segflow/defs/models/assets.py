@@ -1,11 +1,13 @@
 """The fitted segmentation and churn models, stored as plain parameters (JSON), never as pickles."""
 
+from collections.abc import Iterator
 from typing import Optional
 
 import dagster as dg
 import polars as pl
 
 from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.models.checks import model_gate_specs, segment_sizes_viable, segments_stable
 from segflow.defs.partitions import (
     PREVIOUS_MONTH,
     churn_history,
@@ -113,13 +115,32 @@ def segmentation_model(
     segmentation_fit: dict,
     customer_features: pl.DataFrame,
     previous_model: Optional[dict],  # noqa: UP045 - Dagster resolves typing.Optional
-) -> dg.Output[dict]:
+) -> Iterator:
     """The month's published segmentation: the fit of ``segmentation_fit`` with its segment ids aligned
     to last month's model by Hungarian matching, each segment named and described as a persona, and a
     version. A light step, run in month order. The winner, sweep, alignment and names are recorded.
+    Write-audit-publish: the blocking gates (``segment_sizes_viable``, ``segments_stable``) are evaluated
+    before the model is stored, and a model failing either is never stored, so the month's previous
+    model stays published.
     """
     previous = previous_partition(previous_model)
     model = publish_segments(segmentation_fit, customer_features, settings.model, previous)
+    gates = [segment_sizes_viable(model), segments_stable(model)]
+    failed = [gate for gate in gates if not gate.passed]
+    if failed:
+        yield from gates  # recorded as the checks' evaluations, with the shares and thresholds
+        raise dg.Failure(
+            description=f"segmentation_model {context.partition_key} not published: "
+            + "; ".join(f"{gate.check_name}: {gate.description}" for gate in failed),
+            metadata={"failing_rules": ", ".join(gate.check_name for gate in failed)},
+        )
+    yield _model_output(context, settings, model, customer_features)
+    yield from gates
+
+
+def _model_output(
+    context: dg.AssetExecutionContext, settings: SegflowSettings, model: dict, customer_features: pl.DataFrame
+) -> dg.Output[dict]:
     return dg.Output(
         model,
         metadata=lineage(
@@ -318,7 +339,9 @@ def model_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[
             dg.asset(**model, code_version="2", ins=out_of_time)(segmentation_fit),
-            dg.asset(**model, code_version="3", ins={"previous_model": previous})(segmentation_model),
+            dg.asset(
+                **model, code_version="3", ins={"previous_model": previous}, check_specs=model_gate_specs()
+            )(segmentation_model),
             dg.asset(**model, code_version="1", ins={"customer_features": history})(churn_model),
             dg.asset(**{**model, "kinds": {"scipy", "json"}}, code_version="1", ins=_clv_ins(settings))(
                 clv_model

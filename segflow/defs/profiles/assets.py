@@ -9,6 +9,7 @@ from segflow.defs.contract_checks import contract_metadata, contract_specs, publ
 from segflow.defs.lineage import OWNERS, data_version, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION
+from segflow.defs.profiles.checks import BALANCE, balance_spec, row_accounting_balances
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
@@ -125,8 +126,17 @@ def customer_profiles(
     }
     tables = ((build.profiles, "customer_profiles"), (build.quarantined, "quarantined_rows"),
               (accounting, "row_accounting"), (build.recoded_values, "recoded_values"))  # fmt: skip
-    # Every table passes its error rules before any is written (write-audit-publish).
+    # Every table passes its error rules, and the accounting balances, before any is written
+    # (write-audit-publish).
     checks = [result for table, name in tables for result in publish_checked(context, name, table, name)]
+    balance = row_accounting_balances(accounting)
+    if not balance.passed:
+        yield balance
+        raise dg.Failure(
+            description=f"profiles {period} not published: row_accounting_balances: {balance.description}",
+            metadata={"failing_rules": BALANCE},
+        )
+    checks.append(balance)
     yield from (
         dg.Output(
             build.profiles,
@@ -164,7 +174,10 @@ def profile_defs() -> dg.Definitions:
             dg.multi_asset(
                 outs=PROFILE_OUTS,
                 partitions_def=partitions_def,
-                check_specs=[spec for name in PROFILE_OUTS for spec in contract_specs(name, name)],
+                check_specs=[
+                    *(spec for name in PROFILE_OUTS for spec in contract_specs(name, name)),
+                    balance_spec(),
+                ],
             )(customer_profiles)
         ]
     )

@@ -1,19 +1,33 @@
-"""The balance that proves every raw row is accounted for (the contract checks of the profile
-tables are evaluated in the ``customer_profiles`` step itself)."""
+"""The balance that proves every raw row is accounted for. Like the contract checks of the profile
+tables, it is evaluated in the ``customer_profiles`` step itself, before anything is stored
+(write-audit-publish): a separate check step would run after the unbalanced tables were published."""
 
 import dagster as dg
 import polars as pl
 
+from segflow.defs.contract_checks import monthly_check_spec
 from segflow.defs.lineage import table_metadata
-from segflow.defs.partitions import monthly_partitions
-from segflow.defs.scope import settings_in_scope
 from segflow.lib.cleaning import accounting_imbalances
+
+BALANCE = "row_accounting_balances"
+
+
+def balance_spec() -> dg.AssetCheckSpec:
+    """The blocking balance check of ``row_accounting``, partitioned like it."""
+    return monthly_check_spec(
+        BALANCE,
+        asset="row_accounting",
+        blocking=True,
+        description="Per source: raw rows = accepted + quarantined + exact duplicates dropped.",
+    )
 
 
 def row_accounting_balances(row_accounting: pl.DataFrame) -> dg.AssetCheckResult:
     """Per source: raw rows = accepted + quarantined + exact duplicates dropped. Nothing vanishes."""
     broken = accounting_imbalances(row_accounting)
     return dg.AssetCheckResult(
+        asset_key="row_accounting",
+        check_name=BALANCE,
         passed=broken.height == 0,
         severity=dg.AssetCheckSeverity.ERROR,
         description="every raw row accounted for"
@@ -23,12 +37,3 @@ def row_accounting_balances(row_accounting: pl.DataFrame) -> dg.AssetCheckResult
         ),
         metadata={"accounting": table_metadata(row_accounting.drop("period"))},
     )
-
-
-@dg.definitions
-def profile_checks() -> dg.Definitions:
-    partitions_def = monthly_partitions(settings_in_scope())
-    balance = dg.asset_check(asset="row_accounting", blocking=True, partitions_def=partitions_def)(
-        row_accounting_balances
-    )
-    return dg.Definitions(asset_checks=[balance])
