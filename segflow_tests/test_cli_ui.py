@@ -219,7 +219,8 @@ def test_export_lists_only_tables_and_rejects_paths(tmp_path: Path, capsys) -> N
     assert not (tmp_path / "o.csv").exists()
     code, out, _ = _cli(tmp_path, capsys, "export", "segment_assignments", "--period", "2024-01",
                         "--out", str(tmp_path / "o.csv"))  # fmt: skip
-    assert code == 0 and (tmp_path / "o.csv").read_text().startswith("customer_id,segment_id")
+    # Every text cell is quoted (segflow.lib.export's CSV-injection guard).
+    assert code == 0 and (tmp_path / "o.csv").read_text() == '"customer_id","segment_id"\n"C1",1\n'
 
 
 def test_metadata_is_rounded_for_people() -> None:
