@@ -167,9 +167,24 @@ class CleaningSettings:
     # Records identical in every canonical column but the customer id (customers and snapshot
     # together): "keep" them all, or "quarantine" all but the first in file order, naming it.
     near_duplicates: str = "keep"
+    # Rows of a customer missing from the CRM (with a customers source on): "keep" them, the
+    # customer profiled with unknown demographics (imputed and flagged like any missing value), or
+    # "quarantine" every such row as `orphan_customer_id`. Real exports often hold line items of
+    # households the CRM extract does not cover (43% of one grocery export's line items).
+    orphans: str = "keep"
+    # Transaction lines equal in every canonical column: "drop" all but the first (a repeated
+    # export), "keep" them as repeat purchases, or "auto": drop where the source has invoice ids,
+    # keep where segflow derives them (one invoice per customer and day), since two identical lines
+    # on one day without an invoice to tell them apart are as likely two purchases as one.
+    exact_duplicates: str = "auto"
     adjustment_prefixes: tuple[str, ...] = ("A",)  # invoice ids of accounting adjustments, not sales
 
 
+CLEANING_CHOICES = {
+    "near_duplicates": ("keep", "quarantine"),
+    "orphans": ("keep", "quarantine"),
+    "exact_duplicates": ("auto", "drop", "keep"),
+}
 IMPUTATION_METHODS = ("iterative", "knn")
 SURVEY_IMPUTATION = ("partial", "none")
 
@@ -358,9 +373,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
     for name, cls in _SECTIONS.items():
         if name in raw:
             kwargs[name] = _build(cls, raw[name], f"{file}: {name}")
-    near = kwargs.get("cleaning", defaults.cleaning).near_duplicates
-    if near not in ("keep", "quarantine"):
-        raise ConfigError(f"{file}: cleaning: near_duplicates: {near!r} is not one of ['keep', 'quarantine']")
+    for key, choices in CLEANING_CHOICES.items():
+        value = getattr(kwargs.get("cleaning", defaults.cleaning), key)
+        if value not in choices:
+            raise ConfigError(f"{file}: cleaning: {key}: {value!r} is not one of {list(choices)}")
     imputation_problems = kwargs.get("imputation", defaults.imputation).problems()
     if imputation_problems:
         raise ConfigError(f"{file}: imputation: " + "; ".join(imputation_problems))

@@ -74,7 +74,8 @@ def test_accounting_and_duplicates() -> None:
     result = cleaning.apply_rules(frame, cleaning.transaction_rules(START, END, CleaningSettings(), None),
                                   "transactions", "2024-03")  # fmt: skip
     counts = result.accounting()
-    assert counts == {"raw_rows": 4, "accepted_rows": 2, "quarantined_rows": 1, "duplicates_dropped": 1}
+    assert counts == {"raw_rows": 4, "accepted_rows": 2, "quarantined_rows": 1, "duplicates_dropped": 1,
+                      "orphan_rows": 0, "orphan_customers": 0}  # fmt: skip
     assert (
         counts["raw_rows"]
         == counts["accepted_rows"] + counts["quarantined_rows"] + counts["duplicates_dropped"]
@@ -127,7 +128,8 @@ def test_profiles_net_cancellations_and_mask_pii() -> None:
     dup = build.quarantined.filter(pl.col("rule_id") == "duplicate_customer_id")
     assert dup.height == 1 and "Bo Chan" not in dup["record"][0] and "***" in dup["record"][0]
     assert build.accounting["customers"] == {"raw_rows": 3, "accepted_rows": 2, "quarantined_rows": 1,
-                                             "duplicates_dropped": 0}  # fmt: skip
+                                             "duplicates_dropped": 0, "orphan_rows": 0,
+                                             "orphan_customers": 0}  # fmt: skip
 
 
 def test_first_occurrences_match_unique_in_file_order() -> None:

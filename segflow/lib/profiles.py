@@ -9,6 +9,7 @@ sums these monthly rows over its trailing window, so it never needs the line ite
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -251,10 +252,13 @@ def _campaign_activity(exposures: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _clean(frame: pl.DataFrame | None, source: str, rules: list, period: str) -> Cleaned | None:
+def _clean(
+    frame: pl.DataFrame | None, source: str, rules: list, period: str, drop_duplicates: bool = True
+) -> Cleaned | None:
     if frame is None:
         return None
-    return cleaning.apply_rules(cleaning.normalise_codes(frame, source), rules, source, period)
+    normalised = cleaning.normalise_codes(frame, source)
+    return cleaning.apply_rules(normalised, rules, source, period, drop_duplicates)
 
 
 def _snapshot_activity(snapshot: pl.DataFrame) -> pl.DataFrame:
@@ -263,6 +267,67 @@ def _snapshot_activity(snapshot: pl.DataFrame) -> pl.DataFrame:
         *[pl.col(c).alias(snapshot_column(c)) for c in SNAPSHOT_BEHAVIOUR],
         *SNAPSHOT_DEMOGRAPHICS,
     )
+
+
+def _clean_sources(
+    raw: RawSources, period: str, start: datetime, end: datetime, settings: CleaningSettings
+) -> dict[str, Cleaned]:
+    """Every enabled source through its row rules. The CRM's accepted ids decide orphans: with
+    ``cleaning.orphans: quarantine`` the other sources' rows of unknown customers are quarantined,
+    with ``keep`` they are accepted and counted (``Cleaned.orphan_rows``)."""
+    results: dict[str, Cleaned] = {}
+    known: pl.Series | None = None
+    if raw.customers is not None:
+        results["customers"] = _clean(raw.customers, "customers", cleaning.customer_rules(start, end), period)
+        known = results["customers"].accepted["customer_id"]
+    orphan_rule = known if settings.orphans == "quarantine" else None
+    if raw.snapshot is not None:
+        snapshot_rules = cleaning.snapshot_rules(start, end, orphan_rule)
+        results["snapshot"] = _clean(raw.snapshot, "snapshot", snapshot_rules, period)
+    if settings.near_duplicates == "quarantine":
+        results = cleaning.quarantine_near_duplicates(results, ["customers", "snapshot"], period)
+    if "customers" in results:
+        known = results["customers"].accepted["customer_id"]
+        orphan_rule = known if settings.orphans == "quarantine" else None
+    tx_columns = raw.transactions.columns if raw.transactions is not None else None
+    rules = {
+        "transactions": cleaning.transaction_rules(start, end, settings, orphan_rule, tx_columns),
+        "engagement": cleaning.engagement_rules(start, end, orphan_rule),
+        "surveys": cleaning.survey_rules(start, end, orphan_rule),
+        "campaigns": cleaning.campaign_rules(start, end, orphan_rule),
+    }
+    for source, source_rules in rules.items():
+        frame = getattr(raw, source)
+        drop = source != "transactions" or frame is None or _drops_exact_duplicates(frame, settings)
+        cleaned = _clean(frame, source, source_rules, period, drop_duplicates=drop)
+        if cleaned is not None:
+            results[source] = cleaned
+    if known is not None and orphan_rule is None:
+        results = {s: r if s == "customers" else r.with_orphans(known) for s, r in results.items()}
+        # On the CRM's own row: the customers profiled without a record, each counted once.
+        results["customers"] = dataclasses.replace(
+            results["customers"], orphan_customers=_orphan_ids(results).len()
+        )
+    return results
+
+
+def _drops_exact_duplicates(transactions: pl.DataFrame, settings: CleaningSettings) -> bool:
+    """``cleaning.exact_duplicates``: auto drops them unless the invoice ids are derived."""
+    if settings.exact_duplicates != "auto":
+        return settings.exact_duplicates == "drop"
+    from segflow.lib.ingest import invoices_are_derived
+
+    return not invoices_are_derived(cleaning.normalise_codes(transactions, "transactions"))
+
+
+def _orphan_ids(results: dict[str, Cleaned]) -> pl.Series:
+    """Customer ids of the accepted rows of other sources that the CRM does not know."""
+    known = results["customers"].accepted["customer_id"]
+    ids = [r.accepted["customer_id"] for s, r in results.items() if s != "customers" and r.orphan_rows]
+    if not ids:
+        return pl.Series("customer_id", [], dtype=pl.String)
+    every = pl.concat(ids).drop_nulls().unique()
+    return every.filter(~every.is_in(known.implode())).sort()
 
 
 def build_profiles(
@@ -279,32 +344,9 @@ def build_profiles(
     Missing demographics and the unanswered questions of partly answered surveys are imputed by
     the model ``imputation`` names (default: ``ImputationSettings()``), seeded with ``seed``.
     """
-    results: dict[str, Cleaned] = {}
-    known: pl.Series | None = None
+    results = _clean_sources(raw, period, start, end, settings)
     recoded: dict[str, int] = {}
     recoded_values = pl.DataFrame(schema=RECODED_SCHEMA)
-    if raw.customers is not None:
-        results["customers"] = _clean(raw.customers, "customers", cleaning.customer_rules(start, end), period)
-        known = results["customers"].accepted["customer_id"]
-    if raw.snapshot is not None:
-        snapshot_rules = cleaning.snapshot_rules(start, end, known)
-        results["snapshot"] = _clean(raw.snapshot, "snapshot", snapshot_rules, period)
-    if settings.near_duplicates == "quarantine":
-        results = cleaning.quarantine_near_duplicates(results, ["customers", "snapshot"], period)
-    if "customers" in results:
-        known = results["customers"].accepted["customer_id"]
-    rules = {
-        "transactions": cleaning.transaction_rules(
-            start, end, settings, known, raw.transactions.columns if raw.transactions is not None else None
-        ),
-        "engagement": cleaning.engagement_rules(start, end, known),
-        "surveys": cleaning.survey_rules(start, end, known),
-        "campaigns": cleaning.campaign_rules(start, end, known),
-    }
-    for source, source_rules in rules.items():
-        cleaned = _clean(getattr(raw, source), source, source_rules, period)
-        if cleaned is not None:
-            results[source] = cleaned
 
     has_transactions = "transactions" in results
     tx = results["transactions"].accepted if has_transactions else _no_transactions()
@@ -316,6 +358,9 @@ def build_profiles(
         customers = results["customers"].accepted.drop(
             *PII_COLUMNS, "_source_file", "_source_row", "_parse_error"
         )
+        # Kept orphans (cleaning.orphans: keep) are customers with every demographic unknown.
+        orphans = _customers_from_ids(_orphan_ids(results)).select(customers.columns)
+        customers = pl.concat([customers, orphans.cast(customers.schema)], how="vertical")
         if snapshot is not None:
             customers = customers.join(
                 snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left"
