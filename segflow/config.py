@@ -27,6 +27,54 @@ def _default_home() -> Path:
     return Path(os.environ.get(HOME_ENV, ".segflow")).resolve()
 
 
+JOIN_KINDS = ("left", "exists")
+
+
+@dataclass(frozen=True)
+class JoinSettings:
+    """Another file joined onto every file of a source before its columns are mapped, so that a
+    mapping can name the joined file's columns (``category: DEPARTMENT`` from a product table).
+
+    ``how: left`` is a lookup: the joined file holds one row per key (checked), and its columns
+    are added to each row (null where no key matches). ``how: exists`` adds one boolean column,
+    ``flag``, true where the joined file holds the key at least once (an exposure that was
+    redeemed). ``on`` is a column name, a list of them, or ``{their_column: joined_column}``.
+    ``format`` defaults to the source's, and so do the text options (separator, encoding ...).
+    """
+
+    location: str = ""
+    on: str | list[str] | dict[str, str] = field(default_factory=list)
+    how: str = "left"
+    format: str | None = None
+    columns: list[str] | None = None  # left: the joined file's columns to add (default: all but the keys)
+    flag: str | None = None  # exists: the name of the boolean column
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(source column, joined column) pairs."""
+        if isinstance(self.on, str):
+            return [(self.on, self.on)]
+        if isinstance(self.on, dict):
+            return [(str(a), str(b)) for a, b in self.on.items()]
+        return [(str(k), str(k)) for k in self.on]
+
+    def problems(self) -> list[str]:
+        out = []
+        if not isinstance(self.location, str) or not self.location.strip():
+            out.append("location: a joined file needs a location")
+        elif "{" in self.location:
+            out.append(f"location: {self.location!r}: a joined file is one file (or glob) for every month, "
+                       "without {landing} or {period}")  # fmt: skip
+        if not self.on or not isinstance(self.on, str | list | dict):
+            out.append("on: a column name, a list of names or {their_column: joined_column}")
+        if self.how not in JOIN_KINDS:
+            out.append(f"how: {self.how!r} is not one of {list(JOIN_KINDS)}")
+        if self.how == "exists" and not self.flag:
+            out.append("flag: how exists needs `flag`, the name of the boolean column it adds")
+        if self.format is not None and self.format not in SOURCE_FORMATS[:-1]:
+            out.append(f"format: {self.format!r} is not one of {list(SOURCE_FORMATS[:-1])}")
+        return out
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """Where one source lives, how to read it, and how its columns map onto canonical names.
@@ -66,6 +114,9 @@ class SourceSettings:
     currency_rate: float = 1.0  # money columns (unit_price, income) are multiplied by this
     time_column: str | None = None  # the canonical column placing a row in a month (default per source)
     starts: str | None = None  # YYYY-MM: the first month with data; earlier months are expected empty
+    # Files joined onto this one before mapping (JoinSettings): line items to products, exposures to
+    # redemptions. File formats only; a SQL source joins in its query.
+    joins: tuple[JoinSettings, ...] = ()
     enabled: bool = True
 
     def problems(self, source: str) -> list[str]:
@@ -123,6 +174,10 @@ class SourceSettings:
                 zoneinfo.ZoneInfo(self.timezone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 out.append(f"timezone: {self.timezone!r} is not an IANA time zone (e.g. Europe/London)")
+        if self.joins and self.format == "sql":
+            out.append("joins: a SQL source joins in its query")
+        for i, join in enumerate(self.joins):
+            out += [f"joins[{i}].{problem}" for problem in join.problems()]
         if source != "transactions" and self.cancellation is not None:
             out.append("cancellation: only the transactions source has cancellations")
         return out
@@ -339,6 +394,23 @@ def _resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
+def _joins(raw: Any, base: Path, where: str) -> tuple[JoinSettings, ...]:
+    """The ``joins`` list of a source, each location resolved against the config file's folder."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: expected a list of joins, got {type(raw).__name__}")
+    out = []
+    for i, spec in enumerate(raw):
+        if isinstance(spec, dict) and True in spec and "on" not in spec:
+            # YAML 1.1, which PyYAML reads, takes a bare `on` key for the boolean true.
+            spec = {("on" if k is True else k): v for k, v in spec.items()}
+        join = _build(JoinSettings, spec, f"{where}[{i}]")
+        location = join.location
+        if isinstance(location, str) and location and "://" not in location and "{" not in location:
+            join = dataclasses.replace(join, location=str(_resolve(base, location)))
+        out.append(join)
+    return tuple(out)
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Load settings from ``path`` (or ``$SEGFLOW_CONFIG``), falling back to embedded defaults."""
     path = path or os.environ.get(CONFIG_ENV) or None
@@ -391,6 +463,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
             location_text = str(spec.get("location", "")) if isinstance(spec, dict) else ""
             if isinstance(spec, dict) and "format" not in spec and location_text.startswith(SQL_SCHEMES):
                 spec = {**spec, "format": "sql"}  # location: "postgresql://..." with a query
+            if isinstance(spec, dict) and "joins" in spec:
+                spec = {**spec, "joins": _joins(spec["joins"], base, f"{file}: sources.{name}.joins")}
             source = _build(SourceSettings, spec, f"{file}: sources.{name}")
             problems = source.problems(name) if source.enabled else []
             if problems:

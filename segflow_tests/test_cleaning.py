@@ -105,7 +105,9 @@ def test_profiles_net_cancellations_and_mask_pii() -> None:
         "household_size": ["2", "3", "3"], "city": ["A", "B", "B"], "region": ["N", "S", "S"],
         "country": ["X", "X", "X"], "preferred_channel": ["web", "store", "store"],
         "marketing_opt_in": ["true", "false", "false"],
-    })  # fmt: skip
+        **{c: [None, None, None] for c in ("marital_status", "age_band", "income_band", "household_size_band")},
+    }, schema_overrides={c: pl.String for c in ("marital_status", "age_band", "income_band",
+                                                "household_size_band")})  # fmt: skip
     raw_customers = (
         cast_to_schema(customers.lazy(), "customers")
         .collect()

@@ -466,6 +466,16 @@ def _read_sql_source(
     return label, frame.lazy()
 
 
+def _joined(scan: pl.LazyFrame, settings: SourceSettings, label: str) -> pl.LazyFrame:
+    """``scan`` with the source's joins applied (segflow.lib.joins), errors naming the files."""
+    from segflow.lib import joins
+
+    try:
+        return joins.apply_joins(scan, settings, _scan_file, label)
+    except joins.JoinError as exc:
+        raise SourceError(str(exc)) from exc
+
+
 def read_source(
     source: str,
     settings: SourceSettings,
@@ -486,6 +496,8 @@ def read_source(
         if not files:
             return SourceRead(empty_source(source), ())
         scans = [pair for path in files for pair in _scan_file(path, settings)]
+        if settings.joins:
+            scans = [(label, _joined(scan, settings, label)) for label, scan in scans]
     options = CastOptions.of(settings)
     derived: set[str] = set()
     unmapped: dict[str, dict] = {}

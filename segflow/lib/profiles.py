@@ -16,7 +16,7 @@ from datetime import datetime
 import polars as pl
 
 from segflow.config import CleaningSettings, ImputationSettings
-from segflow.lib import cleaning
+from segflow.lib import bands, cleaning
 from segflow.lib.cleaning import Cleaned
 from segflow.lib.exact import exact_sum
 from segflow.lib.imputation import CATEGORICAL, NUMERIC, impute_demographics, impute_surveys, imputed_flag
@@ -125,6 +125,10 @@ def _validity(year: int, settings: CleaningSettings, columns: list[str]) -> list
             "children", "implausible_children", "children outside 0..15", pl.col("children").is_between(0, 15)
         ),
     ]  # fmt: skip
+    rules += [
+        _Validity(column, "unparseable_band", f"{column}: {bands.BAND_REASON}", bands.is_band(pl.col(column)))
+        for column in bands.BAND_COLUMNS
+    ]
     return [r for r in rules if r.column in columns]
 
 
@@ -133,12 +137,21 @@ _NULL_ACTION = "set to null (unknown)"
 
 
 def _recode_invalid(
-    customers: pl.DataFrame, year: int, settings: CleaningSettings, period: str = ""
+    customers: pl.DataFrame,
+    year: int,
+    settings: CleaningSettings,
+    period: str = "",
+    snapshot_columns: tuple[str, ...] = SNAPSHOT_DEMOGRAPHICS,
 ) -> tuple[pl.DataFrame, dict, pl.DataFrame]:
-    """Null out impossible demographic values so imputation treats them as missing.
+    """Null out impossible demographic values so imputation treats them as missing; band labels
+    are written one way first (segflow.lib.bands), and text that is no band is recoded.
 
-    Returns the recoded frame, counts per column, and one RECODED_SCHEMA row per invalid value.
+    Returns the recoded frame, counts per column, and one RECODED_SCHEMA row per invalid value;
+    ``snapshot_columns`` are the columns the snapshot source delivered (the rest are the CRM's).
     """
+    customers = customers.with_columns(
+        bands.canonical(pl.col(c)).alias(c) for c in bands.BAND_COLUMNS if c in customers.columns
+    )
     rules = _validity(year, settings, customers.columns)
     bad = {r.column: pl.col(r.column).is_not_null() & ~r.valid.fill_null(False) for r in rules}
     counts = customers.select([expr.sum().alias(c) for c, expr in bad.items()]).row(0, named=True)
@@ -153,7 +166,7 @@ def _recode_invalid(
             .agg(pl.len().cast(pl.Int64).alias("rows"))
             .select(
                 pl.lit(period).alias("period"),
-                pl.lit("snapshot" if rule.column in SNAPSHOT_DEMOGRAPHICS else "customers").alias("source"),
+                pl.lit("snapshot" if rule.column in snapshot_columns else "customers").alias("source"),
                 pl.lit(rule.column).alias("column"),
                 pl.lit(rule.rule_id).alias("rule_id"),
                 pl.lit(rule.reason).alias("reason"),
@@ -261,6 +274,25 @@ def _clean(
     return cleaning.apply_rules(normalised, rules, source, period, drop_duplicates)
 
 
+def _with_snapshot_demographics(
+    customers: pl.DataFrame, snapshot: pl.DataFrame | None
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """The customers with the snapshot's demographics (marital status, children) joined on, and
+    which columns came from the snapshot. A value the CRM delivers wins; the snapshot fills the
+    rest, so a CRM that maps marital_status and a snapshot that does not (or the reverse) agree."""
+    if snapshot is None:
+        return customers, ()
+    joined = customers.join(
+        snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left", suffix="_snapshot"
+    )
+    shared = [c for c in SNAPSHOT_DEMOGRAPHICS if f"{c}_snapshot" in joined.columns]
+    crm_delivers = {c for c in shared if customers[c].is_not_null().any()}
+    joined = joined.with_columns(
+        pl.coalesce(c, f"{c}_snapshot").alias(c) for c in shared
+    ).drop(f"{c}_snapshot" for c in shared)
+    return joined, tuple(c for c in SNAPSHOT_DEMOGRAPHICS if c not in crm_delivers)
+
+
 def _snapshot_activity(snapshot: pl.DataFrame) -> pl.DataFrame:
     return snapshot.select(
         "customer_id",
@@ -361,11 +393,10 @@ def build_profiles(
         # Kept orphans (cleaning.orphans: keep) are customers with every demographic unknown.
         orphans = _customers_from_ids(_orphan_ids(results)).select(customers.columns)
         customers = pl.concat([customers, orphans.cast(customers.schema)], how="vertical")
-        if snapshot is not None:
-            customers = customers.join(
-                snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left"
-            )
-        customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
+        customers, from_snapshot = _with_snapshot_demographics(customers, snapshot)
+        customers, recoded, recoded_values = _recode_invalid(
+            customers, start.year, settings, period, from_snapshot
+        )
         customers = impute_demographics(customers.sort("customer_id"), seed, imputation)
     else:
         ids = tx_activity["customer_id"] if has_transactions else snapshot["customer_id"]
@@ -374,10 +405,10 @@ def build_profiles(
             [pl.lit(False).alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
         )
         if snapshot is not None:
-            customers = customers.join(
-                snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left"
+            customers, from_snapshot = _with_snapshot_demographics(customers, snapshot)
+            customers, recoded, recoded_values = _recode_invalid(
+                customers, start.year, settings, period, from_snapshot
             )
-            customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
 
     activity = [tx_activity, _category_revenue(tx)]
     if "engagement" in results:
