@@ -123,7 +123,11 @@ def _baskets(rng: np.random.Generator, households: pl.DataFrame, products: pl.Da
     first = ["household_key", "DAY", "STORE_ID", "TRANS_TIME"]
     return (
         lines.group_by("BASKET_ID", "PRODUCT_ID", maintain_order=True)
-        .agg(*[pl.col(c).first() for c in first], pl.col("QUANTITY").sum(), pl.col("SALES_VALUE").sum().round(2))
+        .agg(
+            *[pl.col(c).first() for c in first],
+            pl.col("QUANTITY").sum(),
+            pl.col("SALES_VALUE").sum().round(2),
+        )
         .select(lines.columns)
     )
 
@@ -140,7 +144,9 @@ def _campaigns(rng: np.random.Generator, households: pl.DataFrame, months: list[
             desc.append({"DESCRIPTION": kind, "CAMPAIGN": campaign, "START_DAY": start.isoformat(),
                          "END_DAY": (start + timedelta(days=30)).isoformat()})  # fmt: skip
             sent = rng.random(len(keys)) < 0.4
-            table += [{"DESCRIPTION": kind, "household_key": int(k), "CAMPAIGN": campaign} for k in keys[sent]]
+            table += [
+                {"DESCRIPTION": kind, "household_key": int(k), "CAMPAIGN": campaign} for k in keys[sent]
+            ]
             took = sent & (rng.random(len(keys)) < uptake)
             for k in keys[took]:
                 for coupon in range(1 + int(rng.random() < 0.3)):  # some redeem two coupons

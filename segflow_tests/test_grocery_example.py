@@ -9,7 +9,6 @@ import html
 import json
 import re
 import shutil
-from pathlib import Path
 
 import polars as pl
 import pytest

@@ -22,7 +22,9 @@ def _numbered(frame: pl.DataFrame, source: str, file: str) -> pl.DataFrame:
     """``frame`` (text, canonical names) as a reader gives it: cast, numbered, unmapped columns null."""
     from segflow.lib.schema import SOURCES
 
-    frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in SOURCES[source] if c not in frame.columns)
+    frame = frame.with_columns(
+        pl.lit(None, pl.String).alias(c) for c in SOURCES[source] if c not in frame.columns
+    )
     typed = cast_to_schema(frame.lazy(), source).collect()
     return typed.with_columns(
         pl.lit(file).alias("_source_file"), pl.int_range(pl.len()).cast(pl.Int64).alias("_source_row")
@@ -52,9 +54,9 @@ def _tx(customers: list[str]) -> pl.DataFrame:
     return _numbered(frame, "transactions", "tx.csv")
 
 
-def _build(tx: pl.DataFrame, settings: CleaningSettings = CleaningSettings(), crm=True):
+def _build(tx: pl.DataFrame, settings: CleaningSettings | None = None, crm: bool = True):
     raw = RawSources(_crm() if crm else None, tx, None, None, None)
-    return build_profiles(raw, "2024-03", START, END, settings, seed=1)
+    return build_profiles(raw, "2024-03", START, END, settings or CleaningSettings(), seed=1)
 
 
 def test_orphans_are_kept_with_unknown_demographics_imputed_and_counted_by_default() -> None:
@@ -111,9 +113,7 @@ NO_IDS = {"customer_id": "Client", "invoiced_at": "Day", "product_id": "Item", "
           "unit_price": "Price"}  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("setting", "dropped", "k1_units"), [("auto", 0, 2), ("keep", 0, 2), ("drop", 1, 1)]
-)
+@pytest.mark.parametrize(("setting", "dropped", "k1_units"), [("auto", 0, 2), ("keep", 0, 2), ("drop", 1, 1)])
 def test_exact_duplicates_without_invoice_ids_are_repeat_purchases_unless_dropped(
     tmp_path: Path, setting: str, dropped: int, k1_units: int
 ) -> None:
@@ -199,7 +199,9 @@ def _banded_crm() -> pl.DataFrame:
 def test_bands_and_marital_status_are_categories_in_profiles_recoding_what_is_no_band() -> None:
     crm = _banded_crm()
     tx = _tx([f"C{i}" for i in range(crm.height)])
-    build = build_profiles(RawSources(crm, tx, None, None, None), "2024-03", START, END, CleaningSettings(), 1)
+    build = build_profiles(
+        RawSources(crm, tx, None, None, None), "2024-03", START, END, CleaningSettings(), 1
+    )
     profiles = build.profiles.sort(pl.col("customer_id").str.slice(1).cast(pl.Int32))
     assert profiles["age_band"].to_list()[:6] == ["25-34", "25-34", "65+", "45-54", None, "35-44"]
     assert profiles["income_band"].to_list()[:4] == ["50-74K", "Under 15K", "250K+", "35-49K"]
@@ -282,14 +284,18 @@ def test_a_lookup_with_a_repeated_key_is_refused_naming_file_key_and_value(tmp_p
 
 
 def test_exposures_are_joined_to_redemptions_for_the_response(tmp_path: Path) -> None:
-    exposures = ("household_key,CAMPAIGN\n7,C8\n8,C8\n7,C9\n")
+    exposures = "household_key,CAMPAIGN\n7,C8\n8,C8\n7,C9\n"
     campaigns = "CAMPAIGN,START_DAY\nC8,2024-03-01\nC9,2024-03-15\n"
-    redeemed = "household_key,CAMPAIGN,COUPON_UPC\n7,C8,111\n7,C8,112\n8,C9,113\n"  # twice: still one response
-    spec = ("    location: exposures.csv\n    format: csv\n"
-            "    columns: {campaign_id: CAMPAIGN, customer_id: household_key, arm: \"'treatment'\", "
-            "exposed_at: START_DAY, responded: redeemed}\n"
-            "    joins:\n      - {location: campaign_desc.csv, on: CAMPAIGN}\n"
-            "      - {location: coupon_redempt.csv, on: [household_key, CAMPAIGN], how: exists, flag: redeemed}\n")
+    redeemed = (
+        "household_key,CAMPAIGN,COUPON_UPC\n7,C8,111\n7,C8,112\n8,C9,113\n"  # twice: still one response
+    )
+    spec = (
+        "    location: exposures.csv\n    format: csv\n"
+        "    columns: {campaign_id: CAMPAIGN, customer_id: household_key, arm: \"'treatment'\", "
+        "exposed_at: START_DAY, responded: redeemed}\n"
+        "    joins:\n      - {location: campaign_desc.csv, on: CAMPAIGN}\n"
+        "      - {location: coupon_redempt.csv, on: [household_key, CAMPAIGN], how: exists, flag: redeemed}\n"
+    )
     frame = _joined_source(tmp_path, "campaigns", {"exposures.csv": exposures, "campaign_desc.csv": campaigns,
                                                    "coupon_redempt.csv": redeemed}, spec)  # fmt: skip
     assert frame.select("customer_id", "campaign_id", "responded").rows() == [

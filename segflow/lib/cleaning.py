@@ -408,9 +408,8 @@ def quarantine_near_duplicates(
             _record_json(moved, source).alias("record"),
         ).cast(QUARANTINE_SCHEMA)
         accepted = cleaned.accepted.join(twins, on="customer_id", how="anti", maintain_order="left")
-        out[source] = dataclasses.replace(
-            cleaned, accepted=accepted, quarantined=pl.concat([cleaned.quarantined, quarantined], how="vertical")
-        )
+        both = pl.concat([cleaned.quarantined, quarantined], how="vertical")
+        out[source] = dataclasses.replace(cleaned, accepted=accepted, quarantined=both)
     return out
 
 

@@ -282,14 +282,12 @@ def _with_snapshot_demographics(
     rest, so a CRM that maps marital_status and a snapshot that does not (or the reverse) agree."""
     if snapshot is None:
         return customers, ()
-    joined = customers.join(
-        snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left", suffix="_snapshot"
-    )
+    demographics = snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS)
+    joined = customers.join(demographics, on="customer_id", how="left", suffix="_snapshot")
     shared = [c for c in SNAPSHOT_DEMOGRAPHICS if f"{c}_snapshot" in joined.columns]
     crm_delivers = {c for c in shared if customers[c].is_not_null().any()}
-    joined = joined.with_columns(
-        pl.coalesce(c, f"{c}_snapshot").alias(c) for c in shared
-    ).drop(f"{c}_snapshot" for c in shared)
+    filled = [pl.coalesce(c, f"{c}_snapshot").alias(c) for c in shared]
+    joined = joined.with_columns(filled).drop(f"{c}_snapshot" for c in shared)
     return joined, tuple(c for c in SNAPSHOT_DEMOGRAPHICS if c not in crm_delivers)
 
 

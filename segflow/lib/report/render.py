@@ -485,6 +485,11 @@ def _orphans_note(quality: dict, k: int) -> str:
     )
 
 
+def _orphans_cell(accounting: dict, k: int) -> str:
+    """Rows / customers missing from the CRM on one source's accounting row (customers suppressed)."""
+    return f"{accounting.get('orphan_rows') or 0:,} / {_count(accounting.get('orphan_customers') or 0, k)}"
+
+
 def _quality_section(inputs: ReportInputs) -> dict:
     quality = dict(inputs.quality)
     trend = quality.get("trend") or {}
@@ -500,7 +505,7 @@ def _quality_section(inputs: ReportInputs) -> dict:
     quality["imputation_rows"] = _imputation_rows(quality.get("imputation") or [], inputs.min_cell)
     quality["orphans"] = _orphans_note(quality, inputs.min_cell)
     quality["accounting"] = {
-        source: {**a, "orphans_cell": f"{a.get('orphan_rows') or 0:,} / {_count(a.get('orphan_customers') or 0, inputs.min_cell)}"}
+        source: {**a, "orphans_cell": _orphans_cell(a, inputs.min_cell)}
         for source, a in (quality.get("accounting") or {}).items()
     }
     checks = quality.get("checks") or []
