@@ -433,8 +433,11 @@ def invoices_are_derived(transactions: pl.DataFrame) -> bool:
     Read from the rows rather than passed along, so that the profiles stage can tell without the
     raw asset's metadata; an id is derived exactly when it equals that expression, nulls included.
     """
-    same = pl.col("invoice_id").str.strip_chars().eq_missing(derived_invoice_id())
-    return transactions.height > 0 and bool(transactions.select(same.all()).item())
+    same = pl.col("invoice_id").eq_missing(derived_invoice_id()).all()
+    # The first rows settle it for almost every source with ids of its own, without a full pass.
+    if transactions.height == 0 or not transactions.head(1_000).select(same).item():
+        return False
+    return bool(transactions.select(same).item())
 
 
 def _derive(frame: pl.LazyFrame, source: str, settings: SourceSettings, derive_invoice: bool) -> pl.LazyFrame:

@@ -347,7 +347,7 @@ def _drops_exact_duplicates(transactions: pl.DataFrame, settings: CleaningSettin
         return settings.exact_duplicates == "drop"
     from segflow.lib.ingest import invoices_are_derived
 
-    return not invoices_are_derived(cleaning.normalise_codes(transactions, "transactions"))
+    return not invoices_are_derived(transactions)  # as read: derived ids are exactly that expression
 
 
 def _orphan_ids(results: dict[str, Cleaned]) -> pl.Series:
