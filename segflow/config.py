@@ -70,8 +70,8 @@ class JoinSettings:
             out.append(f"how: {self.how!r} is not one of {list(JOIN_KINDS)}")
         if self.how == "exists" and not self.flag:
             out.append("flag: how exists needs `flag`, the name of the boolean column it adds")
-        if self.format is not None and self.format not in SOURCE_FORMATS[:-1]:
-            out.append(f"format: {self.format!r} is not one of {list(SOURCE_FORMATS[:-1])}")
+        if self.format is not None and self.format not in FILE_FORMATS:
+            out.append(f"format: {self.format!r} is not one of {list(FILE_FORMATS)}")
         return out
 
 
@@ -183,7 +183,8 @@ class SourceSettings:
         return out
 
 
-SOURCE_FORMATS = ("parquet", "csv", "tsv", "excel", "fixed_width", "whitespace", "sql")
+FILE_FORMATS = ("parquet", "csv", "tsv", "excel", "fixed_width", "whitespace")
+SOURCE_FORMATS = (*FILE_FORMATS, "sql")
 SQL_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
 
 

@@ -108,3 +108,6 @@ def test_households_outside_the_crm_are_kept_and_counted_in_the_report(run: dict
     assert "orphan_customer_id" not in run["read"]("quarantined_rows")["rule_id"].to_list()
     rows = counts["transactions"]["orphan_rows"] + counts["campaigns"]["orphan_rows"]
     assert f"{rows:,} accepted rows of {orphans:,} customers missing from the CRM were kept" in run["report"]
+    assert "Not in the CRM: rows / customers" in run["report"]
+    tx_cell = f"{counts['transactions']['orphan_rows']:,} / {counts['transactions']['orphan_customers']:,}"
+    assert tx_cell in run["report"]

@@ -18,6 +18,8 @@ matches the same id read as text from CSV.
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 from collections.abc import Callable
 
 import polars as pl
@@ -37,9 +39,6 @@ def _key(column: str) -> pl.Expr:
 
 
 def _joined_file(join: JoinSettings, settings: SourceSettings, read: Reader, label: str) -> pl.LazyFrame:
-    import dataclasses
-    import glob
-
     paths = sorted(glob.glob(join.location)) if any(c in join.location for c in "*?[") else [join.location]
     options = dataclasses.replace(settings, format=join.format or settings.format, joins=())
     frames = [frame for path in paths for _, frame in read(path, options)]

@@ -83,6 +83,10 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
             extra["currency_rate"] = float(source_settings.currency_rate)
         if source_settings.timezone:
             extra["source_timezone"] = source_settings.timezone
+        if source_settings.joins:
+            extra["joined_files"] = dg.MetadataValue.json(
+                [{"location": j.location, "on": j.keys(), "how": j.how} for j in source_settings.joins]
+            )
         yield dg.Output(
             frame,
             metadata=lineage(

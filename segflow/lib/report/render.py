@@ -504,6 +504,9 @@ def _quality_section(inputs: ReportInputs) -> dict:
     quality["trend_chart"] = chart
     quality["imputation_rows"] = _imputation_rows(quality.get("imputation") or [], inputs.min_cell)
     quality["orphans"] = _orphans_note(quality, inputs.min_cell)
+    # The column only where orphans are kept: without a CRM nobody is one, and quarantined ones
+    # are in the quarantine table.
+    quality["orphans_column"] = quality.get("orphan_setting") == "keep" and bool(quality["orphans"])
     quality["accounting"] = {
         source: {**a, "orphans_cell": _orphans_cell(a, inputs.min_cell)}
         for source, a in (quality.get("accounting") or {}).items()
