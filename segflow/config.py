@@ -27,6 +27,54 @@ def _default_home() -> Path:
     return Path(os.environ.get(HOME_ENV, ".segflow")).resolve()
 
 
+JOIN_KINDS = ("left", "exists")
+
+
+@dataclass(frozen=True)
+class JoinSettings:
+    """Another file joined onto every file of a source before its columns are mapped, so that a
+    mapping can name the joined file's columns (``category: DEPARTMENT`` from a product table).
+
+    ``how: left`` is a lookup: the joined file holds one row per key (checked), and its columns
+    are added to each row (null where no key matches). ``how: exists`` adds one boolean column,
+    ``flag``, true where the joined file holds the key at least once (an exposure that was
+    redeemed). ``on`` is a column name, a list of them, or ``{their_column: joined_column}``.
+    ``format`` defaults to the source's, and so do the text options (separator, encoding ...).
+    """
+
+    location: str = ""
+    on: str | list[str] | dict[str, str] = field(default_factory=list)
+    how: str = "left"
+    format: str | None = None
+    columns: list[str] | None = None  # left: the joined file's columns to add (default: all but the keys)
+    flag: str | None = None  # exists: the name of the boolean column
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(source column, joined column) pairs."""
+        if isinstance(self.on, str):
+            return [(self.on, self.on)]
+        if isinstance(self.on, dict):
+            return [(str(a), str(b)) for a, b in self.on.items()]
+        return [(str(k), str(k)) for k in self.on]
+
+    def problems(self) -> list[str]:
+        out = []
+        if not isinstance(self.location, str) or not self.location.strip():
+            out.append("location: a joined file needs a location")
+        elif "{" in self.location:
+            out.append(f"location: {self.location!r}: a joined file is one file (or glob) for every month, "
+                       "without {landing} or {period}")  # fmt: skip
+        if not self.on or not isinstance(self.on, str | list | dict):
+            out.append("on: a column name, a list of names or {their_column: joined_column}")
+        if self.how not in JOIN_KINDS:
+            out.append(f"how: {self.how!r} is not one of {list(JOIN_KINDS)}")
+        if self.how == "exists" and not self.flag:
+            out.append("flag: how exists needs `flag`, the name of the boolean column it adds")
+        if self.format is not None and self.format not in FILE_FORMATS:
+            out.append(f"format: {self.format!r} is not one of {list(FILE_FORMATS)}")
+        return out
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """Where one source lives, how to read it, and how its columns map onto canonical names.
@@ -66,6 +114,9 @@ class SourceSettings:
     currency_rate: float = 1.0  # money columns (unit_price, income) are multiplied by this
     time_column: str | None = None  # the canonical column placing a row in a month (default per source)
     starts: str | None = None  # YYYY-MM: the first month with data; earlier months are expected empty
+    # Files joined onto this one before mapping (JoinSettings): line items to products, exposures to
+    # redemptions. File formats only; a SQL source joins in its query.
+    joins: tuple[JoinSettings, ...] = ()
     enabled: bool = True
 
     def problems(self, source: str) -> list[str]:
@@ -123,12 +174,17 @@ class SourceSettings:
                 zoneinfo.ZoneInfo(self.timezone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 out.append(f"timezone: {self.timezone!r} is not an IANA time zone (e.g. Europe/London)")
+        if self.joins and self.format == "sql":
+            out.append("joins: a SQL source joins in its query")
+        for i, join in enumerate(self.joins):
+            out += [f"joins[{i}].{problem}" for problem in join.problems()]
         if source != "transactions" and self.cancellation is not None:
             out.append("cancellation: only the transactions source has cancellations")
         return out
 
 
-SOURCE_FORMATS = ("parquet", "csv", "tsv", "excel", "fixed_width", "whitespace", "sql")
+FILE_FORMATS = ("parquet", "csv", "tsv", "excel", "fixed_width", "whitespace")
+SOURCE_FORMATS = (*FILE_FORMATS, "sql")
 SQL_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
 
 
@@ -167,9 +223,24 @@ class CleaningSettings:
     # Records identical in every canonical column but the customer id (customers and snapshot
     # together): "keep" them all, or "quarantine" all but the first in file order, naming it.
     near_duplicates: str = "keep"
+    # Rows of a customer missing from the CRM (with a customers source on): "keep" them, the
+    # customer profiled with unknown demographics (imputed and flagged like any missing value), or
+    # "quarantine" every such row as `orphan_customer_id`. Real exports often hold line items of
+    # households the CRM extract does not cover (43% of one grocery export's line items).
+    orphans: str = "keep"
+    # Transaction lines equal in every canonical column: "drop" all but the first (a repeated
+    # export), "keep" them as repeat purchases, or "auto": drop where the source has invoice ids,
+    # keep where segflow derives them (one invoice per customer and day), since two identical lines
+    # on one day without an invoice to tell them apart are as likely two purchases as one.
+    exact_duplicates: str = "auto"
     adjustment_prefixes: tuple[str, ...] = ("A",)  # invoice ids of accounting adjustments, not sales
 
 
+CLEANING_CHOICES = {
+    "near_duplicates": ("keep", "quarantine"),
+    "orphans": ("keep", "quarantine"),
+    "exact_duplicates": ("auto", "drop", "keep"),
+}
 IMPUTATION_METHODS = ("iterative", "knn")
 SURVEY_IMPUTATION = ("partial", "none")
 
@@ -362,6 +433,23 @@ def _demo_partitions(landing: Path) -> tuple[str, str]:
         raise ConfigError(f"{manifest}: not a segflow generator manifest with its periods ({exc})") from exc
 
 
+def _joins(raw: Any, base: Path, where: str) -> tuple[JoinSettings, ...]:
+    """The ``joins`` list of a source, each location resolved against the config file's folder."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: expected a list of joins, got {type(raw).__name__}")
+    out = []
+    for i, spec in enumerate(raw):
+        if isinstance(spec, dict) and True in spec and "on" not in spec:
+            # YAML 1.1, which PyYAML reads, takes a bare `on` key for the boolean true.
+            spec = {("on" if k is True else k): v for k, v in spec.items()}
+        join = _build(JoinSettings, spec, f"{where}[{i}]")
+        location = join.location
+        if isinstance(location, str) and location and "://" not in location and "{" not in location:
+            join = dataclasses.replace(join, location=str(_resolve(base, location)))
+        out.append(join)
+    return tuple(out)
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Load settings from ``path`` (or ``$SEGFLOW_CONFIG``), falling back to embedded defaults."""
     path = path or os.environ.get(CONFIG_ENV) or None
@@ -406,9 +494,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
     for name, cls in _SECTIONS.items():
         if name in raw:
             kwargs[name] = _build(cls, raw[name], f"{file}: {name}")
-    near = kwargs.get("cleaning", defaults.cleaning).near_duplicates
-    if near not in ("keep", "quarantine"):
-        raise ConfigError(f"{file}: cleaning: near_duplicates: {near!r} is not one of ['keep', 'quarantine']")
+    for key, choices in CLEANING_CHOICES.items():
+        value = getattr(kwargs.get("cleaning", defaults.cleaning), key)
+        if value not in choices:
+            raise ConfigError(f"{file}: cleaning: {key}: {value!r} is not one of {list(choices)}")
     imputation_problems = kwargs.get("imputation", defaults.imputation).problems()
     if imputation_problems:
         raise ConfigError(f"{file}: imputation: " + "; ".join(imputation_problems))
@@ -423,6 +512,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
             location_text = str(spec.get("location", "")) if isinstance(spec, dict) else ""
             if isinstance(spec, dict) and "format" not in spec and location_text.startswith(SQL_SCHEMES):
                 spec = {**spec, "format": "sql"}  # location: "postgresql://..." with a query
+            if isinstance(spec, dict) and "joins" in spec:
+                spec = {**spec, "joins": _joins(spec["joins"], base, f"{file}: sources.{name}.joins")}
             source = _build(SourceSettings, spec, f"{file}: sources.{name}")
             problems = source.problems(name) if source.enabled else []
             if problems:

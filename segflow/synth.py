@@ -839,6 +839,15 @@ def _null_where(values: pl.Series, mask: np.ndarray) -> pl.Series:
 
 
 def _crm_frame(blk: _Block) -> pl.DataFrame:
+    """The block's CRM rows in the canonical column order; attributes the generator does not
+    draw (marital status, banded demographics) are empty columns, as in a CRM that lacks them."""
+    frame = _crm_values(blk)
+    return frame.select(
+        pl.col(c) if c in frame.columns else pl.lit(None, dtype=t).alias(c) for c, t in CUSTOMERS.items()
+    )
+
+
+def _crm_values(blk: _Block) -> pl.DataFrame:
     d = blk.demographics
     first = pl.Series(FIRST_NAMES).gather(d["first_name"])
     last = pl.Series(LAST_NAMES).gather(d["last_name"])

@@ -63,6 +63,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "  customers: {location: '{landing}/crm/{period}.csv', format: csv}\n"
         "  transactions: {location: '{landing}/tx/{period}.csv', format: csv}\n"
         "  engagement: {enabled: false}\n  surveys: {enabled: false}\n  campaigns: {enabled: false}\n"
+        # The catalogue shows the orphan rule; the default keeps orphans (test_real_exports.py).
+        "cleaning: {orphans: quarantine}\n"
     )
     monkeypatch.setenv("SEGFLOW_CONFIG", str(config))
     monkeypatch.setenv("SEGFLOW_HOME", str(tmp_path))

@@ -74,7 +74,8 @@ def test_accounting_and_duplicates() -> None:
     result = cleaning.apply_rules(frame, cleaning.transaction_rules(START, END, CleaningSettings(), None),
                                   "transactions", "2024-03")  # fmt: skip
     counts = result.accounting()
-    assert counts == {"raw_rows": 4, "accepted_rows": 2, "quarantined_rows": 1, "duplicates_dropped": 1}
+    assert counts == {"raw_rows": 4, "accepted_rows": 2, "quarantined_rows": 1, "duplicates_dropped": 1,
+                      "orphan_rows": 0, "orphan_customers": 0}  # fmt: skip
     assert (
         counts["raw_rows"]
         == counts["accepted_rows"] + counts["quarantined_rows"] + counts["duplicates_dropped"]
@@ -104,7 +105,9 @@ def test_profiles_net_cancellations_and_mask_pii() -> None:
         "household_size": ["2", "3", "3"], "city": ["A", "B", "B"], "region": ["N", "S", "S"],
         "country": ["X", "X", "X"], "preferred_channel": ["web", "store", "store"],
         "marketing_opt_in": ["true", "false", "false"],
-    })  # fmt: skip
+        **{c: [None, None, None] for c in ("marital_status", "age_band", "income_band", "household_size_band")},
+    }, schema_overrides={c: pl.String for c in ("marital_status", "age_band", "income_band",
+                                                "household_size_band")})  # fmt: skip
     raw_customers = (
         cast_to_schema(customers.lazy(), "customers")
         .collect()
@@ -127,7 +130,8 @@ def test_profiles_net_cancellations_and_mask_pii() -> None:
     dup = build.quarantined.filter(pl.col("rule_id") == "duplicate_customer_id")
     assert dup.height == 1 and "Bo Chan" not in dup["record"][0] and "***" in dup["record"][0]
     assert build.accounting["customers"] == {"raw_rows": 3, "accepted_rows": 2, "quarantined_rows": 1,
-                                             "duplicates_dropped": 0}  # fmt: skip
+                                             "duplicates_dropped": 0, "orphan_rows": 0,
+                                             "orphan_customers": 0}  # fmt: skip
 
 
 def test_first_occurrences_match_unique_in_file_order() -> None:

@@ -111,7 +111,8 @@ def test_impossible_values_are_recoded_with_reasons_and_imputed() -> None:
     assert profiles["income"].null_count() == 0
     assert profiles["marital_status"].to_list() == ["married", None, "single"]
     assert build.recoded == {"birth_year": 1, "income": 1, "household_size": 0, "gender": 0, "education": 0,
-                             "marital_status": 1, "children": 0}  # fmt: skip
+                             "marital_status": 1, "children": 0, "age_band": 0, "income_band": 0,
+                             "household_size_band": 0}  # fmt: skip
 
 
 def test_optional_contract_columns_absent_pass_and_present_are_checked() -> None:

@@ -17,7 +17,8 @@ from segflow.lib.exact import exact_sum
 from segflow.lib.schema import CHANNELS, SURVEY_QUESTIONS
 
 # Demographics carried from the current month's profile, for personas and audits (never PII).
-DEMOGRAPHICS = ("birth_year", "gender", "income", "education", "household_size", "region", "country",
+DEMOGRAPHICS = ("birth_year", "gender", "income", "education", "household_size", "marital_status",
+                "age_band", "income_band", "household_size_band", "region", "country",
                 "preferred_channel", "marketing_opt_in")  # fmt: skip
 
 

@@ -7,6 +7,7 @@ equal) are dropped and counted, keeping the first occurrence in file order.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +49,10 @@ class Cleaned:
     quarantined: pl.DataFrame
     duplicates_dropped: int
     raw_rows: int
+    # Accepted rows (and their distinct customers) whose customer is missing from the CRM, kept
+    # under `cleaning.orphans: keep`; a part of accepted_rows, not a fourth term of the balance.
+    orphan_rows: int = 0
+    orphan_customers: int = 0
 
     def accounting(self) -> dict[str, int]:
         return {
@@ -55,7 +60,15 @@ class Cleaned:
             "accepted_rows": self.accepted.height,
             "quarantined_rows": self.quarantined.height,
             "duplicates_dropped": self.duplicates_dropped,
+            "orphan_rows": self.orphan_rows,
+            "orphan_customers": self.orphan_customers,
         }
+
+    def with_orphans(self, known_customers: pl.Series) -> Cleaned:
+        """These counts with the accepted rows of customers not in ``known_customers`` counted."""
+        ids = self.accepted["customer_id"]
+        orphans = ids.filter(~ids.is_in(known_customers.implode()))
+        return dataclasses.replace(self, orphan_rows=orphans.len(), orphan_customers=orphans.n_unique())
 
 
 def _in_period(column: str, start: datetime, end: datetime) -> pl.Expr:
@@ -301,10 +314,16 @@ def first_occurrences(frame: pl.DataFrame, columns: list[str]) -> pl.Series | No
     return (~suspects).scatter(positions, first)
 
 
-def apply_rules(frame: pl.DataFrame, rules: list[Rule], source: str, period: str) -> Cleaned:
-    """Split ``frame`` into accepted rows and quarantined rows (first broken rule wins)."""
+def apply_rules(
+    frame: pl.DataFrame, rules: list[Rule], source: str, period: str, drop_duplicates: bool = True
+) -> Cleaned:
+    """Split ``frame`` into accepted rows and quarantined rows (first broken rule wins).
+
+    Exact duplicates are dropped first (the first in file order kept) unless ``drop_duplicates``
+    is false, when each is judged as a row of its own (``cleaning.exact_duplicates: keep``).
+    """
     raw_rows = frame.height
-    keep = first_occurrences(frame, list(SOURCES[source]))
+    keep = first_occurrences(frame, list(SOURCES[source])) if drop_duplicates else None
     deduped = frame if keep is None else frame.filter(keep)
     duplicates = raw_rows - deduped.height
     # Each rule is evaluated once: the first broken rule is the smallest index among those hit.
@@ -389,12 +408,8 @@ def quarantine_near_duplicates(
             _record_json(moved, source).alias("record"),
         ).cast(QUARANTINE_SCHEMA)
         accepted = cleaned.accepted.join(twins, on="customer_id", how="anti", maintain_order="left")
-        out[source] = Cleaned(
-            accepted,
-            pl.concat([cleaned.quarantined, quarantined], how="vertical"),
-            cleaned.duplicates_dropped,
-            cleaned.raw_rows,
-        )
+        both = pl.concat([cleaned.quarantined, quarantined], how="vertical")
+        out[source] = dataclasses.replace(cleaned, accepted=accepted, quarantined=both)
     return out
 
 

@@ -51,6 +51,12 @@ FEATURE_FAMILIES: dict[str, tuple[tuple[str, str], ...]] = {
         ("gender", "onehot"),
         ("education", "onehot"),
         ("region", "onehot"),
+        ("marital_status", "onehot"),
+        # Bands are categories (segflow.lib.bands); a source that delivers values has none, and a
+        # column without a value is left out of the design, as is any constant one.
+        ("age_band", "onehot"),
+        ("income_band", "onehot"),
+        ("household_size_band", "onehot"),
     ),
 }
 # Families whose columns the data decides: family -> (column prefix, transform). ``category_mix`` is

@@ -420,15 +420,30 @@ def empty_source(source: str) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
+def derived_invoice_id() -> pl.Expr:
+    """The invoice id segflow derives for a source without one: the customer's lines on one day."""
+    day = pl.col("invoiced_at").dt.date().cast(pl.String)
+    customer = pl.col("customer_id").str.strip_chars()
+    return pl.when(customer.is_not_null() & day.is_not_null()).then(pl.format("{}/{}", day, customer))
+
+
+def invoices_are_derived(transactions: pl.DataFrame) -> bool:
+    """True when every invoice id is the one :func:`derived_invoice_id` gives (the source had none).
+
+    Read from the rows rather than passed along, so that the profiles stage can tell without the
+    raw asset's metadata; an id is derived exactly when it equals that expression, nulls included.
+    """
+    same = pl.col("invoice_id").eq_missing(derived_invoice_id()).all()
+    # The first rows settle it for almost every source with ids of its own, without a full pass.
+    if transactions.height == 0 or not transactions.head(1_000).select(same).item():
+        return False
+    return bool(transactions.select(same).item())
+
+
 def _derive(frame: pl.LazyFrame, source: str, settings: SourceSettings, derive_invoice: bool) -> pl.LazyFrame:
     """Fill what the source lacks, and convert currency (after casting, on canonical columns)."""
     if derive_invoice:
-        day = pl.col("invoiced_at").dt.date().cast(pl.String)
-        frame = frame.with_columns(
-            pl.when(pl.col("customer_id").is_not_null() & day.is_not_null())
-            .then(pl.format("{}/{}", day, pl.col("customer_id").str.strip_chars()))
-            .alias("invoice_id")
-        )
+        frame = frame.with_columns(derived_invoice_id().alias("invoice_id"))
     out = []
     if source == "transactions" and settings.cancellation is None:
         # The default rule; derived ids start with a date, so they are never cancellations.
@@ -454,6 +469,16 @@ def _read_sql_source(
     return label, frame.lazy()
 
 
+def _joined(scan: pl.LazyFrame, settings: SourceSettings, label: str) -> pl.LazyFrame:
+    """``scan`` with the source's joins applied (segflow.lib.joins), errors naming the files."""
+    from segflow.lib import joins
+
+    try:
+        return joins.apply_joins(scan, settings, _scan_file, label)
+    except joins.JoinError as exc:
+        raise SourceError(str(exc)) from exc
+
+
 def read_source(
     source: str,
     settings: SourceSettings,
@@ -474,6 +499,8 @@ def read_source(
         if not files:
             return SourceRead(empty_source(source), ())
         scans = [pair for path in files for pair in _scan_file(path, settings)]
+        if settings.joins:
+            scans = [(label, _joined(scan, settings, label)) for label, scan in scans]
     options = CastOptions.of(settings)
     derived: set[str] = set()
     unmapped: dict[str, dict] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from segflow.lib.bands import BAND_COLUMNS
 from segflow.lib.category_mix import OTHER, SHARE_PREFIX, share_column
 from segflow.lib.schema import CHANNELS, SURVEY_QUESTIONS
 
@@ -157,6 +158,10 @@ def build_personas(
         for column in ("gender", "education"):
             if column in frame.columns:
                 demographics[column] = _mix(frame[column].cast(pl.String), inside, min_cell)
+        # Marital status and bands, where the source delivers them: the segment's most common ones.
+        for column in ("marital_status", *BAND_COLUMNS):
+            if column in frame.columns and frame[column].is_not_null().any():
+                demographics[column] = _mix(frame[column].cast(pl.String), inside, min_cell)
         geography = {
             c: _mix(frame[c].cast(pl.String), inside, min_cell)
             for c in ("country", "region")
@@ -222,6 +227,11 @@ def describe(card: dict) -> str:
         who.append(f"median age {demo['median_age']:.0f}")
     if "median_income" in demo:
         who.append(f"median income {demo['median_income']:,.0f}")
+    band_words = {"age_band": "aged", "income_band": "income", "household_size_band": "household of"}
+    for column, words in band_words.items():
+        if demo.get(column):  # the most common band, where the source gives bands
+            top = demo[column][0]
+            who.append(f"most often {words} {top['value']} ({top['share']:.0%})")
     if who:
         text += "; " + ", ".join(who)
     if card["purchase_channel"]:

@@ -9,13 +9,14 @@ sums these monthly rows over its trailing window, so it never needs the line ite
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
 
 from segflow.config import CleaningSettings, ImputationSettings
-from segflow.lib import cleaning
+from segflow.lib import bands, cleaning
 from segflow.lib.cleaning import Cleaned
 from segflow.lib.exact import exact_sum
 from segflow.lib.imputation import CATEGORICAL, NUMERIC, impute_demographics, impute_surveys, imputed_flag
@@ -124,6 +125,10 @@ def _validity(year: int, settings: CleaningSettings, columns: list[str]) -> list
             "children", "implausible_children", "children outside 0..15", pl.col("children").is_between(0, 15)
         ),
     ]  # fmt: skip
+    rules += [
+        _Validity(column, "unparseable_band", f"{column}: {bands.BAND_REASON}", bands.is_band(pl.col(column)))
+        for column in bands.BAND_COLUMNS
+    ]
     return [r for r in rules if r.column in columns]
 
 
@@ -132,12 +137,21 @@ _NULL_ACTION = "set to null (unknown)"
 
 
 def _recode_invalid(
-    customers: pl.DataFrame, year: int, settings: CleaningSettings, period: str = ""
+    customers: pl.DataFrame,
+    year: int,
+    settings: CleaningSettings,
+    period: str = "",
+    snapshot_columns: tuple[str, ...] = SNAPSHOT_DEMOGRAPHICS,
 ) -> tuple[pl.DataFrame, dict, pl.DataFrame]:
-    """Null out impossible demographic values so imputation treats them as missing.
+    """Null out impossible demographic values so imputation treats them as missing; band labels
+    are written one way first (segflow.lib.bands), and text that is no band is recoded.
 
-    Returns the recoded frame, counts per column, and one RECODED_SCHEMA row per invalid value.
+    Returns the recoded frame, counts per column, and one RECODED_SCHEMA row per invalid value;
+    ``snapshot_columns`` are the columns the snapshot source delivered (the rest are the CRM's).
     """
+    customers = customers.with_columns(
+        bands.canonical(pl.col(c)).alias(c) for c in bands.BAND_COLUMNS if c in customers.columns
+    )
     rules = _validity(year, settings, customers.columns)
     bad = {r.column: pl.col(r.column).is_not_null() & ~r.valid.fill_null(False) for r in rules}
     counts = customers.select([expr.sum().alias(c) for c, expr in bad.items()]).row(0, named=True)
@@ -152,7 +166,7 @@ def _recode_invalid(
             .agg(pl.len().cast(pl.Int64).alias("rows"))
             .select(
                 pl.lit(period).alias("period"),
-                pl.lit("snapshot" if rule.column in SNAPSHOT_DEMOGRAPHICS else "customers").alias("source"),
+                pl.lit("snapshot" if rule.column in snapshot_columns else "customers").alias("source"),
                 pl.lit(rule.column).alias("column"),
                 pl.lit(rule.rule_id).alias("rule_id"),
                 pl.lit(rule.reason).alias("reason"),
@@ -254,10 +268,30 @@ def _campaign_activity(exposures: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _clean(frame: pl.DataFrame | None, source: str, rules: list, period: str) -> Cleaned | None:
+def _clean(
+    frame: pl.DataFrame | None, source: str, rules: list, period: str, drop_duplicates: bool = True
+) -> Cleaned | None:
     if frame is None:
         return None
-    return cleaning.apply_rules(cleaning.normalise_codes(frame, source), rules, source, period)
+    normalised = cleaning.normalise_codes(frame, source)
+    return cleaning.apply_rules(normalised, rules, source, period, drop_duplicates)
+
+
+def _with_snapshot_demographics(
+    customers: pl.DataFrame, snapshot: pl.DataFrame | None
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """The customers with the snapshot's demographics (marital status, children) joined on, and
+    which columns came from the snapshot. A value the CRM delivers wins; the snapshot fills the
+    rest, so a CRM that maps marital_status and a snapshot that does not (or the reverse) agree."""
+    if snapshot is None:
+        return customers, ()
+    demographics = snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS)
+    joined = customers.join(demographics, on="customer_id", how="left", suffix="_snapshot")
+    shared = [c for c in SNAPSHOT_DEMOGRAPHICS if f"{c}_snapshot" in joined.columns]
+    crm_delivers = {c for c in shared if customers[c].is_not_null().any()}
+    filled = [pl.coalesce(c, f"{c}_snapshot").alias(c) for c in shared]
+    joined = joined.with_columns(filled).drop(f"{c}_snapshot" for c in shared)
+    return joined, tuple(c for c in SNAPSHOT_DEMOGRAPHICS if c not in crm_delivers)
 
 
 def _snapshot_activity(snapshot: pl.DataFrame) -> pl.DataFrame:
@@ -266,6 +300,67 @@ def _snapshot_activity(snapshot: pl.DataFrame) -> pl.DataFrame:
         *[pl.col(c).alias(snapshot_column(c)) for c in SNAPSHOT_BEHAVIOUR],
         *SNAPSHOT_DEMOGRAPHICS,
     )
+
+
+def _clean_sources(
+    raw: RawSources, period: str, start: datetime, end: datetime, settings: CleaningSettings
+) -> dict[str, Cleaned]:
+    """Every enabled source through its row rules. The CRM's accepted ids decide orphans: with
+    ``cleaning.orphans: quarantine`` the other sources' rows of unknown customers are quarantined,
+    with ``keep`` they are accepted and counted (``Cleaned.orphan_rows``)."""
+    results: dict[str, Cleaned] = {}
+    known: pl.Series | None = None
+    if raw.customers is not None:
+        results["customers"] = _clean(raw.customers, "customers", cleaning.customer_rules(start, end), period)
+        known = results["customers"].accepted["customer_id"]
+    orphan_rule = known if settings.orphans == "quarantine" else None
+    if raw.snapshot is not None:
+        snapshot_rules = cleaning.snapshot_rules(start, end, orphan_rule)
+        results["snapshot"] = _clean(raw.snapshot, "snapshot", snapshot_rules, period)
+    if settings.near_duplicates == "quarantine":
+        results = cleaning.quarantine_near_duplicates(results, ["customers", "snapshot"], period)
+    if "customers" in results:
+        known = results["customers"].accepted["customer_id"]
+        orphan_rule = known if settings.orphans == "quarantine" else None
+    tx_columns = raw.transactions.columns if raw.transactions is not None else None
+    rules = {
+        "transactions": cleaning.transaction_rules(start, end, settings, orphan_rule, tx_columns),
+        "engagement": cleaning.engagement_rules(start, end, orphan_rule),
+        "surveys": cleaning.survey_rules(start, end, orphan_rule),
+        "campaigns": cleaning.campaign_rules(start, end, orphan_rule),
+    }
+    for source, source_rules in rules.items():
+        frame = getattr(raw, source)
+        drop = source != "transactions" or frame is None or _drops_exact_duplicates(frame, settings)
+        cleaned = _clean(frame, source, source_rules, period, drop_duplicates=drop)
+        if cleaned is not None:
+            results[source] = cleaned
+    if known is not None and orphan_rule is None:
+        results = {s: r if s == "customers" else r.with_orphans(known) for s, r in results.items()}
+        # On the CRM's own row: the customers profiled without a record, each counted once.
+        results["customers"] = dataclasses.replace(
+            results["customers"], orphan_customers=_orphan_ids(results).len()
+        )
+    return results
+
+
+def _drops_exact_duplicates(transactions: pl.DataFrame, settings: CleaningSettings) -> bool:
+    """``cleaning.exact_duplicates``: auto drops them unless the invoice ids are derived."""
+    if settings.exact_duplicates != "auto":
+        return settings.exact_duplicates == "drop"
+    from segflow.lib.ingest import invoices_are_derived
+
+    return not invoices_are_derived(transactions)  # as read: derived ids are exactly that expression
+
+
+def _orphan_ids(results: dict[str, Cleaned]) -> pl.Series:
+    """Customer ids of the accepted rows of other sources that the CRM does not know."""
+    known = results["customers"].accepted["customer_id"]
+    ids = [r.accepted["customer_id"] for s, r in results.items() if s != "customers" and r.orphan_rows]
+    if not ids:
+        return pl.Series("customer_id", [], dtype=pl.String)
+    every = pl.concat(ids).drop_nulls().unique()
+    return every.filter(~every.is_in(known.implode())).sort()
 
 
 def build_profiles(
@@ -282,32 +377,9 @@ def build_profiles(
     Missing demographics and the unanswered questions of partly answered surveys are imputed by
     the model ``imputation`` names (default: ``ImputationSettings()``), seeded with ``seed``.
     """
-    results: dict[str, Cleaned] = {}
-    known: pl.Series | None = None
+    results = _clean_sources(raw, period, start, end, settings)
     recoded: dict[str, int] = {}
     recoded_values = pl.DataFrame(schema=RECODED_SCHEMA)
-    if raw.customers is not None:
-        results["customers"] = _clean(raw.customers, "customers", cleaning.customer_rules(start, end), period)
-        known = results["customers"].accepted["customer_id"]
-    if raw.snapshot is not None:
-        snapshot_rules = cleaning.snapshot_rules(start, end, known)
-        results["snapshot"] = _clean(raw.snapshot, "snapshot", snapshot_rules, period)
-    if settings.near_duplicates == "quarantine":
-        results = cleaning.quarantine_near_duplicates(results, ["customers", "snapshot"], period)
-    if "customers" in results:
-        known = results["customers"].accepted["customer_id"]
-    rules = {
-        "transactions": cleaning.transaction_rules(
-            start, end, settings, known, raw.transactions.columns if raw.transactions is not None else None
-        ),
-        "engagement": cleaning.engagement_rules(start, end, known),
-        "surveys": cleaning.survey_rules(start, end, known),
-        "campaigns": cleaning.campaign_rules(start, end, known),
-    }
-    for source, source_rules in rules.items():
-        cleaned = _clean(getattr(raw, source), source, source_rules, period)
-        if cleaned is not None:
-            results[source] = cleaned
 
     has_transactions = "transactions" in results
     tx = results["transactions"].accepted if has_transactions else _no_transactions()
@@ -319,11 +391,13 @@ def build_profiles(
         customers = results["customers"].accepted.drop(
             *PII_COLUMNS, "_source_file", "_source_row", "_parse_error"
         )
-        if snapshot is not None:
-            customers = customers.join(
-                snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left"
-            )
-        customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
+        # Kept orphans (cleaning.orphans: keep) are customers with every demographic unknown.
+        orphans = _customers_from_ids(_orphan_ids(results)).select(customers.columns)
+        customers = pl.concat([customers, orphans.cast(customers.schema)], how="vertical")
+        customers, from_snapshot = _with_snapshot_demographics(customers, snapshot)
+        customers, recoded, recoded_values = _recode_invalid(
+            customers, start.year, settings, period, from_snapshot
+        )
         customers = impute_demographics(customers.sort("customer_id"), seed, imputation)
     else:
         ids = tx_activity["customer_id"] if has_transactions else snapshot["customer_id"]
@@ -332,10 +406,10 @@ def build_profiles(
             [pl.lit(False).alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
         )
         if snapshot is not None:
-            customers = customers.join(
-                snapshot.select("customer_id", *SNAPSHOT_DEMOGRAPHICS), on="customer_id", how="left"
+            customers, from_snapshot = _with_snapshot_demographics(customers, snapshot)
+            customers, recoded, recoded_values = _recode_invalid(
+                customers, start.year, settings, period, from_snapshot
             )
-            customers, recoded, recoded_values = _recode_invalid(customers, start.year, settings, period)
 
     activity = [tx_activity, _category_revenue(tx)]
     if "engagement" in results:

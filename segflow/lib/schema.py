@@ -18,6 +18,12 @@ CUSTOMERS: dict[str, pl.DataType] = {
     "income": pl.Float64(),
     "education": pl.String(),
     "household_size": pl.Int32(),
+    "marital_status": pl.String(),  # one of MARITAL_STATUSES after cleaning (else recoded to null)
+    # Banded demographics, for exports that deliver bands rather than values (segflow.lib.bands):
+    # categories such as "25-34", "50-74K", "5+", never turned into numbers.
+    "age_band": pl.String(),
+    "income_band": pl.String(),
+    "household_size_band": pl.String(),
     "city": pl.String(),
     "region": pl.String(),
     "country": pl.String(),

@@ -53,7 +53,7 @@ VALUE_COLUMN = "spend_per_month"  # segments are numbered by it, highest first
 
 # Profile columns carried unchanged (demographics; never PII).
 DEMOGRAPHICS = ("birth_year", "income", "education", "household_size", "marital_status", "children",
-                "gender", "region", "country")  # fmt: skip
+                "gender", "region", "country", "age_band", "income_band", "household_size_band")  # fmt: skip
 FEATURE_COLUMNS = (
     "recency_days", "invoices_window", "net_revenue_window", "purchases_per_month", "spend_per_month",
     "avg_order_value", "deal_share", "digital_share", "catalog_share", "store_share",

@@ -395,6 +395,7 @@ def audit_report(
         "recoded": recoded_values.sort("source", "column", "rule_id", "value").to_dicts(),
         "imputation": imputed.to_dicts(),
         "ignored_columns": _ignored_columns(context, settings, period),
+        "orphan_setting": settings.cleaning.orphans if settings.sources["customers"].enabled else None,
     }
     snapshot = settings.feature_set == "snapshot"
     profile_features = SNAPSHOT_PROFILE_FEATURES if snapshot else PROFILE_FEATURES

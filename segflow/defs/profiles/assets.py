@@ -45,7 +45,8 @@ PROFILE_OUTS = {
     ),
     "row_accounting": _table_out(
         "row_accounting",
-        "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month.",
+        "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month, and "
+        "how many accepted rows (and customers) are missing from the CRM (`cleaning.orphans: keep`).",
     ),
     "recoded_values": _table_out(
         "recoded_values",
@@ -113,6 +114,8 @@ def customer_profiles(
             "accepted_rows": pl.Int64,
             "quarantined_rows": pl.Int64,
             "duplicates_dropped": pl.Int64,
+            "orphan_rows": pl.Int64,
+            "orphan_customers": pl.Int64,
         },  # fmt: skip
     )
     quarantine_meta = {

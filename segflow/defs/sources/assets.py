@@ -16,7 +16,8 @@ from segflow.lib.ingest import empty_source, expects_data, period_filter_for, re
 from segflow.lib.schema import SOURCES
 
 _DESCRIPTIONS = {
-    "customers": "CRM customers as of the month's end: demographics, geography, channel and consent (holds PII).",
+    "customers": "CRM customers as of the month's end: demographics (values or bands such as age 25-34), "
+    "marital status, geography, channel and consent (holds PII).",
     "transactions": "Transaction line items invoiced in the month, cancellations and returns included.",
     "engagement": "Web and email engagement events in the month: sessions, page views, sends, opens, clicks.",
     "surveys": "Psychographic survey answers (Likert 1-5) given in the month.",
@@ -39,8 +40,9 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
         code_version="1",
         check_specs=raw_check_specs(source),
         description=_DESCRIPTIONS[source]
-        + " Columns are mapped to canonical names from settings; values that fail to cast are kept "
-        "as null with a `_parse_error`, so cleaning can quarantine them with a reason.",
+        + " Columns are mapped to canonical names from settings (after any configured joins of other "
+        "files); values that fail to cast are kept as null with a `_parse_error`, so cleaning can "
+        "quarantine them with a reason.",
     )
     def _raw(context: dg.AssetExecutionContext, settings: SegflowSettings) -> Iterator:
         period = context.partition_key
@@ -81,6 +83,10 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
             extra["currency_rate"] = float(source_settings.currency_rate)
         if source_settings.timezone:
             extra["source_timezone"] = source_settings.timezone
+        if source_settings.joins:
+            extra["joined_files"] = dg.MetadataValue.json(
+                [{"location": j.location, "on": j.keys(), "how": j.how} for j in source_settings.joins]
+            )
         yield dg.Output(
             frame,
             metadata=lineage(

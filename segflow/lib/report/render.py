@@ -583,6 +583,30 @@ def _imputation_rows(rates: list[dict], k: int) -> list[dict]:
     return rows
 
 
+def _orphans_note(quality: dict, k: int) -> str:
+    """What ``cleaning.orphans`` did with rows of customers missing from the CRM, with the count.
+    Sources are summed for rows; customers are counted once each (they may be in several)."""
+    setting = quality.get("orphan_setting")
+    accounting = quality.get("accounting") or {}
+    if setting is None or "customers" not in accounting:
+        return ""
+    if setting == "quarantine":
+        return ("Rows of customers missing from the CRM are quarantined as orphan_customer_id "
+                "(cleaning.orphans: quarantine).")  # fmt: skip
+    rows = sum(a.get("orphan_rows") or 0 for a in accounting.values())
+    customers = accounting["customers"].get("orphan_customers") or 0  # the CRM row: all, once each
+    return (
+        f"{rows:,} accepted rows of {_count(customers, k)} customers missing from the CRM were kept "
+        "(cleaning.orphans: keep): these customers are profiled with unknown demographics, "
+        "imputed and flagged like any missing value."
+    )
+
+
+def _orphans_cell(accounting: dict, k: int) -> str:
+    """Rows / customers missing from the CRM on one source's accounting row (customers suppressed)."""
+    return f"{accounting.get('orphan_rows') or 0:,} / {_count(accounting.get('orphan_customers') or 0, k)}"
+
+
 def _quality_section(inputs: ReportInputs) -> dict:
     quality = dict(inputs.quality)
     trend = quality.get("trend") or {}
@@ -596,6 +620,14 @@ def _quality_section(inputs: ReportInputs) -> dict:
         )
     quality["trend_chart"] = chart
     quality["imputation_rows"] = _imputation_rows(quality.get("imputation") or [], inputs.min_cell)
+    quality["orphans"] = _orphans_note(quality, inputs.min_cell)
+    # The column only where orphans are kept: without a CRM nobody is one, and quarantined ones
+    # are in the quarantine table.
+    quality["orphans_column"] = quality.get("orphan_setting") == "keep" and bool(quality["orphans"])
+    quality["accounting"] = {
+        source: {**a, "orphans_cell": _orphans_cell(a, inputs.min_cell)}
+        for source, a in (quality.get("accounting") or {}).items()
+    }
     checks = quality.get("checks") or []
     quality["checks_failed"] = sum(c["failed"] for c in checks)
     quality["checks_warned"] = sum(c["warned"] for c in checks)
