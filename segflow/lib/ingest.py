@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import glob
 import io
 import re
 from dataclasses import dataclass, field
@@ -37,18 +36,20 @@ from pathlib import Path
 import polars as pl
 
 from segflow.config import SourceSettings
+from segflow.lib.mapping_expr import expression_problem
 from segflow.lib.schema import SOURCES
+from segflow.lib.source_files import SourceError, explain_read_error, resolve_files, sniff_text
 
-META_COLUMNS = ("_source_file", "_source_row", "_parse_error")
+__all__ = ["SourceError", "SourceRead", "read_source"]
+
+# ``_recoded``: the optional attributes of a customer row that could not be read (nulled), as
+# [{column, value}]; profiles lists them in recoded_values.
+META_COLUMNS = ("_source_file", "_source_row", "_parse_error", "_recoded")
 # Columns a source carries beyond its canonical ones, derived at read time.
 DERIVED_COLUMNS: dict[str, dict[str, pl.DataType]] = {"transactions": {"_is_cancellation": pl.Boolean()}}
 MONEY_COLUMNS = frozenset({"unit_price", "income", "spend"})
 WHOLE_COLUMN_MIN_VALUES = 5
 WHOLE_COLUMN_FAILED_SHARE = 0.5
-
-
-class SourceError(ValueError):
-    """A source that cannot be read at all; the message names the file and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,9 @@ class SourceRead:
     files: tuple[str, ...]
     derived: tuple[str, ...] = ()  # canonical columns derived rather than read (e.g. invoice_id)
     # Columns of the files that no mapping reads, with whether each holds a single value there
-    # (a constant column carries no information): {column: {"constant": bool, "value": str | None}}.
+    # (a constant column carries no information): {column: {"constant": bool}}. Never the value:
+    # an unmapped column can hold anything, e-mail addresses included, and this goes to reports.
     unmapped: dict[str, dict] = field(default_factory=dict)
-
-
-def _expand(location: str) -> list[str]:
-    if "://" in location:
-        return [location]
-    if any(ch in location for ch in "*?["):
-        return sorted(glob.glob(location))
-    return [location] if Path(location).exists() else []
 
 
 def _is_utf8(encoding: str) -> bool:
@@ -148,6 +142,8 @@ def _scan_file(path: str, settings: SourceSettings) -> list[tuple[str, pl.LazyFr
     """(label, frame) pairs for one file: one pair, or one per Excel sheet."""
     fmt = settings.format
     try:
+        if fmt in ("csv", "tsv", "fixed_width", "whitespace"):
+            sniff_text(path, settings.encoding)
         if fmt == "parquet":
             return [(path, pl.scan_parquet(path))]
         if fmt in ("csv", "tsv"):
@@ -176,10 +172,33 @@ def _scan_file(path: str, settings: SourceSettings) -> list[tuple[str, pl.LazyFr
     except SourceError:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-        raise SourceError(f"{path}: cannot read as {fmt}: {exc}") from exc
+        raise SourceError(f"{path}: cannot read as {fmt}: {_explain(path, exc, settings)}") from exc
     raise SourceError(
         f"{path}: unsupported format {fmt!r} (parquet, csv, tsv, excel, fixed_width, whitespace, sql)"
     )
+
+
+def _explain(path: str, exc: Exception, settings: SourceSettings) -> str:
+    separator = "\t" if settings.format == "tsv" else settings.csv_separator
+    return explain_read_error(path, exc, separator, settings.quote_char, settings.skip_rows, settings.encoding)
+
+
+_DUPLICATED = re.compile(r"^(?P<base>.+)_duplicated_\d+$")
+
+
+def _check_header(label: str, schema: pl.Schema) -> None:
+    """polars renames a repeated header name to ``<name>_duplicated_0`` and reads on; which of the
+    two a mapping meant is unknowable, so a repeated name is an error."""
+    for name in schema:
+        match = _DUPLICATED.match(name)
+        if match and match["base"] in schema:
+            position = list(schema).index(match["base"]) + 1
+            raise SourceError(
+                f"{label}: the header names column {match['base']!r} more than once (column {position} "
+                f"and a later one); rename one of them"
+            )
+        if "\r" in name:
+            raise SourceError(f"{label}: a header name holds a carriage return: CR-only line endings?")
 
 
 # Columns without which a source means nothing; the others are null when a source lacks them.
@@ -195,13 +214,22 @@ _IDENTIFIER = re.compile(r"^[\w .-]+$")
 
 
 def _sql_expr(text: str, frame: pl.DataFrame, source: str, key: str, path: str) -> pl.Expr:
+    where = f"{path}: source {source!r}, column mapping {key!r}"
+    problem = expression_problem(text)
+    if problem:  # refused before polars parses it: nothing outside the file's columns is read
+        raise SourceError(f"{where}: expression {text!r} {problem}")
     try:
         expr = pl.sql_expr(text)
         frame.head(0).select(expr)
     except Exception as exc:  # noqa: BLE001 - re-raised naming the source and key
-        raise SourceError(
-            f"{path}: source {source!r}, column mapping {key!r}: cannot evaluate expression {text!r}: {exc}"
-        ) from exc
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "'String' datatypes" in message or "String" in message and "not allowed" in message:
+            text_columns = [c for c in frame.columns if frame.schema[c] == pl.String and c in text]
+            message = (
+                f"arithmetic on text columns {text_columns} (delimited text is read as text): "
+                "write a CAST, e.g. CAST(Amount AS DOUBLE) / CAST(Qty AS DOUBLE)"
+            )
+        raise SourceError(f"{where}: cannot evaluate expression {text!r}: {message}") from exc
     return expr
 
 
@@ -228,18 +256,13 @@ def _unmapped_columns(scan: pl.LazyFrame, schema: pl.Schema, source: str, settin
     unmapped = [c for c in schema if c not in used]
     if not unmapped:
         return {}
-    stats = (
-        scan.select(
-            *[pl.col(c).n_unique().alias(f"{c}|n") for c in unmapped],
-            *[pl.col(c).drop_nulls().first().cast(pl.String).alias(f"{c}|v") for c in unmapped],
-        )
-        .collect()
-        .row(0, named=True)
-    )
-    return {
-        c: {"constant": stats[f"{c}|n"] == 1, "value": stats[f"{c}|v"] if stats[f"{c}|n"] == 1 else None}
-        for c in unmapped
-    }
+    # A digest of the first value tells whether files constant each are constant together; it is
+    # dropped before anything is returned.
+    stats = scan.select(
+        *[pl.col(c).n_unique().alias(f"{c}|n") for c in unmapped],
+        *[pl.col(c).drop_nulls().first().cast(pl.String).hash(7).alias(f"{c}|h") for c in unmapped],
+    ).collect().row(0, named=True)  # fmt: skip
+    return {c: {"constant": stats[f"{c}|n"] == 1, "digest": stats[f"{c}|h"]} for c in unmapped}
 
 
 def _derives_invoice(source: str, settings: SourceSettings, schema: pl.Schema) -> bool:
@@ -272,10 +295,12 @@ class CastOptions:
     datetime_format: str | None = None
     decimal_comma: bool = False
     timezone: str | None = None
+    epoch_unit: str | None = None
 
     @classmethod
     def of(cls, settings: SourceSettings) -> CastOptions:
-        return cls(settings.date_format, settings.datetime_format, settings.decimal_comma, settings.timezone)
+        return cls(settings.date_format, settings.datetime_format, settings.decimal_comma, settings.timezone,
+                   settings.epoch_unit)  # fmt: skip
 
 
 def _to_utc_naive(expr: pl.Expr, timezone: str | None) -> pl.Expr:
@@ -294,12 +319,85 @@ ISO_DATETIME_FORMATS = (
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d",
 )
+# ISO 8601 with a zone designator ("Z", "+02:00", "+0200"): an instant, converted to UTC.
+ISO_ZONED_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z", "%Y-%m-%d %H:%M%#z")
+# A leap second (23:59:60) is valid UTC text, but no datetime type holds it: polars would roll it
+# into the next minute, and at a month's last second into the next month.
+LEAP_SECOND = r"\d:\d\d:60"
+# A field longer than this is a broken export (a missing quote swallowing the rest of the file),
+# not a value; and a NUL byte is never text.
+MAX_FIELD_CHARS = 100_000
+_INTEGER_BOUNDS = {pl.Int8: 2**7, pl.Int16: 2**15, pl.Int32: 2**31, pl.Int64: 2**63}
 
 
-def _iso_datetime(text: pl.Expr, time_unit: str) -> pl.Expr:
-    return pl.coalesce(
-        [text.str.to_datetime(f, time_unit=time_unit, strict=False) for f in ISO_DATETIME_FORMATS]
-    )
+def _iso_datetime(text: pl.Expr, time_unit: str, timezone: str | None = None) -> pl.Expr:
+    naive = pl.coalesce([text.str.to_datetime(f, time_unit=time_unit, strict=False) for f in ISO_DATETIME_FORMATS])
+    zoned = pl.coalesce([text.str.to_datetime(f, time_unit=time_unit, strict=False) for f in ISO_ZONED_FORMATS])
+    return pl.coalesce(_to_utc_naive(naive, timezone), zoned.dt.replace_time_zone(None))
+
+
+def _exact_integer(values: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Numbers to an integer type only when nothing is lost: finite, whole and in range.
+
+    A plain cast truncates 2.7 to 2 and fails the whole frame on inf or 1e30; here such a value
+    becomes null, which the caller records as a cast failure of its row."""
+    bound = _INTEGER_BOUNDS.get(type(dtype), 2**63)
+    exact = values.is_finite() & (values == values.round(0)) & (values >= -bound) & (values < bound)
+    return pl.when(exact).then(values).otherwise(None).cast(dtype, strict=False)
+
+
+def _text_cast(text: pl.Expr, dtype: pl.DataType, options: CastOptions) -> pl.Expr:
+    if dtype == pl.Date:
+        if options.date_format:
+            return text.str.to_date(options.date_format, strict=False)
+        return pl.coalesce(text.str.to_date("%Y-%m-%d", strict=False), _iso_datetime(text, "us").dt.date())
+    if isinstance(dtype, pl.Datetime):
+        unit = dtype.time_unit
+        if options.datetime_format:
+            parsed = text.str.to_datetime(options.datetime_format, time_unit=unit, strict=False)
+        elif options.date_format:  # a date-only column read into a timestamp: midnight
+            parsed = text.str.to_date(options.date_format, strict=False).cast(dtype)
+        else:
+            return pl.when(text.str.contains(LEAP_SECOND)).then(None).otherwise(
+                _iso_datetime(text, unit, options.timezone)
+            )
+        return _to_utc_naive(parsed, options.timezone)
+    if dtype == pl.Boolean:
+        lowered = text.str.to_lowercase()
+        truthy = lowered.is_in(["true", "1", "yes", "y", "t"])
+        falsy = lowered.is_in(["false", "0", "no", "n", "f"])
+        return pl.when(truthy).then(True).when(falsy).then(False).otherwise(None)
+    if options.decimal_comma and dtype.is_numeric():
+        text = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+    if dtype.is_integer():
+        # Exact integers first (a float cannot hold every Int64), then "3.0" from spreadsheets, never "3.5".
+        return pl.coalesce(text.cast(dtype, strict=False), _exact_integer(text.cast(pl.Float64, strict=False), dtype))
+    if dtype == pl.String:
+        return pl.when(_bad_text(text)).then(None).otherwise(text)
+    return text.cast(dtype, strict=False)
+
+
+def _bad_text(text: pl.Expr) -> pl.Expr:
+    return text.str.contains("\x00", literal=True) | (text.str.len_bytes() > MAX_FIELD_CHARS)
+
+
+def _typed_cast(col: pl.Expr, dtype: pl.DataType, raw_dtype: pl.DataType, options: CastOptions) -> pl.Expr:
+    """A typed (Parquet, Excel, SQL) value to the canonical type, refusing lossy readings."""
+    if raw_dtype == pl.Boolean and dtype != pl.Boolean:
+        return pl.lit(None, dtype=dtype)  # true is not 1 item, nor customer "true"
+    if raw_dtype.is_numeric() and dtype == pl.Boolean:
+        return pl.when(col == 1).then(True).when(col == 0).then(False).otherwise(None)
+    if raw_dtype.is_float() and dtype == pl.String:
+        # A float id: 1.0 is "1" (its digits, not "1.0"); 1.5 is no id.
+        return _exact_integer(col, pl.Int64()).cast(pl.String)
+    if (raw_dtype.is_float() or raw_dtype.is_decimal()) and dtype.is_integer():
+        return _exact_integer(col.cast(pl.Float64), dtype)
+    if raw_dtype.is_integer() and dtype.is_temporal():
+        if options.epoch_unit is None:
+            return pl.lit(None, dtype=dtype)  # seconds, ms or us since 1970? Guessing is silently wrong.
+        return pl.from_epoch(col, time_unit=options.epoch_unit).cast(dtype)
+    cast = col.cast(dtype, strict=False)
+    return _to_utc_naive(cast, options.timezone) if isinstance(dtype, pl.Datetime) else cast
 
 
 def _cast_expr(
@@ -308,57 +406,78 @@ def _cast_expr(
     col = pl.col(name)
     if isinstance(raw_dtype, pl.Datetime) and raw_dtype.time_zone is not None:
         # A zoned instant: stored as naive UTC, whatever zone it was delivered in.
-        utc = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        return (
-            utc.cast(dtype, strict=False) if isinstance(dtype, pl.Datetime) else utc.cast(dtype, strict=False)
-        )
+        return col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(dtype, strict=False)
+    if raw_dtype == pl.String:
+        return _text_cast(col.str.strip_chars(), dtype, options)
     if raw_dtype == dtype:
         return _to_utc_naive(col, options.timezone) if isinstance(dtype, pl.Datetime) else col
+    return _typed_cast(col, dtype, raw_dtype, options)
+
+
+def _failure_reason(name: str, dtype: pl.DataType, raw_dtype: pl.DataType, options: CastOptions) -> pl.Expr:
+    """Why a value of ``name`` failed to cast, in words; the value itself is never quoted (it may be
+    personal data) - the quarantined record keeps it, PII masked."""
+    head = f"column {name!r}: "
     if raw_dtype == pl.String:
-        text = col.str.strip_chars()
-        if dtype == pl.Date:
-            if options.date_format:
-                return text.str.to_date(options.date_format, strict=False)
-            return pl.coalesce(
-                text.str.to_date("%Y-%m-%d", strict=False), _iso_datetime(text, "us").dt.date()
-            )
-        if isinstance(dtype, pl.Datetime):
-            parsed = (
-                text.str.to_datetime(options.datetime_format, time_unit=dtype.time_unit, strict=False)
-                if options.datetime_format
-                else _iso_datetime(text, dtype.time_unit)
-            )
-            return _to_utc_naive(parsed, options.timezone)
-        if dtype == pl.Boolean:
-            lowered = text.str.to_lowercase()
-            truthy = lowered.is_in(["true", "1", "yes", "y", "t"])
-            falsy = lowered.is_in(["false", "0", "no", "n", "f"])
-            return pl.when(truthy).then(True).when(falsy).then(False).otherwise(None)
-        if options.decimal_comma and dtype.is_numeric():
-            text = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
-        if dtype.is_integer():
-            # Accept "3.0" from spreadsheets, but not "3.5".
-            as_float = text.cast(pl.Float64, strict=False)
-            return pl.when(as_float == as_float.round(0)).then(as_float).otherwise(None).cast(dtype)
-        return text.cast(dtype, strict=False)
-    cast = col.cast(dtype, strict=False)
-    return _to_utc_naive(cast, options.timezone) if isinstance(dtype, pl.Datetime) else cast
+        text = pl.col(name).str.strip_chars()
+        size = pl.col(name).str.len_chars()
+        generic = pl.format(head + "cannot cast a value of length {} to " + f"{dtype} (value masked)", size)
+        return (
+            pl.when(pl.col(name).str.contains("\x00", literal=True))
+            .then(pl.lit(head + "holds a NUL byte (binary data, or a wrong encoding)"))
+            .when(pl.col(name).str.len_bytes() > MAX_FIELD_CHARS)
+            .then(pl.format(head + "a value of length {}, over the limit of " + f"{MAX_FIELD_CHARS:,}", size))
+            .when(pl.lit(isinstance(dtype, pl.Datetime)) & text.str.contains(LEAP_SECOND))
+            .then(pl.lit(head + "a leap second (:60) cannot be stored; it would move to the next minute"))
+            .otherwise(generic)
+        )
+    if raw_dtype == pl.Boolean:
+        return pl.lit(head + f"a {raw_dtype} (true/false) is not a {dtype}")
+    if raw_dtype.is_integer() and dtype.is_temporal():
+        return pl.lit(head + f"an integer ({raw_dtype}) is no {dtype} unless the source sets epoch_unit "
+                      "(s, ms, us or ns since 1970)")  # fmt: skip
+    if raw_dtype.is_numeric() and (dtype.is_integer() or dtype in (pl.String, pl.Boolean)):
+        return pl.lit(head + f"a {raw_dtype} value that is not an exact {dtype} (not finite, fractional or out "
+                      "of range; never truncated)")  # fmt: skip
+    return pl.lit(head + f"cannot read a {raw_dtype} value as {dtype} (value masked)")
+
+
+# Sources whose optional columns are attributes of a customer: one that cannot be read is set to
+# null and recorded (then imputed where imputation covers it), never a reason to drop the customer.
+ATTRIBUTE_SOURCES = frozenset({"customers", "snapshot"})
+RECODED_TYPE = pl.List(pl.Struct({"column": pl.String(), "value": pl.String()}))
 
 
 def cast_to_schema(frame: pl.LazyFrame, source: str, options: CastOptions = CastOptions()) -> pl.LazyFrame:
-    """Cast canonical columns to their types; record the first failing cast per row."""
+    """Cast canonical columns to their types; record the first failing cast per row.
+
+    A failure quarantines the row (``_parse_error``), except in an optional attribute of a
+    customer (``ATTRIBUTE_SOURCES``): that value is nulled and listed in ``_recoded``. A NUL byte or
+    an overlong field is corruption, not a bad attribute, and quarantines the row wherever it is."""
     canonical = SOURCES[source]
     schema = frame.collect_schema()
     casts = {name: _cast_expr(name, dtype, schema[name], options) for name, dtype in canonical.items()}
-    failures = [
-        pl.when(pl.col(name).is_not_null() & expr.is_null()).then(
-            pl.format(f"column {name!r}: cannot cast {{}} to {canonical[name]}", pl.col(name).cast(pl.String))
+    failed = {name: pl.col(name).is_not_null() & expr.is_null() for name, expr in casts.items()
+              if schema[name] not in (pl.Null,) and not (schema[name] == canonical[name] != pl.String)}  # fmt: skip
+    optional = {n for n in failed if source in ATTRIBUTE_SOURCES and n not in REQUIRED[source]}
+    errors = [
+        pl.when(hit & (pl.lit(name not in optional) | _bad_text(pl.col(name).cast(pl.String)))).then(
+            _failure_reason(name, canonical[name], schema[name], options)
         )
-        for name, expr in casts.items()
-        if schema[name] != canonical[name]
+        for name, hit in failed.items()
     ]
-    parse_error = pl.coalesce(failures) if failures else pl.lit(None, dtype=pl.String)
-    return frame.with_columns(parse_error.alias("_parse_error")).with_columns(
+    recoded = [
+        pl.when(failed[name] & ~_bad_text(pl.col(name).cast(pl.String))).then(
+            pl.struct(pl.lit(name).alias("column"), pl.col(name).cast(pl.String).str.slice(0, 200).alias("value"))
+        )
+        for name in sorted(optional)
+    ]
+    parse_error = pl.coalesce(errors) if errors else pl.lit(None, dtype=pl.String)
+    recoded_list = (
+        pl.concat_list(recoded).list.drop_nulls() if recoded else pl.lit(None, dtype=RECODED_TYPE)
+    )
+    recoded_list = pl.when(recoded_list.list.len() > 0).then(recoded_list).cast(RECODED_TYPE)
+    return frame.with_columns(parse_error.alias("_parse_error"), recoded_list.alias("_recoded")).with_columns(
         [expr.alias(name) for name, expr in casts.items()]
     )
 
@@ -378,6 +497,7 @@ def _cast_stats(
         failed = raw.is_not_null() & _cast_expr(name, canonical[name], schema[name], options).is_null()
         aggs += [
             raw.is_not_null().sum().alias(f"{name}|values"),
+            raw.first().alias(f"{name}|raw"),
             failed.sum().alias(f"{name}|failed"),
             raw.cast(pl.String).filter(failed).first().alias(f"{name}|example"),
             pl.col("_source_row").filter(failed).first().alias(f"{name}|row"),
@@ -393,18 +513,13 @@ def _raise_on_failed_columns(
         values, failed = row[f"{name}|values"], row[f"{name}|failed"]
         if values >= WHOLE_COLUMN_MIN_VALUES and failed > WHOLE_COLUMN_FAILED_SHARE * values:
             dtype = SOURCES[source][name]
-            fmt = (
-                options.date_format
-                if dtype == pl.Date
-                else options.datetime_format
-                if dtype.is_temporal()
-                else None
-            )
-            hint = (
-                (f" with format {fmt!r}" if fmt else " (ISO 8601; set date_format/datetime_format)")
-                if dtype.is_temporal()
-                else (" (set decimal_comma?)" if dtype.is_numeric() else "")
-            )
+            fmt = options.date_format if dtype == pl.Date else options.datetime_format or options.date_format
+            if stats.schema.get(f"{name}|raw") not in (None, pl.String):
+                hint = f" (the file holds {stats.schema[f'{name}|raw']}; see epoch_unit for integer times)"
+            elif dtype.is_temporal():
+                hint = f" with format {fmt!r}" if fmt else " (ISO 8601; set date_format/datetime_format)"
+            else:
+                hint = " (set decimal_comma?)" if dtype.is_numeric() else ""
             raise SourceError(
                 f"{path}: source {source!r}, column {name!r}: {failed} of {values} values cannot be cast to "
                 f"{dtype}{hint}, e.g. {row[f'{name}|example']!r} "
@@ -415,7 +530,8 @@ def _raise_on_failed_columns(
 
 def empty_source(source: str) -> pl.DataFrame:
     schema = dict(SOURCES[source])
-    schema |= {"_source_file": pl.String(), "_source_row": pl.Int64(), "_parse_error": pl.String()}
+    schema |= {"_source_file": pl.String(), "_source_row": pl.Int64(), "_parse_error": pl.String(),
+               "_recoded": RECODED_TYPE}  # fmt: skip
     schema |= DERIVED_COLUMNS.get(source, {})
     return pl.DataFrame(schema=schema)
 
@@ -454,6 +570,30 @@ def _read_sql_source(
     return label, frame.lazy()
 
 
+def _read_one(
+    label: str, scan: pl.LazyFrame, source: str, settings: SourceSettings, period_filter: PeriodFilter | None
+) -> tuple[pl.DataFrame, dict[str, dict], bool]:
+    """One file (or sheet): its canonical frame, its unmapped columns, and whether invoice ids
+    were derived. Collected here, so that whatever fails names this file."""
+    options = CastOptions.of(settings)
+    schema = scan.collect_schema()
+    if settings.format not in ("parquet", "sql"):
+        _check_header(label, schema)
+    unmapped = _unmapped_columns(scan, schema, source, settings)
+    numbered = scan.with_row_index("_source_row").with_columns(pl.col("_source_row").cast(pl.Int64))
+    derive_invoice = _derives_invoice(source, settings, schema)
+    mapped = _map_columns(numbered, schema, source, settings, label)
+    names, stats = _cast_stats(mapped, source, options)
+    if stats is not None:
+        _raise_on_failed_columns(names, stats.collect(), source, label, options)
+    typed = cast_to_schema(mapped, source, options).with_columns(pl.lit(label).alias("_source_file"))
+    typed = _derive(typed, source, settings, derive_invoice)
+    if period_filter is not None:
+        typed = typed.filter(period_filter.expr())
+    frame = typed.select([*SOURCES[source], *META_COLUMNS, *DERIVED_COLUMNS.get(source, {})]).collect()
+    return frame, unmapped, derive_invoice
+
+
 def read_source(
     source: str,
     settings: SourceSettings,
@@ -461,8 +601,10 @@ def read_source(
     period_filter: PeriodFilter | None = None,
     window: tuple[datetime, datetime] | None = None,
 ) -> SourceRead:
-    """Read every file at ``location`` for ``source``; a location with no file gives an empty frame.
+    """Read every file at ``location`` for ``source``.
 
+    A location with no file is a :class:`SourceError` naming it (a month whose export never
+    arrived is not an empty month); so are a dangling link, a link loop and a directory.
     ``period_filter`` places rows of a file that spans many months into this partition.
     ``window`` is the partition's [start, end), bound as ``:start``/``:end`` in a SQL source's query.
     """
@@ -470,46 +612,29 @@ def read_source(
         scans = [_read_sql_source(source, settings, window)]
         files = [scans[0][0]]
     else:
-        files = _expand(location)
+        files = resolve_files(location)
         if not files:
-            return SourceRead(empty_source(source), ())
+            raise SourceError(f"{location}: no such file for source {source!r} (a month's export missing?)")
         scans = [pair for path in files for pair in _scan_file(path, settings)]
-    options = CastOptions.of(settings)
     derived: set[str] = set()
     unmapped: dict[str, dict] = {}
     frames = []
     for label, scan in scans:
         try:
-            schema = scan.collect_schema()
-        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-            raise SourceError(f"{label}: cannot read as {settings.format}: {exc}") from exc
-        for column, stats in _unmapped_columns(scan, schema, source, settings).items():
+            frame, columns, derive_invoice = _read_one(label, scan, source, settings, period_filter)
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - re-raised with the file named, the cause in words
+            path = label.split("#")[0]
+            raise SourceError(f"{label}: cannot read source {source!r}: {_explain(path, exc, settings)}") from exc
+        frames.append(frame)
+        derived |= {"invoice_id"} if derive_invoice else set()
+        for column, stats in columns.items():
             seen = unmapped.setdefault(column, stats)
             if seen != stats:  # constant in one file but not across files: not constant
-                unmapped[column] = {"constant": False, "value": None}
-        numbered = scan.with_row_index("_source_row").with_columns(pl.col("_source_row").cast(pl.Int64))
-        derive_invoice = _derives_invoice(source, settings, schema)
-        if derive_invoice:
-            derived.add("invoice_id")
-        mapped = _map_columns(numbered, schema, source, settings, label)
-        names, stats = _cast_stats(mapped, source, options)
-        if stats is not None:
-            try:
-                stats_frame = stats.collect()
-            except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-                raise SourceError(f"{label}: cannot read source {source!r}: {exc}") from exc
-            _raise_on_failed_columns(names, stats_frame, source, label, options)
-        typed = cast_to_schema(mapped, source, options).with_columns(pl.lit(label).alias("_source_file"))
-        typed = _derive(typed, source, settings, derive_invoice)
-        if period_filter is not None:
-            typed = typed.filter(period_filter.expr())
-        frames.append(typed.select([*SOURCES[source], *META_COLUMNS, *DERIVED_COLUMNS.get(source, {})]))
-    try:
-        frame = pl.concat(frames, how="vertical").collect()
-    except SourceError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - re-raised with the files named
-        raise SourceError(f"{', '.join(files)}: cannot read source {source!r}: {exc}") from exc
+                unmapped[column] = {"constant": False, "digest": None}
+    frame = pl.concat(frames, how="vertical")
+    unmapped = {c: {"constant": v["constant"]} for c, v in unmapped.items()}
     return SourceRead(frame, tuple(files), tuple(sorted(derived)), unmapped)
 
 
