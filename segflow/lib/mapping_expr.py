@@ -41,7 +41,9 @@ def expression_problem(text: str) -> str | None:
         return "holds ';': one expression only"
     query = sorted({w.lower() for w in _WORD.findall(bare)} & _QUERY_WORDS)
     if query:
-        return f"uses {query[0].upper()}: only column expressions are allowed (no subqueries or table functions)"
+        return (
+            f"uses {query[0].upper()}: only column expressions are allowed (no subqueries or table functions)"
+        )
     for name in _CALL.findall(bare):
         lowered = name.lower()
         if lowered not in SCALAR_FUNCTIONS and lowered not in _OPERATORS:

@@ -174,7 +174,9 @@ def _recode_invalid(
 _UNREADABLE_ACTION = "set to null and kept (the customer is not dropped)"
 
 
-def _unreadable_values(accepted: pl.DataFrame, source: str, period: str, imputable: dict[str, bool]) -> pl.DataFrame:
+def _unreadable_values(
+    accepted: pl.DataFrame, source: str, period: str, imputable: dict[str, bool]
+) -> pl.DataFrame:
     """RECODED_SCHEMA rows for the optional attributes ingest could not read (its ``_recoded``):
     one per (column, value), with what became of the nulled cell. ``imputable`` says, per column,
     whether imputation fills it this month (a column with no readable value at all cannot be)."""
@@ -196,8 +198,11 @@ def _unreadable_values(accepted: pl.DataFrame, source: str, period: str, imputab
             pl.lit(source).alias("source"),
             "column",
             pl.lit("unparseable_value").alias("rule_id"),
-            pl.format("value cannot be read as {}; {}", pl.col("column").replace_strict(types, default=None),
-                      pl.lit(_UNREADABLE_ACTION)).alias("reason"),  # fmt: skip
+            pl.format(
+                "value cannot be read as {}; {}",
+                pl.col("column").replace_strict(types, default=None),
+                pl.lit(_UNREADABLE_ACTION),
+            ).alias("reason"),  # fmt: skip
             "value",
             "rows",
             action.alias("action"),

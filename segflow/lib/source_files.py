@@ -37,7 +37,9 @@ def _check_path(path: str) -> None:
                 raise SourceError(f"{path}: symbolic link loop (the link points back at itself)") from exc
         raise SourceError(f"{path}: dangling symbolic link to {os.readlink(path)!r}, which does not exist")
     if os.path.isdir(path):
-        raise SourceError(f"{path}: is a directory, not a file; name the file (or a glob such as {path}/*.csv)")
+        raise SourceError(
+            f"{path}: is a directory, not a file; name the file (or a glob such as {path}/*.csv)"
+        )
 
 
 def resolve_files(location: str) -> list[str]:

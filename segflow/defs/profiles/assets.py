@@ -12,6 +12,7 @@ from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
+from segflow.lib.cleaning import quarantined_share
 from segflow.lib.imputation import imputation_record
 from segflow.lib.profiles import RawSources, build_profiles
 
@@ -113,7 +114,7 @@ def customer_profiles(
             "quarantined_rows": pl.Int64,
             "duplicates_dropped": pl.Int64,
         },  # fmt: skip
-    )
+    ).with_columns(quarantined_share().cast(pl.Float64))
     quarantine_meta = {
         "dagster/row_count": build.quarantined.height,
         "quarantine_by_rule": table_metadata(by_rule),

@@ -77,9 +77,14 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
         # values in recoded_values). A column where none could be read is most likely a mapping to
         # the wrong column (an age band mapped to birth_year), so it is said in the log too.
         unreadable = (
-            frame.select(pl.col("_recoded").explode().struct.field("column")).to_series().drop_nulls().value_counts()
+            frame.select(pl.col("_recoded").explode().struct.field("column"))
+            .to_series()
+            .drop_nulls()
+            .value_counts()
         )
-        unreadable_counts = {row[0]: int(row[1]) for row in unreadable.sort(by=unreadable.columns[0]).iter_rows()}
+        unreadable_counts = {
+            row[0]: int(row[1]) for row in unreadable.sort(by=unreadable.columns[0]).iter_rows()
+        }
         for column, count in unreadable_counts.items():
             context.log.warning(
                 f"raw_{source}: {count} of {frame.height} values of optional column {column!r} cannot be read "
@@ -108,7 +113,9 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
                 # Not read by any mapping, so ignored; constant ones carry no information at all.
                 unmapped_columns=dg.MetadataValue.json(sorted(unmapped)),
                 # Names only: the value of an ignored column is never recorded (it may be personal data).
-                constant_columns=dg.MetadataValue.json(sorted(c for c, v in unmapped.items() if v["constant"])),
+                constant_columns=dg.MetadataValue.json(
+                    sorted(c for c, v in unmapped.items() if v["constant"])
+                ),
                 **extra,
             ),
         )
