@@ -1,16 +1,21 @@
 """Read one source for one period into segflow's canonical shape.
 
-Reading never drops a row: a value that cannot be cast to its canonical type becomes null and the
-row carries a ``_parse_error`` naming the column and the raw value, so cleaning can quarantine it
-with a reason. Every row also carries ``_source_file`` and ``_source_row`` (0-based data row,
-within its file or sheet), so that errors and quarantine name the exact place.
+Reading never drops a row: a value that cannot be cast exactly to its canonical type becomes null
+and the row carries a ``_parse_error`` naming the column and type (not the value, which may be
+personal data), so cleaning can quarantine it with a reason; an optional customer attribute is
+listed in ``_recoded`` instead, and the customer kept (see :mod:`segflow.lib.casting`). Every row
+also carries ``_source_file`` and ``_source_row`` (0-based data row, within its file or sheet), so
+that errors and quarantine name the exact place. A file that cannot be read, or is read wrongly
+without complaint by polars (see :mod:`segflow.lib.source_files`), raises :class:`SourceError`
+naming it, its line where there is one, and the cause. Mapping expressions are checked by
+:mod:`segflow.lib.mapping_expr` before polars evaluates them.
 
 Formats (``SourceSettings.format``): parquet, csv, tsv, excel (one sheet or several stacked),
 fixed_width (character spans), whitespace (columns aligned by runs of blanks) and sql (a query
 with bound parameters, see :mod:`segflow.lib.sql_source`). Text is read as text and cast once, so
 no type is guessed from the first rows.
 
-Derived at read time (see docs/use-your-own-data.md):
+Derived at read time (see the README's "Use your own data"):
 
 * ``invoice_id``, when the source has none and none is mapped: one invoice per customer per day;
 * ``_is_cancellation`` (transactions): the configured ``cancellation`` expression, by default the

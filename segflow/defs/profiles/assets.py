@@ -45,13 +45,15 @@ PROFILE_OUTS = {
     ),
     "row_accounting": _table_out(
         "row_accounting",
-        "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month.",
+        "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month, and the "
+        "quarantined share (a source more than nine tenths quarantined fails the month).",
     ),
     "recoded_values": _table_out(
         "recoded_values",
         "Every impossible demographic value recoded this month (birth year, income, household size, "
-        "gender, education, marital status, children): column, rule id, reason, the value, how many "
-        "rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
+        "gender, education, marital status, children), and every optional customer attribute that could "
+        "not be read at all (`unparseable_value`; the customer is kept): column, rule id, reason, the value, "
+        "how many rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
     ),
 }
 
