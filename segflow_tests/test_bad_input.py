@@ -606,3 +606,11 @@ def test_month_nearly_all_quarantined_fails_naming_the_share_rule(home: Path, me
     assert not result.success
     assert "row_accounting.quarantined_share" in _error(result)
     assert not (home / "storage" / "customer_profiles" / "2024-03.parquet").exists()
+
+
+def test_lib_unreadable_attribute_that_may_be_personal_is_masked(tmp_path: Path) -> None:
+    rows = [CRM_ROW.format(cid="M1").replace("1980", "ann@example.com"), CRM_ROW.format(cid="M2")]
+    crm = _write(tmp_path / "crm.csv", "\n".join([CRM_HEADER, *rows]) + "\n")
+    frame = read_source("customers", CSV, str(crm)).frame
+    assert frame["_recoded"].to_list() == [[{"column": "birth_year", "value": "(masked, length 15)"}], None]
+    assert frame["_parse_error"].null_count() == 2

@@ -210,6 +210,17 @@ ATTRIBUTE_SOURCES = frozenset({"customers", "snapshot"})
 RECODED_TYPE = pl.List(pl.Struct({"column": pl.String(), "value": pl.String()}))
 
 
+# An unreadable attribute's value is shown in recoded_values (a household size of "5+" is what a
+# user needs to see), unless it may be personal data: a mapping to the wrong column can put e-mail
+# addresses or names into birth_year. Short values without "@" are shown, the rest masked.
+SHOWN_VALUE_CHARS = 24
+
+
+def _shown_value(text: pl.Expr) -> pl.Expr:
+    personal = text.str.contains("@", literal=True) | (text.str.len_chars() > SHOWN_VALUE_CHARS)
+    return pl.when(personal).then(pl.format("(masked, length {})", text.str.len_chars())).otherwise(text)
+
+
 def cast_to_schema(frame: pl.LazyFrame, source: str, options: CastOptions = CastOptions()) -> pl.LazyFrame:
     """Cast canonical columns to their types; record the first failing cast per row.
 
@@ -231,7 +242,7 @@ def cast_to_schema(frame: pl.LazyFrame, source: str, options: CastOptions = Cast
     recoded = [
         pl.when(failed[name] & ~_bad_text(pl.col(name).cast(pl.String))).then(
             pl.struct(
-                pl.lit(name).alias("column"), pl.col(name).cast(pl.String).str.slice(0, 200).alias("value")
+                pl.lit(name).alias("column"), _shown_value(pl.col(name).cast(pl.String)).alias("value")
             )
         )
         for name in sorted(optional)
