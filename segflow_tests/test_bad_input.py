@@ -17,6 +17,7 @@ from segflow.lib import cleaning
 from segflow.lib.cleaning import Cleaned
 from segflow.lib.contracts import load_contract
 from segflow.lib.ingest import SourceError, read_source
+from segflow.lib.quality import validate_frame
 
 HEADER = "invoice_id,customer_id,invoiced_at,product_id,category,quantity,unit_price,channel"
 GOOD = "I{n},C1,2024-03-0{d} 10:00:00,P{n},toys,2,3.50,web"
@@ -471,13 +472,13 @@ def test_lib_constant_unmapped_column_is_named_without_its_value(tmp_path: Path)
 
 def test_lib_nearly_all_quarantined_month_fails_its_share_rule(tmp_path: Path) -> None:
     misfiled = [GOOD.format(n=n, d=1 + n % 9).replace("2024-03", "2024-02") for n in range(1, 21)]
-    result = _judge(_read_tx(_tx_file(tmp_path, *misfiled)))
-    counts = pl.DataFrame([result.accounting()]).with_columns(cleaning.quarantined_share())
-    assert counts["quarantined_share"][0] == pytest.approx(20 / 25)
-    rule = next(
-        r for r in load_contract("row_accounting").rules if r.id == "row_accounting.quarantined_share.max"
-    )
-    assert rule.severity == "error" and rule.kind == "between"
+    path = _write(tmp_path / "tx.csv", "\n".join([HEADER, GOOD_LINES[0], *misfiled]) + "\n")
+    result = _judge(_read_tx(path))
+    frame = pl.DataFrame([{"period": "2024-03", "source": "transactions", **result.accounting()}])
+    frame = frame.with_columns(cleaning.quarantined_share())
+    assert frame["quarantined_share"][0] == pytest.approx(20 / 21)
+    report = validate_frame(frame, load_contract("row_accounting"), "error")
+    assert [r.rule_id for r in report.results if not r.success] == ["row_accounting.quarantined_share.max"]
     tiny = pl.DataFrame([{"raw_rows": 3, "quarantined_rows": 3}]).with_columns(cleaning.quarantined_share())
     assert tiny["quarantined_share"][0] is None  # too few rows to judge a month by
 
@@ -614,3 +615,15 @@ def test_lib_unreadable_attribute_that_may_be_personal_is_masked(tmp_path: Path)
     frame = read_source("customers", CSV, str(crm)).frame
     assert frame["_recoded"].to_list() == [[{"column": "birth_year", "value": "(masked, length 15)"}], None]
     assert frame["_parse_error"].null_count() == 2
+
+
+def test_lib_crm_export_without_records_fails_its_row_count(tmp_path: Path) -> None:
+    # A header-only CRM file used to pass raw_customers' checks, and every customer became an orphan.
+    frame = read_source("customers", CSV, str(_write(tmp_path / "crm.csv", CRM_HEADER + "\n"))).frame
+    report = validate_frame(frame, load_contract("raw_customers"), "error")
+    assert [r.rule_id for r in report.results if not r.success] == ["raw_customers.row_count"]
+    one = _write(tmp_path / "one.csv", CRM_HEADER + "\n" + CRM_ROW.format(cid="C1") + "\n")
+    report = validate_frame(
+        read_source("customers", CSV, str(one)).frame, load_contract("raw_customers"), "error"
+    )
+    assert all(r.success for r in report.results)
