@@ -627,3 +627,22 @@ def test_lib_crm_export_without_records_fails_its_row_count(tmp_path: Path) -> N
         read_source("customers", CSV, str(one)).frame, load_contract("raw_customers"), "error"
     )
     assert all(r.success for r in report.results)
+
+
+def test_lib_bad_snapshot_attribute_keeps_the_customer(tmp_path: Path) -> None:
+    from segflow.lib.profiles import RawSources, build_profiles
+
+    header = "customer_id,signup_date,recency_days,spend,purchases,marital_status,children"
+    rows = [f"S{i},2023-01-01,{10 + i},{100 + i}.0,{1 + i},married,{i % 3}" for i in range(6)] + [
+        "S9,2023-01-01,5,50.0,2,single,3+"
+    ]
+    path = _write(tmp_path / "snapshot.csv", "\n".join([header, *rows]) + "\n")
+    snapshot = read_source("snapshot", CSV, str(path)).frame
+    raw = RawSources(customers=None, transactions=None, engagement=None, surveys=None, campaigns=None,
+                     snapshot=snapshot)  # fmt: skip
+    build = build_profiles(raw, "2024-03", START, END, CleaningSettings(), seed=7)
+    assert build.profiles.height == 7 and build.quarantined.height == 0
+    logged = build.recoded_values.row(0, named=True)
+    assert (logged["source"], logged["column"], logged["value"], logged["action"]) == (
+        "snapshot", "children", "3+", "set to null (unknown)")  # fmt: skip
+    assert build.profiles.filter(pl.col("customer_id") == "S9")["children"][0] is None

@@ -332,8 +332,11 @@ def _raise_on_failed_columns(
         if values >= WHOLE_COLUMN_MIN_VALUES and failed > WHOLE_COLUMN_FAILED_SHARE * values:
             dtype = SOURCES[source][name]
             fmt = options.date_format if dtype == pl.Date else options.datetime_format or options.date_format
-            if stats.schema.get(f"{name}|raw") not in (None, pl.String):
-                hint = f" (the file holds {stats.schema[f'{name}|raw']}; see epoch_unit for integer times)"
+            raw = stats.schema.get(f"{name}|raw")
+            if raw is not None and raw.is_integer() and dtype.is_temporal():
+                hint = f" (the file holds {raw}: set epoch_unit to s, ms, us or ns since 1970)"
+            elif raw not in (None, pl.String):
+                hint = f" (the file holds {raw})"
             elif dtype.is_temporal():
                 hint = f" with format {fmt!r}" if fmt else " (ISO 8601; set date_format/datetime_format)"
             else:
