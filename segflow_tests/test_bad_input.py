@@ -408,10 +408,11 @@ FILE_CASES = {
     "two statements in a mapping": (_bytes((HEADER + "\n" + GOOD_LINES[0] + "\n").encode()),
                                     SourceSettings(format="csv", columns={"category": "category; DROP TABLE x"}),
                                     ["tx.csv", "one expression only"]),
-    "arithmetic on text columns": (_bytes(b"inv,cust,when,amount,qty\nI1,C1,2024-03-02,7.0,2\n"),
-                                   SourceSettings(format="csv", columns={"invoice_id": "inv", "customer_id": "cust",
-                                                  "invoiced_at": "when", "quantity": "qty", "unit_price": "amount / qty"}),
-                                   ["tx.csv", "'unit_price'", "text columns ['amount', 'qty']", "write a CAST"]),
+    "text arithmetic inside a CASE": (_bytes(b"inv,cust,when,amount,qty\nI1,C1,2024-03-02,7.0,2\n"),
+                                      SourceSettings(format="csv", columns={"invoice_id": "inv", "customer_id": "cust",
+                                                     "invoiced_at": "when", "quantity": "qty",
+                                                     "unit_price": "CASE WHEN qty = '0' THEN 0 ELSE amount / qty END"}),
+                                      ["tx.csv", "'unit_price'", "text columns ['amount', 'qty']", "write a CAST"]),
     "wrong date format named as set": (
         _bytes(("invoice_id,customer_id,invoiced_at,quantity,unit_price\n"
                 + "".join(f"I{i},C1,2024-03-0{i + 1},2,3.5\n" for i in range(6))).encode()),
@@ -450,6 +451,19 @@ def test_lib_date_format_is_honoured_on_timestamp_columns(tmp_path: Path) -> Non
     )
     frame = _read_tx(path, SourceSettings(format="csv", date_format="%d.%m.%Y"))
     assert frame["invoiced_at"].to_list() == [datetime(2024, 3, 2)] and frame["_parse_error"][0] is None
+
+
+def test_lib_amount_over_quantity_on_text_reads_numbers(tmp_path: Path) -> None:
+    # The README's own mapping on a CSV: text columns in plain arithmetic are read as numbers, and a
+    # cell that is no number quarantines its row (no unit price), not the month.
+    path = _write(
+        tmp_path / "tx.csv", "inv,cust,when,amount,qty\nI1,C1,2024-03-02,7.0,2\nI2,C1,2024-03-02,x,2\n"
+    )
+    mapping = {"invoice_id": "inv", "customer_id": "cust", "invoiced_at": "when", "quantity": "qty",
+               "unit_price": "amount / qty"}  # fmt: skip
+    result = _judge(_read_tx(path, SourceSettings(format="csv", columns=mapping)))
+    assert result.accepted["unit_price"].to_list() == [3.5]
+    assert result.quarantined["rule_id"].to_list() == ["missing_price"]
 
 
 def test_lib_cast_in_a_mapping_makes_amount_over_quantity_work(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ import polars as pl
 
 from segflow.config import SourceSettings
 from segflow.lib.casting import RECODED_TYPE, REQUIRED, CastOptions, cast_expr, cast_to_schema
-from segflow.lib.mapping_expr import expression_problem
+from segflow.lib.mapping_expr import cast_text_columns, expression_problem
 from segflow.lib.schema import SOURCES
 from segflow.lib.source_files import SourceError, explain_read_error, resolve_files, sniff_text
 
@@ -226,31 +226,49 @@ def _check_header(label: str, schema: pl.Schema) -> None:
 _IDENTIFIER = re.compile(r"^[\w .-]+$")
 
 
-def _sql_expr(text: str, frame: pl.DataFrame, source: str, key: str, path: str) -> pl.Expr:
+def _evaluated(text: str, frame: pl.DataFrame) -> pl.Expr:
+    expr = pl.sql_expr(text)
+    frame.head(0).select(expr)
+    return expr
+
+
+def _sql_expr(
+    text: str, frame: pl.DataFrame, source: str, key: str, path: str, numeric: bool = False
+) -> pl.Expr:
+    """``text`` as a polars expression over ``frame``'s columns, checked before it is evaluated.
+
+    ``numeric``: the canonical column is a number. Delimited text is read as text, so ``Amount /
+    Qty`` would be arithmetic on strings; then the text columns it names are read as numbers
+    (TRY_CAST: a cell that is no number becomes null, and its row is quarantined)."""
     where = f"{path}: source {source!r}, column mapping {key!r}"
     problem = expression_problem(text)
     if problem:  # refused before polars parses it: nothing outside the file's columns is read
         raise SourceError(f"{where}: expression {text!r} {problem}")
     try:
-        expr = pl.sql_expr(text)
-        frame.head(0).select(expr)
+        return _evaluated(text, frame)
     except Exception as exc:  # noqa: BLE001 - re-raised naming the source and key
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "'String' datatypes" in message or "String" in message and "not allowed" in message:
-            text_columns = [c for c in frame.columns if frame.schema[c] == pl.String and c in text]
+        if "String" in message and "not allowed" in message:
+            text_columns = {c for c in frame.columns if frame.schema[c] == pl.String}
+            if numeric:
+                try:
+                    return _evaluated(cast_text_columns(text, text_columns), frame)
+                except Exception:  # noqa: BLE001, S110 - the hint below says what to write instead
+                    pass
+            named = sorted(c for c in text_columns if c in text)
             message = (
-                f"arithmetic on text columns {text_columns} (delimited text is read as text): "
+                f"arithmetic on text columns {named} (delimited text is read as text): "
                 "write a CAST, e.g. CAST(Amount AS DOUBLE) / CAST(Qty AS DOUBLE)"
             )
         raise SourceError(f"{where}: cannot evaluate expression {text!r}: {message}") from exc
-    return expr
 
 
 def _mapped_expr(name: str, theirs: str, frame: pl.DataFrame, source: str, path: str) -> pl.Expr | None:
     if theirs in frame.columns:
         return pl.col(theirs)
     if not _IDENTIFIER.match(theirs) or theirs.startswith("="):
-        return _sql_expr(theirs.removeprefix("="), frame, source, name, path)
+        numeric = SOURCES[source][name].is_numeric()
+        return _sql_expr(theirs.removeprefix("="), frame, source, name, path, numeric)
     if name not in REQUIRED[source] and name not in frame.columns and theirs == name:
         return None
     hint = difflib.get_close_matches(theirs, frame.columns, n=1, cutoff=0.5)

@@ -52,3 +52,29 @@ def expression_problem(text: str) -> str | None:
                 "arithmetic, string and date functions; no table functions)"
             )
     return None
+
+
+# A string literal, a quoted identifier ("..." or `...`), or a bare word with the "(" of a call.
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"((?:[^\"]|\"\")*)\"|`([^`]*)`|\b([A-Za-z_]\w*)\b(\s*\()?")
+
+
+_LOGIC = re.compile(r"[=<>!]|\b(case|when|like|ilike|in|is|between|and|or|not)\b", re.IGNORECASE)
+
+
+def cast_text_columns(text: str, text_columns: set[str]) -> str:
+    """``text`` with every reference to one of ``text_columns`` read as a number:
+    ``Amount / Qty`` becomes ``TRY_CAST(TRIM(Amount) AS DOUBLE) / TRY_CAST(TRIM(Qty) AS DOUBLE)``.
+    Literals and function names are left alone. Only plain arithmetic is rewritten: in an
+    expression with a comparison or a CASE, a text column may be meant as text (``Status = 'x'``),
+    and reading it as a number would change the answer silently, so ``text`` comes back as it is."""
+    if _LOGIC.search(_QUOTED.sub("''", text)):
+        return text
+
+    def swap(match: re.Match) -> str:
+        token = match.group(0)
+        name = match.group(1) if match.group(1) is not None else match.group(2) or match.group(3)
+        if token.startswith("'") or match.group(4) or name not in text_columns:
+            return token
+        return f"TRY_CAST(TRIM({token}) AS DOUBLE)"
+
+    return _TOKEN.sub(swap, text)
