@@ -131,8 +131,6 @@ def _text_cast(text: pl.Expr, dtype: pl.DataType, options: CastOptions) -> pl.Ex
         return pl.coalesce(
             text.cast(dtype, strict=False), _exact_integer(text.cast(pl.Float64, strict=False), dtype)
         )
-    if dtype == pl.String:
-        return pl.when(_bad_text(text)).then(None).otherwise(text)
     return text.cast(dtype, strict=False)
 
 
@@ -166,6 +164,8 @@ def cast_expr(
     if isinstance(raw_dtype, pl.Datetime) and raw_dtype.time_zone is not None:
         # A zoned instant: stored as naive UTC, whatever zone it was delivered in.
         return col.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(dtype, strict=False)
+    if raw_dtype == dtype == pl.String:  # kept as delivered (codes are trimmed by cleaning)
+        return pl.when(_bad_text(col)).then(None).otherwise(col)
     if raw_dtype == pl.String:
         return _text_cast(col.str.strip_chars(), dtype, options)
     if raw_dtype == dtype:
