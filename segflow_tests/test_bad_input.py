@@ -593,7 +593,7 @@ def test_missing_crm_file_fails_naming_the_file(home: Path, memory_instance) -> 
     assert "row_count" not in message  # the cause, not its symptom
 
 
-def test_constant_unmapped_crm_value_never_reaches_the_log_or_report(home: Path, memory_instance) -> None:
+def test_crm_run_keeps_bad_attribute_and_never_shows_a_constant_value(home: Path, memory_instance) -> None:
     from types import SimpleNamespace
 
     from segflow.config import load_settings
@@ -603,11 +603,25 @@ def test_constant_unmapped_crm_value_never_reaches_the_log_or_report(home: Path,
     _landing(home, "2024-03", GOOD_LINES)
     crm = home / "landing" / "crm" / "2024-03.csv"
     lines = crm.read_text().splitlines()
+    lines[2] = lines[2].replace(",master,2,", ",master,5+,")  # C2's household size: a band
     crm.write_text("\n".join([lines[0] + ",contact", *(line + f",{canary}" for line in lines[1:])]) + "\n")
     result = _ingest(memory_instance, "2024-03")
     assert result.success, _error(result)
+    # Issue 17.1 through the assets: C2 kept, the value listed, the column named in the log.
+    storage = home / "storage"
+    assert pl.read_parquet(storage / "customer_profiles" / "2024-03.parquet")["customer_id"].to_list() == [
+        "C1",
+        "C2",
+    ]
+    recoded = pl.read_parquet(storage / "recoded_values" / "2024-03.parquet")
+    assert recoded.select("column", "rule_id", "value", "rows").rows() == [
+        ("household_size", "unparseable_value", "5+", 1)
+    ]
+    raw = result.asset_materializations_for_node("raw_customers")[0].metadata
+    assert raw["unreadable_optional_values"].value == {"household_size": 1}
     logged = [str(record) for record in memory_instance.all_logs(result.run_id)]
     assert logged and not any(canary in record for record in logged)
+    assert any("optional column 'household_size' cannot be read" in record for record in logged)
     ignored = _ignored_columns(SimpleNamespace(instance=memory_instance), load_settings(), "2024-03")
     assert {"source": "customers", "column": "contact",
             "why": "constant (one value in every row): carries no information, not mapped"} in ignored  # fmt: skip
