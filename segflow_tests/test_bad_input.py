@@ -674,3 +674,11 @@ def test_lib_bad_snapshot_attribute_keeps_the_customer(tmp_path: Path) -> None:
     assert (logged["source"], logged["column"], logged["value"], logged["action"]) == (
         "snapshot", "children", "3+", "set to null (unknown)")  # fmt: skip
     assert build.profiles.filter(pl.col("customer_id") == "S9")["children"][0] is None
+
+
+def test_lib_epoch_unit_must_be_a_unit(tmp_path: Path) -> None:
+    from segflow.config import ConfigError, load_settings
+
+    config = _write(tmp_path / "bad.yaml", "sources:\n  transactions: {location: x.parquet, epoch_unit: h}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: sources.transactions: epoch_unit: 'h' is not one of"):
+        load_settings(config)
