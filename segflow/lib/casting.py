@@ -238,9 +238,7 @@ def cast_to_schema(frame: pl.LazyFrame, source: str, options: CastOptions = Cast
     ]
     recoded = [
         pl.when(failed[name] & ~_bad_text(pl.col(name).cast(pl.String))).then(
-            pl.struct(
-                pl.lit(name).alias("column"), _shown_value(pl.col(name).cast(pl.String)).alias("value")
-            )
+            pl.struct(pl.lit(name).alias("column"), _shown_value(pl.col(name).cast(pl.String)).alias("value"))
         )
         for name in sorted(optional)
     ]
