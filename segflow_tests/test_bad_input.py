@@ -682,3 +682,11 @@ def test_lib_epoch_unit_must_be_a_unit(tmp_path: Path) -> None:
     config = _write(tmp_path / "bad.yaml", "sources:\n  transactions: {location: x.parquet, epoch_unit: h}\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: sources.transactions: epoch_unit: 'h' is not one of"):
         load_settings(config)
+
+
+def test_lib_leap_second_is_refused_with_a_datetime_format_too(tmp_path: Path) -> None:
+    body = "invoice_id,customer_id,invoiced_at,quantity,unit_price\nI1,C1,31/03/2024 23:59:60,2,3.5\n"
+    frame = _read_tx(
+        _write(tmp_path / "tx.csv", body), SourceSettings(format="csv", datetime_format="%d/%m/%Y %H:%M:%S")
+    )
+    assert frame["invoiced_at"][0] is None and "leap second" in frame["_parse_error"][0]

@@ -109,16 +109,16 @@ def _text_cast(text: pl.Expr, dtype: pl.DataType, options: CastOptions) -> pl.Ex
     if isinstance(dtype, pl.Datetime):
         unit = dtype.time_unit
         if options.datetime_format:
-            parsed = text.str.to_datetime(options.datetime_format, time_unit=unit, strict=False)
-        elif options.date_format:  # a date-only column read into a timestamp: midnight
-            parsed = text.str.to_date(options.date_format, strict=False).cast(dtype)
-        else:
-            return (
-                pl.when(text.str.contains(LEAP_SECOND, literal=True))
-                .then(None)
-                .otherwise(_iso_datetime(text, unit, options.timezone))
+            parsed = _to_utc_naive(
+                text.str.to_datetime(options.datetime_format, time_unit=unit, strict=False), options.timezone
             )
-        return _to_utc_naive(parsed, options.timezone)
+        elif options.date_format:  # a date-only column read into a timestamp: midnight
+            parsed = _to_utc_naive(
+                text.str.to_date(options.date_format, strict=False).cast(dtype), options.timezone
+            )
+        else:
+            parsed = _iso_datetime(text, unit, options.timezone)
+        return pl.when(text.str.contains(LEAP_SECOND, literal=True)).then(None).otherwise(parsed)
     if dtype == pl.Boolean:
         lowered = text.str.to_lowercase()
         truthy = lowered.is_in(["true", "1", "yes", "y", "t"])
