@@ -26,7 +26,7 @@ def run(customers: int = 150_000, intensity: float = 20.0, runs: int = 3) -> dic
     from segflow.config import load_settings
     from segflow.lib import periods
     from segflow.lib.contracts import load_contract
-    from segflow.lib.ingest import read_source
+    from segflow.lib.ingest import empty_source, read_source
     from segflow.lib.profiles import RawSources, build_profiles
     from segflow.lib.quality import validate_frame
 
@@ -38,6 +38,8 @@ def run(customers: int = 150_000, intensity: float = 20.0, runs: int = 3) -> dic
 
         def read(source: str) -> pl.DataFrame:
             location = settings.sources[source].location.format(landing=str(root), period="2024-01")
+            if not settings.sources[source].enabled:  # no file: empty, as its raw asset is
+                return empty_source(source)
             return read_source(source, settings.sources[source], location).frame
 
         def compute() -> tuple:

@@ -79,13 +79,16 @@ def _stage(root: Path, name: str) -> None:
 def _profiles(root: Path, month: str) -> None:
     from segflow.config import load_settings
     from segflow.lib import periods
-    from segflow.lib.ingest import read_source
+    from segflow.lib.ingest import empty_source, read_source
     from segflow.lib.profiles import RawSources, build_profiles
 
     settings = load_settings()
     start, end = periods.bounds(month)
     raw = {}
     for src, source in settings.sources.items():
+        if not source.enabled:  # no file: empty, as its raw asset is
+            raw[src] = empty_source(src)
+            continue
         raw[src] = read_source(
             src, source, source.location.format(landing=root / "landing", period=month)
         ).frame

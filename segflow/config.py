@@ -98,6 +98,9 @@ class SourceSettings:
     # Text to date/time, polars strftime formats; null means ISO 8601 (2024-03-01, 2024-03-01 10:00:00).
     date_format: str | None = None  # e.g. "%d-%m-%Y"
     datetime_format: str | None = None  # e.g. "%d/%m/%Y %H:%M"
+    # Integer timestamps (Parquet, SQL): the unit since 1970, "s", "ms", "us" or "ns". Null: an
+    # integer in a date or time column is refused, since guessing the unit is silently wrong.
+    epoch_unit: str | None = None
     # excel: a sheet name, a list of names stacked in order, "*" for every sheet; null: the first.
     sheets: str | list[str] | None = None
     # fixed_width: their column name -> [start, end) character offsets, 0-based.
@@ -139,6 +142,8 @@ class SourceSettings:
                 out.append(
                     f"time_column: {self.time_column!r} is not one of this source's time columns {temporal}"
                 )
+        if self.epoch_unit not in (None, "s", "ms", "us", "ns"):
+            out.append(f"epoch_unit: {self.epoch_unit!r} is not one of 's', 'ms', 'us', 'ns'")
         if self.starts is not None and not _is_period(self.starts):
             out.append(f"starts: {self.starts!r} is not a month YYYY-MM")
         if self.format == "sql":

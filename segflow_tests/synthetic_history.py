@@ -14,7 +14,7 @@ def synthetic_profiles(root: Path, config: SynthConfig) -> dict[str, pl.DataFram
     """Generate ``config``'s landing zone under ``root`` and build each month's profiles, by month."""
     from segflow.config import load_settings
     from segflow.lib import periods
-    from segflow.lib.ingest import read_source
+    from segflow.lib.ingest import empty_source, read_source
     from segflow.lib.profiles import RawSources, build_profiles
     from segflow.synth import generate
 
@@ -26,6 +26,11 @@ def synthetic_profiles(root: Path, config: SynthConfig) -> dict[str, pl.DataFram
         locations = {
             src: settings.sources[src].location.format(landing=root, period=month) for src in settings.sources
         }
-        raw = {src: read_source(src, settings.sources[src], loc).frame for src, loc in locations.items()}
+        # A disabled source has no file (a missing file is an error): empty, as its raw asset is.
+        raw = {
+            src: read_source(src, settings.sources[src], loc).frame if settings.sources[src].enabled
+            else empty_source(src)
+            for src, loc in locations.items()
+        }  # fmt: skip
         profiles[month] = build_profiles(RawSources(**raw), month, start, end, settings.cleaning, 42).profiles
     return profiles

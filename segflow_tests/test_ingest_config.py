@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def test_mapping_casts_and_fills_optional_columns(tmp_path: Path) -> None:
     assert frame["quantity"].to_list() == [2, None]
     assert frame["channel"].null_count() == 2  # optional and unmapped
     assert frame["_parse_error"].to_list()[0] is None
-    assert "'quantity'" in frame["_parse_error"][1] and "x" in frame["_parse_error"][1]
+    # The failed value is masked (it may be personal data): the column is named, the value is not.
+    assert "'quantity'" in frame["_parse_error"][1] and "value masked" in frame["_parse_error"][1]
     assert frame["_source_row"].to_list() == [0, 1]
 
 
@@ -69,9 +71,11 @@ def test_shared_file_is_split_by_time_column(tmp_path: Path) -> None:
     assert period_filter_for("transactions", "{landing}/{period}.csv", start, end, True) is None
 
 
-def test_missing_location_is_an_empty_source(tmp_path: Path) -> None:
-    read = read_source("transactions", _settings(), str(tmp_path / "nope.csv"))
-    assert read.frame.height == 0 and read.files == ()
+def test_missing_location_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    # Not an empty month: a missing export used to surface only as a row_count failure (issue 16.13).
+    missing = str(tmp_path / "nope.csv")
+    with pytest.raises(SourceError, match=rf"^{re.escape(missing)}: no such file for source 'transactions'"):
+        read_source("transactions", _settings(), missing)
 
 
 def test_config_errors_name_file_and_key(tmp_path: Path) -> None:

@@ -422,3 +422,15 @@ def accounting_imbalances(accounting: pl.DataFrame) -> pl.DataFrame:
         - pl.col("duplicates_dropped")
     )
     return accounting.with_columns(unaccounted.alias("unaccounted")).filter(pl.col("unaccounted") != 0)
+
+
+# Below this many raw rows a source's quarantined share says nothing about the export.
+SHARE_MIN_RAW_ROWS = 20
+
+
+def quarantined_share() -> pl.Expr:
+    """quarantined_rows / raw_rows of a row_accounting frame; null below ``SHARE_MIN_RAW_ROWS``."""
+    raw = pl.col("raw_rows")
+    return (
+        pl.when(raw >= SHARE_MIN_RAW_ROWS).then(pl.col("quarantined_rows") / raw).alias("quarantined_share")
+    )

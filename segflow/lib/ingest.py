@@ -1,16 +1,21 @@
 """Read one source for one period into segflow's canonical shape.
 
-Reading never drops a row: a value that cannot be cast to its canonical type becomes null and the
-row carries a ``_parse_error`` naming the column and the raw value, so cleaning can quarantine it
-with a reason. Every row also carries ``_source_file`` and ``_source_row`` (0-based data row,
-within its file or sheet), so that errors and quarantine name the exact place.
+Reading never drops a row: a value that cannot be cast exactly to its canonical type becomes null
+and the row carries a ``_parse_error`` naming the column and type (not the value, which may be
+personal data), so cleaning can quarantine it with a reason; an optional customer attribute is
+listed in ``_recoded`` instead, and the customer kept (see :mod:`segflow.lib.casting`). Every row
+also carries ``_source_file`` and ``_source_row`` (0-based data row, within its file or sheet), so
+that errors and quarantine name the exact place. A file that cannot be read, or is read wrongly
+without complaint by polars (see :mod:`segflow.lib.source_files`), raises :class:`SourceError`
+naming it, its line where there is one, and the cause. Mapping expressions are checked by
+:mod:`segflow.lib.mapping_expr` before polars evaluates them.
 
 Formats (``SourceSettings.format``): parquet, csv, tsv, excel (one sheet or several stacked),
 fixed_width (character spans), whitespace (columns aligned by runs of blanks) and sql (a query
 with bound parameters, see :mod:`segflow.lib.sql_source`). Text is read as text and cast once, so
 no type is guessed from the first rows.
 
-Derived at read time (see docs/use-your-own-data.md):
+Derived at read time (see the README's "Use your own data"):
 
 * ``invoice_id``, when the source has none and none is mapped: one invoice per customer per day;
 * ``_is_cancellation`` (transactions): the configured ``cancellation`` expression, by default the
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import glob
 import io
 import re
 from dataclasses import dataclass, field
@@ -37,18 +41,21 @@ from pathlib import Path
 import polars as pl
 
 from segflow.config import SourceSettings
+from segflow.lib.casting import RECODED_TYPE, REQUIRED, CastOptions, cast_expr, cast_to_schema
+from segflow.lib.mapping_expr import cast_text_columns, expression_problem
 from segflow.lib.schema import SOURCES
+from segflow.lib.source_files import SourceError, explain_read_error, resolve_files, sniff_text
 
-META_COLUMNS = ("_source_file", "_source_row", "_parse_error")
+__all__ = ["REQUIRED", "SourceError", "SourceRead", "cast_to_schema", "read_source"]
+
+# ``_recoded``: the optional attributes of a customer row that could not be read (nulled), as
+# [{column, value}]; profiles lists them in recoded_values.
+META_COLUMNS = ("_source_file", "_source_row", "_parse_error", "_recoded")
 # Columns a source carries beyond its canonical ones, derived at read time.
 DERIVED_COLUMNS: dict[str, dict[str, pl.DataType]] = {"transactions": {"_is_cancellation": pl.Boolean()}}
 MONEY_COLUMNS = frozenset({"unit_price", "income", "spend"})
 WHOLE_COLUMN_MIN_VALUES = 5
 WHOLE_COLUMN_FAILED_SHARE = 0.5
-
-
-class SourceError(ValueError):
-    """A source that cannot be read at all; the message names the file and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -57,16 +64,9 @@ class SourceRead:
     files: tuple[str, ...]
     derived: tuple[str, ...] = ()  # canonical columns derived rather than read (e.g. invoice_id)
     # Columns of the files that no mapping reads, with whether each holds a single value there
-    # (a constant column carries no information): {column: {"constant": bool, "value": str | None}}.
+    # (a constant column carries no information): {column: {"constant": bool}}. Never the value:
+    # an unmapped column can hold anything, e-mail addresses included, and this goes to reports.
     unmapped: dict[str, dict] = field(default_factory=dict)
-
-
-def _expand(location: str) -> list[str]:
-    if "://" in location:
-        return [location]
-    if any(ch in location for ch in "*?["):
-        return sorted(glob.glob(location))
-    return [location] if Path(location).exists() else []
 
 
 def _is_utf8(encoding: str) -> bool:
@@ -81,7 +81,7 @@ def _text(path: str, settings: SourceSettings) -> str | bytes:
 
 
 def _lines(path: str, settings: SourceSettings) -> pl.LazyFrame:
-    """One string column ``_line`` per text line after ``skip_rows``; blank lines dropped."""
+    """``_line`` per text line after ``skip_rows``, with its line number ``_lineno``; blank lines dropped."""
     text = _text(path, settings)
     source = io.BytesIO(text) if isinstance(text, bytes) else text
     lines = pl.read_csv(
@@ -95,13 +95,25 @@ def _lines(path: str, settings: SourceSettings) -> pl.LazyFrame:
         raise_if_empty=True,
         truncate_ragged_lines=True,
     ).lazy()
-    return lines.filter(pl.col("_line").str.strip_chars() != "")
+    # The 1-based line in the file, kept through the blank-line filter so errors can name it.
+    numbered = lines.with_row_index("_lineno", offset=1 + settings.skip_rows)
+    return numbered.filter(pl.col("_line").str.strip_chars() != "")
+
+
+def _refuse_wide_line(path: str, lines: pl.LazyFrame, too_wide: pl.Expr, what: str) -> None:
+    """A line with more than the columns hold would lose its extra part silently: an error naming it."""
+    first = lines.filter(too_wide).select("_lineno").head(1).collect()
+    if first.height:
+        raise SourceError(f"{path}: line {first.item()} {what}")
 
 
 def _fixed_width(path: str, settings: SourceSettings) -> pl.LazyFrame:
     lines = _lines(path, settings)
     if settings.has_header:
         lines = lines.slice(1)
+    end = max(stop for _, stop in settings.fixed_columns.values())
+    beyond = pl.col("_line").str.slice(end).str.strip_chars() != ""
+    _refuse_wide_line(path, lines, beyond, f"has text beyond the last column's end ({end}): a wider layout?")
     fields = [
         pl.col("_line").str.slice(start, end - start).str.strip_chars().alias(name)
         for name, (start, end) in settings.fixed_columns.items()
@@ -112,7 +124,7 @@ def _fixed_width(path: str, settings: SourceSettings) -> pl.LazyFrame:
 def _whitespace(path: str, settings: SourceSettings) -> pl.LazyFrame:
     lines = _lines(path, settings)
     parts = pl.col("_line").str.strip_chars().str.replace_all(r"\s+", "\x1f").str.split("\x1f")
-    split = lines.select(parts.alias("_parts"))
+    split = lines.select(parts.alias("_parts"), "_lineno")
     if settings.has_header:
         header = split.head(1).collect()
         names = header["_parts"][0].to_list() if header.height else []
@@ -120,6 +132,8 @@ def _whitespace(path: str, settings: SourceSettings) -> pl.LazyFrame:
     else:
         width = split.select(pl.col("_parts").list.len().max()).collect().item() or 0
         names = [f"column_{i + 1}" for i in range(width)]
+    wide = pl.col("_parts").list.len() > len(names)
+    _refuse_wide_line(path, split, wide, f"has more fields than the header's {len(names)}")
     return split.select(
         [pl.col("_parts").list.get(i, null_on_oob=True).alias(n) for i, n in enumerate(names)]
     )
@@ -148,6 +162,8 @@ def _scan_file(path: str, settings: SourceSettings) -> list[tuple[str, pl.LazyFr
     """(label, frame) pairs for one file: one pair, or one per Excel sheet."""
     fmt = settings.format
     try:
+        if fmt in ("csv", "tsv", "fixed_width", "whitespace"):
+            sniff_text(path, settings.encoding)
         if fmt == "parquet":
             return [(path, pl.scan_parquet(path))]
         if fmt in ("csv", "tsv"):
@@ -176,40 +192,83 @@ def _scan_file(path: str, settings: SourceSettings) -> list[tuple[str, pl.LazyFr
     except SourceError:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-        raise SourceError(f"{path}: cannot read as {fmt}: {exc}") from exc
+        raise SourceError(f"{path}: cannot read as {fmt}: {_explain(path, exc, settings)}") from exc
     raise SourceError(
         f"{path}: unsupported format {fmt!r} (parquet, csv, tsv, excel, fixed_width, whitespace, sql)"
     )
 
 
-# Columns without which a source means nothing; the others are null when a source lacks them.
-REQUIRED: dict[str, frozenset[str]] = {
-    "customers": frozenset({"customer_id"}),
-    "transactions": frozenset({"invoice_id", "customer_id", "invoiced_at", "quantity", "unit_price"}),
-    "engagement": frozenset({"customer_id", "event_at", "event_type"}),
-    "surveys": frozenset({"customer_id", "answered_at", "question_id", "answer"}),
-    "campaigns": frozenset({"campaign_id", "customer_id", "arm", "exposed_at", "responded"}),
-    "snapshot": frozenset({"customer_id", "recency_days", "spend", "purchases"}),
-}
+def _explain(path: str, exc: Exception, settings: SourceSettings) -> str:
+    separator = "\t" if settings.format == "tsv" else settings.csv_separator
+    return explain_read_error(
+        path, exc, separator, settings.quote_char, settings.skip_rows, settings.encoding
+    )
+
+
+_DUPLICATED = re.compile(r"^(?P<base>.+)_duplicated_\d+$")
+
+
+def _check_header(label: str, schema: pl.Schema) -> None:
+    """polars renames a repeated header name to ``<name>_duplicated_0`` and reads on; which of the
+    two a mapping meant is unknowable, so a repeated name is an error."""
+    for name in schema:
+        match = _DUPLICATED.match(name)
+        if match and match["base"] in schema:
+            position = list(schema).index(match["base"]) + 1
+            raise SourceError(
+                f"{label}: the header names column {match['base']!r} more than once (column {position} "
+                f"and a later one); rename one of them"
+            )
+        if "\r" in name:
+            raise SourceError(f"{label}: a header name holds a carriage return: CR-only line endings?")
+
+
 _IDENTIFIER = re.compile(r"^[\w .-]+$")
 
 
-def _sql_expr(text: str, frame: pl.DataFrame, source: str, key: str, path: str) -> pl.Expr:
-    try:
-        expr = pl.sql_expr(text)
-        frame.head(0).select(expr)
-    except Exception as exc:  # noqa: BLE001 - re-raised naming the source and key
-        raise SourceError(
-            f"{path}: source {source!r}, column mapping {key!r}: cannot evaluate expression {text!r}: {exc}"
-        ) from exc
+def _evaluated(text: str, frame: pl.DataFrame) -> pl.Expr:
+    expr = pl.sql_expr(text)
+    frame.head(0).select(expr)
     return expr
+
+
+def _sql_expr(
+    text: str, frame: pl.DataFrame, source: str, key: str, path: str, numeric: bool = False
+) -> pl.Expr:
+    """``text`` as a polars expression over ``frame``'s columns, checked before it is evaluated.
+
+    ``numeric``: the canonical column is a number. Delimited text is read as text, so ``Amount /
+    Qty`` would be arithmetic on strings; then the text columns it names are read as numbers
+    (TRY_CAST: a cell that is no number becomes null, and its row is quarantined)."""
+    where = f"{path}: source {source!r}, column mapping {key!r}"
+    problem = expression_problem(text)
+    if problem:  # refused before polars parses it: nothing outside the file's columns is read
+        raise SourceError(f"{where}: expression {text!r} {problem}")
+    try:
+        return _evaluated(text, frame)
+    except Exception as exc:  # noqa: BLE001 - re-raised naming the source and key
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "String" in message and "not allowed" in message:
+            text_columns = {c for c in frame.columns if frame.schema[c] == pl.String}
+            if numeric:
+                try:
+                    return _evaluated(cast_text_columns(text, text_columns), frame)
+                except Exception:  # noqa: BLE001, S110 - the hint below says what to write instead
+                    pass
+            named = sorted(c for c in text_columns if c in text)
+            message = (
+                f"arithmetic on text columns {named} (delimited text is read as text): "
+                "write a CAST, e.g. CAST(Amount AS DOUBLE) / CAST(Qty AS DOUBLE)"
+            )
+        raise SourceError(f"{where}: cannot evaluate expression {text!r}: {message}") from exc
 
 
 def _mapped_expr(name: str, theirs: str, frame: pl.DataFrame, source: str, path: str) -> pl.Expr | None:
     if theirs in frame.columns:
         return pl.col(theirs)
     if not _IDENTIFIER.match(theirs) or theirs.startswith("="):
-        return _sql_expr(theirs.removeprefix("="), frame, source, name, path)
+        numeric = SOURCES[source][name].is_numeric()
+        return _sql_expr(theirs.removeprefix("="), frame, source, name, path, numeric)
     if name not in REQUIRED[source] and name not in frame.columns and theirs == name:
         return None
     hint = difflib.get_close_matches(theirs, frame.columns, n=1, cutoff=0.5)
@@ -228,18 +287,13 @@ def _unmapped_columns(scan: pl.LazyFrame, schema: pl.Schema, source: str, settin
     unmapped = [c for c in schema if c not in used]
     if not unmapped:
         return {}
-    stats = (
-        scan.select(
-            *[pl.col(c).n_unique().alias(f"{c}|n") for c in unmapped],
-            *[pl.col(c).drop_nulls().first().cast(pl.String).alias(f"{c}|v") for c in unmapped],
-        )
-        .collect()
-        .row(0, named=True)
-    )
-    return {
-        c: {"constant": stats[f"{c}|n"] == 1, "value": stats[f"{c}|v"] if stats[f"{c}|n"] == 1 else None}
-        for c in unmapped
-    }
+    # A digest of the first value tells whether files constant each are constant together; it is
+    # dropped before anything is returned.
+    stats = scan.select(
+        *[pl.col(c).n_unique().alias(f"{c}|n") for c in unmapped],
+        *[pl.col(c).drop_nulls().first().cast(pl.String).hash(7).alias(f"{c}|h") for c in unmapped],
+    ).collect().row(0, named=True)  # fmt: skip
+    return {c: {"constant": stats[f"{c}|n"] == 1, "digest": stats[f"{c}|h"]} for c in unmapped}
 
 
 def _derives_invoice(source: str, settings: SourceSettings, schema: pl.Schema) -> bool:
@@ -264,105 +318,6 @@ def _map_columns(
     return frame.select(*selected, pl.col("_source_row"))
 
 
-@dataclass(frozen=True)
-class CastOptions:
-    """How text becomes typed values; from :class:`SourceSettings`."""
-
-    date_format: str | None = None
-    datetime_format: str | None = None
-    decimal_comma: bool = False
-    timezone: str | None = None
-
-    @classmethod
-    def of(cls, settings: SourceSettings) -> CastOptions:
-        return cls(settings.date_format, settings.datetime_format, settings.decimal_comma, settings.timezone)
-
-
-def _to_utc_naive(expr: pl.Expr, timezone: str | None) -> pl.Expr:
-    if timezone is None:
-        return expr
-    local = expr.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-    return local.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-
-
-# Without a configured format, text dates must be ISO 8601. polars would otherwise infer a format
-# from the first value, so one "01/03/2024" at the top would silently re-read the whole column.
-ISO_DATETIME_FORMATS = (
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d",
-)
-
-
-def _iso_datetime(text: pl.Expr, time_unit: str) -> pl.Expr:
-    return pl.coalesce(
-        [text.str.to_datetime(f, time_unit=time_unit, strict=False) for f in ISO_DATETIME_FORMATS]
-    )
-
-
-def _cast_expr(
-    name: str, dtype: pl.DataType, raw_dtype: pl.DataType, options: CastOptions = CastOptions()
-) -> pl.Expr:
-    col = pl.col(name)
-    if isinstance(raw_dtype, pl.Datetime) and raw_dtype.time_zone is not None:
-        # A zoned instant: stored as naive UTC, whatever zone it was delivered in.
-        utc = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        return (
-            utc.cast(dtype, strict=False) if isinstance(dtype, pl.Datetime) else utc.cast(dtype, strict=False)
-        )
-    if raw_dtype == dtype:
-        return _to_utc_naive(col, options.timezone) if isinstance(dtype, pl.Datetime) else col
-    if raw_dtype == pl.String:
-        text = col.str.strip_chars()
-        if dtype == pl.Date:
-            if options.date_format:
-                return text.str.to_date(options.date_format, strict=False)
-            return pl.coalesce(
-                text.str.to_date("%Y-%m-%d", strict=False), _iso_datetime(text, "us").dt.date()
-            )
-        if isinstance(dtype, pl.Datetime):
-            parsed = (
-                text.str.to_datetime(options.datetime_format, time_unit=dtype.time_unit, strict=False)
-                if options.datetime_format
-                else _iso_datetime(text, dtype.time_unit)
-            )
-            return _to_utc_naive(parsed, options.timezone)
-        if dtype == pl.Boolean:
-            lowered = text.str.to_lowercase()
-            truthy = lowered.is_in(["true", "1", "yes", "y", "t"])
-            falsy = lowered.is_in(["false", "0", "no", "n", "f"])
-            return pl.when(truthy).then(True).when(falsy).then(False).otherwise(None)
-        if options.decimal_comma and dtype.is_numeric():
-            text = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
-        if dtype.is_integer():
-            # Accept "3.0" from spreadsheets, but not "3.5".
-            as_float = text.cast(pl.Float64, strict=False)
-            return pl.when(as_float == as_float.round(0)).then(as_float).otherwise(None).cast(dtype)
-        return text.cast(dtype, strict=False)
-    cast = col.cast(dtype, strict=False)
-    return _to_utc_naive(cast, options.timezone) if isinstance(dtype, pl.Datetime) else cast
-
-
-def cast_to_schema(frame: pl.LazyFrame, source: str, options: CastOptions = CastOptions()) -> pl.LazyFrame:
-    """Cast canonical columns to their types; record the first failing cast per row."""
-    canonical = SOURCES[source]
-    schema = frame.collect_schema()
-    casts = {name: _cast_expr(name, dtype, schema[name], options) for name, dtype in canonical.items()}
-    failures = [
-        pl.when(pl.col(name).is_not_null() & expr.is_null()).then(
-            pl.format(f"column {name!r}: cannot cast {{}} to {canonical[name]}", pl.col(name).cast(pl.String))
-        )
-        for name, expr in casts.items()
-        if schema[name] != canonical[name]
-    ]
-    parse_error = pl.coalesce(failures) if failures else pl.lit(None, dtype=pl.String)
-    return frame.with_columns(parse_error.alias("_parse_error")).with_columns(
-        [expr.alias(name) for name, expr in casts.items()]
-    )
-
-
 def _cast_stats(
     mapped: pl.LazyFrame, source: str, options: CastOptions
 ) -> tuple[list[str], pl.LazyFrame | None]:
@@ -375,9 +330,10 @@ def _cast_stats(
     aggs = []
     for name in names:
         raw = pl.col(name)
-        failed = raw.is_not_null() & _cast_expr(name, canonical[name], schema[name], options).is_null()
+        failed = raw.is_not_null() & cast_expr(name, canonical[name], schema[name], options).is_null()
         aggs += [
             raw.is_not_null().sum().alias(f"{name}|values"),
+            raw.first().alias(f"{name}|raw"),
             failed.sum().alias(f"{name}|failed"),
             raw.cast(pl.String).filter(failed).first().alias(f"{name}|example"),
             pl.col("_source_row").filter(failed).first().alias(f"{name}|row"),
@@ -393,18 +349,16 @@ def _raise_on_failed_columns(
         values, failed = row[f"{name}|values"], row[f"{name}|failed"]
         if values >= WHOLE_COLUMN_MIN_VALUES and failed > WHOLE_COLUMN_FAILED_SHARE * values:
             dtype = SOURCES[source][name]
-            fmt = (
-                options.date_format
-                if dtype == pl.Date
-                else options.datetime_format
-                if dtype.is_temporal()
-                else None
-            )
-            hint = (
-                (f" with format {fmt!r}" if fmt else " (ISO 8601; set date_format/datetime_format)")
-                if dtype.is_temporal()
-                else (" (set decimal_comma?)" if dtype.is_numeric() else "")
-            )
+            fmt = options.date_format if dtype == pl.Date else options.datetime_format or options.date_format
+            raw = stats.schema.get(f"{name}|raw")
+            if raw is not None and raw.is_integer() and dtype.is_temporal():
+                hint = f" (the file holds {raw}: set epoch_unit to s, ms, us or ns since 1970)"
+            elif raw not in (None, pl.String):
+                hint = f" (the file holds {raw})"
+            elif dtype.is_temporal():
+                hint = f" with format {fmt!r}" if fmt else " (ISO 8601; set date_format/datetime_format)"
+            else:
+                hint = " (set decimal_comma?)" if dtype.is_numeric() else ""
             raise SourceError(
                 f"{path}: source {source!r}, column {name!r}: {failed} of {values} values cannot be cast to "
                 f"{dtype}{hint}, e.g. {row[f'{name}|example']!r} "
@@ -415,7 +369,8 @@ def _raise_on_failed_columns(
 
 def empty_source(source: str) -> pl.DataFrame:
     schema = dict(SOURCES[source])
-    schema |= {"_source_file": pl.String(), "_source_row": pl.Int64(), "_parse_error": pl.String()}
+    schema |= {"_source_file": pl.String(), "_source_row": pl.Int64(), "_parse_error": pl.String(),
+               "_recoded": RECODED_TYPE}  # fmt: skip
     schema |= DERIVED_COLUMNS.get(source, {})
     return pl.DataFrame(schema=schema)
 
@@ -479,6 +434,45 @@ def _joined(scan: pl.LazyFrame, settings: SourceSettings, label: str) -> pl.Lazy
         raise SourceError(str(exc)) from exc
 
 
+def _read_one(
+    label: str, scan: pl.LazyFrame, source: str, settings: SourceSettings, period_filter: PeriodFilter | None
+) -> tuple[pl.DataFrame, dict[str, dict], bool]:
+    """One file (or sheet): its canonical frame, its unmapped columns, and whether invoice ids
+    were derived. Collected here, so that whatever fails names this file."""
+    options = CastOptions.of(settings)
+    schema = scan.collect_schema()
+    if settings.format not in ("parquet", "sql"):
+        _check_header(label, schema)
+    unmapped = _unmapped_columns(scan, schema, source, settings)
+    numbered = scan.with_row_index("_source_row").with_columns(pl.col("_source_row").cast(pl.Int64))
+    derive_invoice = _derives_invoice(source, settings, schema)
+    mapped = _map_columns(numbered, schema, source, settings, label)
+    names, stats = _cast_stats(mapped, source, options)
+    if stats is not None:
+        _raise_on_failed_columns(names, stats.collect(), source, label, options)
+    typed = cast_to_schema(mapped, source, options).with_columns(pl.lit(label).alias("_source_file"))
+    typed = _derive(typed, source, settings, derive_invoice)
+    if period_filter is not None:
+        typed = typed.filter(period_filter.expr())
+    frame = typed.select([*SOURCES[source], *META_COLUMNS, *DERIVED_COLUMNS.get(source, {})]).collect()
+    return frame, unmapped, derive_invoice
+
+
+def read_sample(source: str, settings: SourceSettings, path: str, rows: int) -> None:
+    """Read the first ``rows`` rows of the file ``path`` as a month's read would (joins, mapping,
+    expressions, whole-column casts), raising its :class:`SourceError`; the preflight's check that
+    a configuration fits its data before any month runs (segflow.lib.preflight)."""
+    label, scan = _scan_file(path, settings)[0]
+    if settings.joins:
+        scan = _joined(scan, settings, label)
+    try:
+        _read_one(label, scan.head(rows), source, settings, None)
+    except SourceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file named, the cause in words
+        raise SourceError(f"{label}: cannot read source {source!r}: {_explain(path, exc, settings)}") from exc
+
+
 def read_source(
     source: str,
     settings: SourceSettings,
@@ -486,8 +480,10 @@ def read_source(
     period_filter: PeriodFilter | None = None,
     window: tuple[datetime, datetime] | None = None,
 ) -> SourceRead:
-    """Read every file at ``location`` for ``source``; a location with no file gives an empty frame.
+    """Read every file at ``location`` for ``source``.
 
+    A location with no file is a :class:`SourceError` naming it (a month whose export never
+    arrived is not an empty month); so are a dangling link, a link loop and a directory.
     ``period_filter`` places rows of a file that spans many months into this partition.
     ``window`` is the partition's [start, end), bound as ``:start``/``:end`` in a SQL source's query.
     """
@@ -495,48 +491,33 @@ def read_source(
         scans = [_read_sql_source(source, settings, window)]
         files = [scans[0][0]]
     else:
-        files = _expand(location)
+        files = resolve_files(location)
         if not files:
-            return SourceRead(empty_source(source), ())
+            raise SourceError(f"{location}: no such file for source {source!r} (a month's export missing?)")
         scans = [pair for path in files for pair in _scan_file(path, settings)]
         if settings.joins:
             scans = [(label, _joined(scan, settings, label)) for label, scan in scans]
-    options = CastOptions.of(settings)
     derived: set[str] = set()
     unmapped: dict[str, dict] = {}
     frames = []
     for label, scan in scans:
         try:
-            schema = scan.collect_schema()
-        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-            raise SourceError(f"{label}: cannot read as {settings.format}: {exc}") from exc
-        for column, stats in _unmapped_columns(scan, schema, source, settings).items():
+            frame, columns, derive_invoice = _read_one(label, scan, source, settings, period_filter)
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - re-raised with the file named, the cause in words
+            path = label.split("#")[0]
+            raise SourceError(
+                f"{label}: cannot read source {source!r}: {_explain(path, exc, settings)}"
+            ) from exc
+        frames.append(frame)
+        derived |= {"invoice_id"} if derive_invoice else set()
+        for column, stats in columns.items():
             seen = unmapped.setdefault(column, stats)
             if seen != stats:  # constant in one file but not across files: not constant
-                unmapped[column] = {"constant": False, "value": None}
-        numbered = scan.with_row_index("_source_row").with_columns(pl.col("_source_row").cast(pl.Int64))
-        derive_invoice = _derives_invoice(source, settings, schema)
-        if derive_invoice:
-            derived.add("invoice_id")
-        mapped = _map_columns(numbered, schema, source, settings, label)
-        names, stats = _cast_stats(mapped, source, options)
-        if stats is not None:
-            try:
-                stats_frame = stats.collect()
-            except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-                raise SourceError(f"{label}: cannot read source {source!r}: {exc}") from exc
-            _raise_on_failed_columns(names, stats_frame, source, label, options)
-        typed = cast_to_schema(mapped, source, options).with_columns(pl.lit(label).alias("_source_file"))
-        typed = _derive(typed, source, settings, derive_invoice)
-        if period_filter is not None:
-            typed = typed.filter(period_filter.expr())
-        frames.append(typed.select([*SOURCES[source], *META_COLUMNS, *DERIVED_COLUMNS.get(source, {})]))
-    try:
-        frame = pl.concat(frames, how="vertical").collect()
-    except SourceError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - re-raised with the files named
-        raise SourceError(f"{', '.join(files)}: cannot read source {source!r}: {exc}") from exc
+                unmapped[column] = {"constant": False, "digest": None}
+    frame = pl.concat(frames, how="vertical")
+    unmapped = {c: {"constant": v["constant"]} for c, v in unmapped.items()}
     return SourceRead(frame, tuple(files), tuple(sorted(derived)), unmapped)
 
 

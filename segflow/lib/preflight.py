@@ -12,10 +12,9 @@ bounds) and a month's missing files (that is a month's problem, reported by its 
 
 from __future__ import annotations
 
-import polars as pl
-
 from segflow.config import Settings
 from segflow.lib import ingest
+from segflow.lib.source_files import resolve_files
 
 # Rows read from the first file: enough to see a whole column fail to parse (the rule that
 # separates a wrong mapping or format from dirty rows), cheap on a file of any size.
@@ -30,19 +29,14 @@ def check_source(source: str, settings: Settings, period: str) -> str | None:
         return None
     if not ingest.expects_data(spec, period):
         period = spec.starts  # a source that starts later is checked on its first month
-    files = ingest._expand(settings.source_location(source, period))
+    try:
+        files = resolve_files(settings.source_location(source, period))
+    except ingest.SourceError:
+        return None  # a link loop or a missing export is that month's problem, reported by its run
     if not files:
         return None
     try:
-        label, scan = ingest._scan_file(files[0], spec)[0]
-        schema = scan.collect_schema()
-        sample = scan.head(SAMPLE_ROWS).with_row_index("_source_row")
-        mapped = ingest._map_columns(sample.with_columns(pl.col("_source_row").cast(pl.Int64)),
-                                     schema, source, spec, label)  # fmt: skip
-        options = ingest.CastOptions.of(spec)
-        names, stats = ingest._cast_stats(mapped, source, options)
-        if stats is not None:
-            ingest._raise_on_failed_columns(names, stats.collect(), source, label, options)
+        ingest.read_sample(source, spec, files[0], SAMPLE_ROWS)
     except ingest.SourceError as exc:  # ingest names the file in every error it raises
         return str(exc)
     return None

@@ -20,7 +20,7 @@ from segflow.lib import bands, cleaning
 from segflow.lib.cleaning import Cleaned
 from segflow.lib.exact import exact_sum
 from segflow.lib.imputation import CATEGORICAL, NUMERIC, impute_demographics, impute_surveys, imputed_flag
-from segflow.lib.schema import CHANNELS, CUSTOMERS, MARITAL_STATUSES, PII_COLUMNS, SURVEY_QUESTIONS
+from segflow.lib.schema import CHANNELS, CUSTOMERS, MARITAL_STATUSES, PII_COLUMNS, SOURCES, SURVEY_QUESTIONS
 
 GENDERS = ("F", "M", "X")
 EDUCATION_LEVELS = ("basic", "secondary", "bachelor", "master", "phd")
@@ -183,6 +183,62 @@ def _recode_invalid(
     )
     log = pl.concat(logs) if logs else pl.DataFrame(schema=RECODED_SCHEMA)
     return recoded, {k: int(v) for k, v in counts.items()}, log.cast(RECODED_SCHEMA).sort("column", "value")
+
+
+_UNREADABLE_ACTION = "set to null and kept (the customer is not dropped)"
+
+
+def _unreadable_values(
+    accepted: pl.DataFrame, source: str, period: str, imputable: dict[str, bool]
+) -> pl.DataFrame:
+    """RECODED_SCHEMA rows for the optional attributes ingest could not read (its ``_recoded``):
+    one per (column, value), with what became of the nulled cell. ``imputable`` says, per column,
+    whether imputation fills it this month (a column with no readable value at all cannot be)."""
+    if "_recoded" not in accepted.columns:
+        return pl.DataFrame(schema=RECODED_SCHEMA)
+    cells = accepted.select(pl.col("_recoded").explode().struct.unnest()).drop_nulls("column")
+    if cells.height == 0:
+        return pl.DataFrame(schema=RECODED_SCHEMA)
+    types = {c: str(t) for c, t in SOURCES[source].items()}
+    action = pl.col("column").replace_strict(
+        {c: (_IMPUTED_ACTION if ok else _NULL_ACTION) for c, ok in imputable.items()},
+        default=pl.lit(_NULL_ACTION),
+    )
+    return (
+        cells.group_by("column", "value")
+        .agg(pl.len().cast(pl.Int64).alias("rows"))
+        .select(
+            pl.lit(period).alias("period"),
+            pl.lit(source).alias("source"),
+            "column",
+            pl.lit("unparseable_value").alias("rule_id"),
+            pl.format(
+                "value cannot be read as {}; {}",
+                pl.col("column").replace_strict(types, default=None),
+                pl.lit(_UNREADABLE_ACTION),
+            ).alias("reason"),  # fmt: skip
+            "value",
+            "rows",
+            action.alias("action"),
+        )
+        .cast(RECODED_SCHEMA)
+    )
+
+
+def _with_unreadable(recoded: dict, log: pl.DataFrame, results: dict[str, Cleaned], period: str,
+                     customers: pl.DataFrame) -> tuple[dict, pl.DataFrame]:  # fmt: skip
+    """``recoded``/``log`` with the unreadable attributes of customers and snapshot added."""
+    imputable = {c: c in (*NUMERIC, *CATEGORICAL) and customers[c].is_not_null().any()
+                 for c in customers.columns if c in CUSTOMERS}  # fmt: skip
+    logs = [log]
+    for source in ("customers", "snapshot"):
+        if source in results:
+            logs.append(_unreadable_values(results[source].accepted, source, period, imputable))
+    merged = pl.concat(logs, how="vertical").sort("column", "value", "source")
+    counts = dict(recoded)
+    for row in merged.filter(pl.col("rule_id") == "unparseable_value").iter_rows(named=True):
+        counts[row["column"]] = counts.get(row["column"], 0) + row["rows"]
+    return counts, merged
 
 
 def _customers_from_ids(ids: pl.Series) -> pl.DataFrame:
@@ -389,7 +445,7 @@ def build_profiles(
     snapshot = _snapshot_activity(results["snapshot"].accepted) if "snapshot" in results else None
     if "customers" in results:
         customers = results["customers"].accepted.drop(
-            *PII_COLUMNS, "_source_file", "_source_row", "_parse_error"
+            *PII_COLUMNS, "_source_file", "_source_row", "_parse_error", "_recoded", strict=False
         )
         # Kept orphans (cleaning.orphans: keep) are customers with every demographic unknown.
         orphans = _customers_from_ids(_orphan_ids(results)).select(customers.columns)
@@ -398,6 +454,7 @@ def build_profiles(
         customers, recoded, recoded_values = _recode_invalid(
             customers, start.year, settings, period, from_snapshot
         )
+        recoded, recoded_values = _with_unreadable(recoded, recoded_values, results, period, customers)
         customers = impute_demographics(customers.sort("customer_id"), seed, imputation)
     else:
         ids = tx_activity["customer_id"] if has_transactions else snapshot["customer_id"]
@@ -410,6 +467,7 @@ def build_profiles(
             customers, recoded, recoded_values = _recode_invalid(
                 customers, start.year, settings, period, from_snapshot
             )
+            recoded, recoded_values = _with_unreadable(recoded, recoded_values, results, period, customers)
 
     activity = [tx_activity, _category_revenue(tx)]
     if "engagement" in results:

@@ -490,17 +490,18 @@ def _ignored_columns(context: dg.AssetExecutionContext, config, period: str) -> 
         if "unmapped_columns" not in metadata:
             continue
         files = tuple(metadata["source_files"].value) if "source_files" in metadata else (name,)
-        group = by_files.setdefault(files, {"sources": [], "unmapped": None, "constant": {}})
+        group = by_files.setdefault(files, {"sources": [], "unmapped": None, "constant": set()})
         group["sources"].append(name)
         unmapped = set(metadata["unmapped_columns"].value)
         group["unmapped"] = unmapped if group["unmapped"] is None else group["unmapped"] & unmapped
-        group["constant"].update(metadata["constant_columns"].value if "constant_columns" in metadata else {})
+        group["constant"].update(metadata["constant_columns"].value if "constant_columns" in metadata else ())
     rows = []
     for group in by_files.values():
         for column in sorted(group["unmapped"] or ()):
             constant = group["constant"]
+            # The value is never shown: an ignored column may hold anything, e-mail addresses included.
             why = (
-                f"constant (every row holds {constant[column]!r}): carries no information, not mapped"
+                "constant (one value in every row): carries no information, not mapped"
                 if column in constant
                 else "not mapped to any canonical column"
             )

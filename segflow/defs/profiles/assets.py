@@ -13,6 +13,7 @@ from segflow.defs.profiles.checks import BALANCE, balance_spec, row_accounting_b
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
+from segflow.lib.cleaning import quarantined_share
 from segflow.lib.imputation import imputation_record
 from segflow.lib.profiles import RawSources, build_profiles
 
@@ -45,14 +46,16 @@ PROFILE_OUTS = {
     ),
     "row_accounting": _table_out(
         "row_accounting",
-        "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month, and "
-        "how many accepted rows (and customers) are missing from the CRM (`cleaning.orphans: keep`).",
+        "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month, "
+        "how many accepted rows (and customers) are missing from the CRM (`cleaning.orphans: keep`), "
+        "and the quarantined share (a source more than nine tenths quarantined fails the month).",
     ),
     "recoded_values": _table_out(
         "recoded_values",
         "Every impossible demographic value recoded this month (birth year, income, household size, "
-        "gender, education, marital status, children): column, rule id, reason, the value, how many "
-        "rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
+        "gender, education, marital status, children), and every optional customer attribute that could "
+        "not be read at all (`unparseable_value`; the customer is kept): column, rule id, reason, the value, "
+        "how many rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
     ),
 }
 
@@ -117,7 +120,7 @@ def customer_profiles(
             "orphan_rows": pl.Int64,
             "orphan_customers": pl.Int64,
         },  # fmt: skip
-    )
+    ).with_columns(quarantined_share().cast(pl.Float64))
     quarantine_meta = {
         "dagster/row_count": build.quarantined.height,
         "quarantine_by_rule": table_metadata(by_rule),

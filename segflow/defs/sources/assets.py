@@ -75,6 +75,23 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
             derived = read.derived
             unmapped = read.unmapped
         parse_errors = frame["_parse_error"].is_not_null().sum()
+        # Optional attributes that could not be read: nulled, the customers kept (profiles lists the
+        # values in recoded_values). A column where none could be read is most likely a mapping to
+        # the wrong column (an age band mapped to birth_year), so it is said in the log too.
+        unreadable = (
+            frame.select(pl.col("_recoded").explode().struct.field("column"))
+            .to_series()
+            .drop_nulls()
+            .value_counts()
+        )
+        unreadable_counts = {
+            row[0]: int(row[1]) for row in unreadable.sort(by=unreadable.columns[0]).iter_rows()
+        }
+        for column, count in unreadable_counts.items():
+            context.log.warning(
+                f"raw_{source}: {count} of {frame.height} values of optional column {column!r} cannot be read "
+                f"as {SOURCES[source][column]}; set to null and kept (see recoded_values)"
+            )
         extra: dict[str, object] = {}
         if source_settings.starts:
             extra["source_starts"] = source_settings.starts
@@ -96,12 +113,14 @@ def raw_source_asset(source: str, partitions_def: dg.PartitionsDefinition) -> dg
                 source_files=dg.MetadataValue.json(list(files)),
                 source_enabled=source_settings.enabled,
                 rows_with_parse_errors=int(parse_errors),
+                unreadable_optional_values=dg.MetadataValue.json(unreadable_counts),
                 expected_empty=source_settings.enabled and not expected,
                 derived_columns=dg.MetadataValue.json(list(derived)),
                 # Not read by any mapping, so ignored; constant ones carry no information at all.
                 unmapped_columns=dg.MetadataValue.json(sorted(unmapped)),
+                # Names only: the value of an ignored column is never recorded (it may be personal data).
                 constant_columns=dg.MetadataValue.json(
-                    {c: v["value"] for c, v in sorted(unmapped.items()) if v["constant"]}
+                    sorted(c for c, v in unmapped.items() if v["constant"])
                 ),
                 **extra,
             ),
