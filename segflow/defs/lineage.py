@@ -49,7 +49,7 @@ def lineage(
 
 def table_metadata(frame: pl.DataFrame) -> dg.MetadataValue:
     """A small polars frame as a Dagster table, for display in the UI."""
-    records = [dg.TableRecord({k: (for_people(v) if isinstance(v, int | float | str | bool) or v is None else str(v))
+    records = [dg.TableRecord({k: (for_people(v) if isinstance(v, int | float | str | bool) or v is None else str(rounded(v)))
                                for k, v in row.items()}) for row in frame.iter_rows(named=True)]  # fmt: skip
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]

@@ -20,6 +20,7 @@ def rounded(value: Any) -> Any:
         return round(value, DECIMALS) if abs(value) >= 1 else float(f"{value:.{SIGNIFICANT_DIGITS}g}")
     if isinstance(value, dict):
         return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
+    # Plain tuples only: Dagster's metadata values are NamedTuple-based records, left as they are.
+    if isinstance(value, list) or type(value) is tuple:
         return [rounded(v) for v in value]
     return value
