@@ -398,8 +398,11 @@ def test_publish_gate_report_is_the_blocking_checks_result(demo_dir: Path, gx_ru
     """An asset that validates its own value runs GX once per severity: the gate's error report
     becomes the blocking check's result, and a broken value is never written."""
     from segflow.defs.contract_checks import contract_specs, publish_checked
+    from segflow.defs.partitions import monthly_partitions
+    from segflow.defs.scope import settings_in_scope
 
-    monthly = dg.MonthlyPartitionsDefinition(start_date="2024-01", fmt="%Y-%m")
+    # Check specs are partitioned like segflow's assets (the months of the settings in scope).
+    monthly = monthly_partitions(settings_in_scope())
     frames = {
         "2024-01": good_frame(4),
         "2024-02": good_frame(4).with_columns(pl.Series("amount", [1.0, -5, 2, 3])),

@@ -55,7 +55,7 @@ def test_publish_gate_refuses_a_table_that_breaks_its_contract() -> None:
 
     good = pl.DataFrame({"period": ["2024-02"], "source": ["transactions"], "raw_rows": [5], "accepted_rows": [3],
                          "quarantined_rows": [1], "duplicates_dropped": [1], "orphan_rows": [0],
-                         "orphan_customers": [0]})  # fmt: skip
+                         "orphan_customers": [0], "quarantined_share": [0.2]})  # fmt: skip
     publish_gate(good, "row_accounting", "2024-02")
     bad = good.with_columns(pl.lit("pos").alias("source"), pl.lit(-1).cast(pl.Int64).alias("accepted_rows"))
     with pytest.raises(dg.Failure) as err:

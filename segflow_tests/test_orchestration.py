@@ -60,10 +60,11 @@ def test_outputs_identical_whatever_the_order_or_parallelism(
     _backfill(parallel, MONTHS[0], MONTHS[-1], workers=2)  # spawned worker processes
     # One process, newest month first, each month forced as `segflow materialize` does. On an empty
     # home the first of these (2024-12) extended back and built the whole chain oldest first, since
-    # no earlier month had a model: that is built_history, so start from a copy of it and every
-    # month below is then rebuilt, newest first.
+    # no earlier month had a model: that is built_history, so start from a copy of it and rebuild
+    # the last three months newest first (each rebuild reads the month before it, already rebuilt
+    # or not: the order is what is under test; all twelve cost five minutes of the test budget).
     reverse = copy_home(built_history, tmp_path / "reverse")
-    for month in reversed(MONTHS):
+    for month in reversed(MONTHS[-3:]):
         summary = _backfill(reverse, month, month, force=True)
         assert {(o.period, o.job) for o in summary.outcomes} == {
             (month, "ingest_job"),
@@ -165,7 +166,7 @@ def test_cli_backfill_is_one_dagster_backfill_of_runs_the_ui_attributes(built_hi
     assert {r.remote_job_origin.repository_origin.get_label() for r in runs} == {"__repository__@segflow"}
     assert {r.tags.get("dagster/backfill") for r in runs} == {backfill.backfill_id}
     assert backfill.status.value == "COMPLETED_SUCCESS" and backfill.partition_names == MONTHS
-    long_floats = re.compile(r"\d\.\d{7,}")
+    long_floats = re.compile(r"\d\.0*[1-9]\d{6,}")  # 7+ significant digits (0.0008869 is 4)
     noisy = {
         (name, key)
         for name, metadata in materializations + evaluations
