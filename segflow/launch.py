@@ -23,15 +23,13 @@ process was killed is closed as failed by the next one started on the same host.
 from __future__ import annotations
 
 import functools
-import os
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dagster as dg
 
-from segflow.lib.storage import pid_alive
+from segflow.records import dead_owner, process_tag
 
 # workspace.yaml: python_module segflow.definitions, location_name segflow.
 CODE_LOCATION = "segflow"
@@ -91,10 +89,6 @@ class BackfillRecord:
         return {BACKFILL_ID_TAG: self.backfill_id}
 
 
-# Which process runs a backfill: one whose process is gone (killed) is closed by the next one.
-HOST_TAG, PID_TAG = "segflow/host", "segflow/pid"
-
-
 def start_backfill(instance: dg.DagsterInstance, months: Sequence[str], title: str) -> BackfillRecord:
     """Record an in-progress backfill of ``months`` (runs are tagged with ``record.tags``)."""
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
@@ -106,7 +100,9 @@ def start_backfill(instance: dg.DagsterInstance, months: Sequence[str], title: s
         backfill_id=make_new_backfill_id(),
         status=BulkActionStatus.REQUESTED,
         from_failure=False,
-        tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        # Which process runs it (the runs carry the same tag): one whose process is gone (killed)
+        # is closed by the next backfill.
+        tags=process_tag(),
         backfill_timestamp=time.time(),
         title=title,
         description="segflow backfill from the command line: runs in the segflow process, "
@@ -140,8 +136,7 @@ def close_abandoned(instance: dg.DagsterInstance) -> list[str]:
     closed = []
     requested = instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]))
     for backfill in requested:
-        pid = backfill.tags.get(PID_TAG, "")
-        if backfill.tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+        if dead_owner(backfill.tags) is not None:
             failed = backfill.with_status(BulkActionStatus.COMPLETED_FAILED).with_end_timestamp(time.time())
             instance.update_backfill(failed)
             closed.append(backfill.backfill_id)

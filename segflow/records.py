@@ -28,6 +28,13 @@ def process_tag() -> dict[str, str]:
     return {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
 
 
+def dead_owner(tags: dict[str, str]) -> str | None:
+    """The pid in ``tags``' process tag when that process ran on this host and is gone (killed),
+    else None: a run or backfill of another host, or of a live process, is left alone."""
+    host, _, pid = tags.get(PROCESS_TAG, "").rpartition(":")
+    return pid if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)) else None
+
+
 def _job_keys(defs: dg.Definitions, job_name: str) -> tuple[list, list]:
     job = defs.resolve_job_def(job_name)
     graph = job.asset_layer.asset_graph
@@ -75,13 +82,11 @@ def fail_stale_runs(instance: dg.DagsterInstance) -> list[str]:
     """
     import dagster as dg
 
-    host = socket.gethostname()
     active = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]
     marked = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=active)):
-        owner = run.tags.get(PROCESS_TAG, "")
-        run_host, _, pid = owner.rpartition(":")
-        if run_host != host or not pid.isdigit() or pid_alive(int(pid)):
+        pid = dead_owner(run.tags)
+        if pid is None:
             continue
         instance.report_run_failed(
             run, message=f"process {pid} that ran it is gone (killed); marked failed by a later segflow run"

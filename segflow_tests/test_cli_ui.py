@@ -246,13 +246,15 @@ def test_a_killed_backfill_is_closed_by_the_next_one(memory_instance) -> None:
     import sys
 
     from segflow import launch
+    from segflow.records import PROCESS_TAG, process_tag
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     killed = launch.start_backfill(memory_instance, ["2024-01"], "segflow backfill 2024-01")
     # As if its process had been killed before it finished the record.
     record = memory_instance.get_backfill(killed.backfill_id)
-    memory_instance.update_backfill(record._replace(tags={**record.tags, launch.PID_TAG: str(gone.pid)}))
+    host = process_tag()[PROCESS_TAG].rpartition(":")[0]
+    memory_instance.update_backfill(record._replace(tags={**record.tags, PROCESS_TAG: f"{host}:{gone.pid}"}))
     running = launch.start_backfill(memory_instance, ["2024-02"], "segflow backfill 2024-02")
     statuses = {b.backfill_id: b.status.value for b in memory_instance.get_backfills()}
     assert statuses == {killed.backfill_id: "COMPLETED_FAILED", running.backfill_id: "REQUESTED"}
