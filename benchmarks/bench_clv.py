@@ -1,4 +1,4 @@
-"""Fit time of the CLV model (BG/NBD + Gamma-Gamma, segflow.lib.btyd) at scale, as a ratio against
+"""Fit time of the CLV model (BG/NBD + Gamma-Gamma, segflow.lib.models.btyd) at scale, as a ratio against
 the month's churn model fit measured in the same run, plus the parameters recovered.
 
     python -m benchmarks.bench_clv --customers 10000 100000
@@ -37,7 +37,7 @@ def _churn_baseline(customers: int, seed: int):
     """The churn model's estimator and settings on a standardised design of the same size."""
     from sklearn.linear_model import LogisticRegression
 
-    from segflow.lib.churn import LOGISTIC_C, LOGISTIC_MAX_ITER
+    from segflow.lib.models.churn import LOGISTIC_C, LOGISTIC_MAX_ITER
 
     rng = np.random.default_rng(seed)
     design = rng.standard_normal((customers, 10))
@@ -49,7 +49,7 @@ def _churn_baseline(customers: int, seed: int):
 
 
 def measure(customers: int, runs: int, seed: int = 3) -> dict:
-    from segflow.lib import btyd
+    from segflow.lib.models import btyd
     from segflow.lib.threads import single_threaded
 
     T = np.random.default_rng(seed).uniform(30, 540, customers)

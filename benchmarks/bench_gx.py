@@ -25,10 +25,10 @@ def run(customers: int = 150_000, intensity: float = 20.0, runs: int = 3) -> dic
 
     from segflow.config import load_settings
     from segflow.lib import periods
-    from segflow.lib.contracts import load_contract
-    from segflow.lib.ingest import empty_source, read_source
-    from segflow.lib.profiles import RawSources, build_profiles
-    from segflow.lib.quality import validate_frame
+    from segflow.lib.contracts.spec import load_contract
+    from segflow.lib.contracts.validation import validate_frame
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
+    from segflow.lib.sources.ingest import empty_source, read_source
 
     settings = load_settings()
     start, end = periods.bounds("2024-01")

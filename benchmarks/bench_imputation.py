@@ -30,7 +30,7 @@ def _cpu() -> float:
 def synthetic_customers(customers: int) -> pl.DataFrame:
     """One synthetic month's customers, their demographics as delivered (source gaps included)."""
     from segflow.config import load_settings
-    from segflow.lib.ingest import read_source
+    from segflow.lib.sources.ingest import read_source
     from segflow.synth import SynthConfig, generate
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +65,7 @@ def errors(truth: pl.DataFrame, masked: pl.DataFrame, filled: pl.DataFrame, hidd
 
 
 def main() -> None:
-    from segflow.lib import imputation
+    from segflow.lib.profiles import imputation
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[1_000, 10_000, 100_000])

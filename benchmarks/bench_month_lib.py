@@ -34,7 +34,7 @@ def _setup(root: Path, customers: int, months: int) -> None:
     import polars as pl
 
     from segflow.lib import periods
-    from segflow.lib.behaviour import build_features
+    from segflow.lib.features.behaviour import build_features
     from segflow.synth import SynthConfig
     from segflow_tests.synthetic_history import synthetic_profiles
 
@@ -60,12 +60,12 @@ def _stage(root: Path, name: str) -> None:
         _features(state, month)
     elif name == "segmentation":
         from segflow.config import ModelSettings
-        from segflow.lib.clustering import assign, fit_model
+        from segflow.lib.models.clustering import assign, fit_model
 
         assign(state["features"][month], fit_model(state["features"][month], ModelSettings(), month))
     elif name == "churn":
         from segflow.config import ModelSettings
-        from segflow.lib.churn import churn_scores, fit_churn_model
+        from segflow.lib.models.churn import churn_scores, fit_churn_model
 
         churn_scores(state["features"][month], fit_churn_model(state["features"], month, ModelSettings(), 12))
     elif name == "report":
@@ -79,8 +79,8 @@ def _stage(root: Path, name: str) -> None:
 def _profiles(root: Path, month: str) -> None:
     from segflow.config import load_settings
     from segflow.lib import periods
-    from segflow.lib.ingest import empty_source, read_source
-    from segflow.lib.profiles import RawSources, build_profiles
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
+    from segflow.lib.sources.ingest import empty_source, read_source
 
     settings = load_settings()
     start, end = periods.bounds(month)
@@ -99,8 +99,8 @@ def _features(state: dict, month: str) -> None:
     import polars as pl
 
     from segflow.lib import periods
-    from segflow.lib.behaviour import build_features
-    from segflow.lib.category_mix import category_mix
+    from segflow.lib.features.behaviour import build_features
+    from segflow.lib.features.category_mix import category_mix
 
     window = pl.concat([state["profiles"][m] for m in sorted(state["profiles"])], how="diagonal_relaxed")
     categories = category_mix(window.lazy(), 8)

@@ -63,7 +63,7 @@ def run(customers: int = 1_000_000, runs: int = 3, seed: int = 7) -> dict:
     from threadpoolctl import threadpool_limits
 
     from segflow.config import ModelSettings
-    from segflow.lib.clustering import assign, fit_design, fit_model
+    from segflow.lib.models.clustering import assign, fit_design, fit_model
 
     settings = ModelSettings(seed=seed)
     features, truth = planted_features(customers, seed)

@@ -6,7 +6,7 @@ Parquet transactions file (the synthetic landing zone's ``transactions/{period}.
 - codes normalised (ids trimmed, channel trimmed and lower-cased); a line is a cancellation when its
   invoice id starts with "C";
 - exact duplicates over the eight canonical columns dropped, the first in file order kept;
-- a line is rejected if it breaks any transaction rule of ``segflow.lib.cleaning.transaction_rules``
+- a line is rejected if it breaks any transaction rule of ``segflow.lib.profiles.cleaning.transaction_rules``
   with the default settings and no CRM (so no orphan rule): missing invoice id, adjustment ("A")
   invoice, missing or out-of-month timestamp, missing quantity, missing or non-finite price, zero
   quantity, negative quantity off a cancellation, zero or negative price, positive quantity on a
@@ -33,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from segflow.lib import periods
-from segflow.lib.rfm import SEGMENT_GRID
+from segflow.lib.features.rfm import SEGMENT_GRID
 from segflow.lib.schema import CHANNELS, TRANSACTIONS
 
 # The per-customer columns every implementation returns, in this order, sorted by customer id.
@@ -52,9 +52,9 @@ _CODE_TO_SEGMENT = {code: name for name, codes in SEGMENT_GRID.items() for code 
 
 def segflow_features(path: str, period: str) -> pl.DataFrame:
     from segflow.config import load_settings
-    from segflow.lib.behaviour import build_features
-    from segflow.lib.ingest import read_source
-    from segflow.lib.profiles import RawSources, build_profiles
+    from segflow.lib.features.behaviour import build_features
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
+    from segflow.lib.sources.ingest import read_source
 
     settings = load_settings()
     start, end = periods.bounds(period)
@@ -71,11 +71,11 @@ def segflow_phases(path: str, period: str) -> dict[str, float]:
     import time
 
     from segflow.config import load_settings
-    from segflow.lib import cleaning
-    from segflow.lib.behaviour import build_features
-    from segflow.lib.ingest import read_source
-    from segflow.lib.profiles import RawSources, build_profiles
+    from segflow.lib.features.behaviour import build_features
+    from segflow.lib.profiles import cleaning
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
     from segflow.lib.schema import SOURCES
+    from segflow.lib.sources.ingest import read_source
 
     settings = load_settings()
     start, end = periods.bounds(period)

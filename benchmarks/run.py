@@ -311,7 +311,7 @@ def clv_section(result: dict, command: str) -> list[str]:
     return [
         "## CLV fit (BG/NBD + Gamma-Gamma)",
         "",
-        f"`{command}`: both maximum-likelihood fits of `segflow.lib.btyd` on customers drawn from known",
+        f"`{command}`: both maximum-likelihood fits of `segflow.lib.models.btyd` on customers drawn from known",
         "parameters, against the churn model's logistic fit on as many customers in the same run",
         "(the model fit a month already pays for). Single-threaded, as in the assets. The library",
         "comparison (lifetimes, pymc-marketing) is in docs/clv.md.",

@@ -73,11 +73,11 @@ def _amounts_config(work: Path, seed: int = 5) -> Path:
 def build_months(settings, work: Path) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
     """Every month's profiles and features (cached as Parquet under ``work``)."""
     from segflow.lib import periods
-    from segflow.lib.behaviour import build_features
-    from segflow.lib.category_mix import category_mix
-    from segflow.lib.ingest import period_filter_for, read_source
-    from segflow.lib.profiles import RawSources, build_profiles
-    from segflow.lib.snapshot import build_snapshot_features
+    from segflow.lib.features.behaviour import build_features
+    from segflow.lib.features.category_mix import category_mix
+    from segflow.lib.features.snapshot import build_snapshot_features
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
+    from segflow.lib.sources.ingest import period_filter_for, read_source
 
     months = periods.month_range(settings.partitions_start, settings.partitions_end)
     (work / "profiles").mkdir(parents=True, exist_ok=True)
@@ -139,8 +139,8 @@ def _chosen(fit: dict) -> dict:
 
 
 def study(settings, profiles: dict, features: dict, months: list[str] | None) -> list[dict]:
-    from segflow.lib.clustering import fit_segments
-    from segflow.lib.out_of_time import build_evidence
+    from segflow.lib.models.clustering import fit_segments
+    from segflow.lib.models.out_of_time import build_evidence
 
     horizon = settings.report.backtest_horizon_months
     before_settings = dataclasses.replace(settings.model, oot_weight=0.0)

@@ -257,7 +257,7 @@ SURVEY_IMPUTATION = ("partial", "none")
 @dataclass(frozen=True)
 class ImputationSettings:
     """How missing demographics and survey answers are filled in customer profiles (seeded with
-    ``model.seed``). See segflow/lib/imputation.py for the models."""
+    ``model.seed``). See segflow/lib/profiles/imputation.py for the models."""
 
     # iterative: IterativeImputer (each numeric column regressed on the others) | knn: KNNImputer
     # (the mean of the nearest complete-enough customers, on standardised columns).
@@ -311,7 +311,7 @@ class ModelSettings:
     min_segment_share: float = 0.02
     n_init: int = 10
     max_fit_rows: int = 200_000
-    # Feature preparation (segflow/lib/clustering.py FEATURE_FAMILIES): the families clustered on,
+    # Feature preparation (segflow/lib/models/clustering.py FEATURE_FAMILIES): the families clustered on,
     # from rfm, behaviour, engagement, channel_mix, category_mix, psychographic, demographic.
     # Demographic and psychographic families are opt-in: segments are behavioural, and age, gender
     # and income describe them in the personas instead of defining them. category_mix is opt-in so
@@ -323,7 +323,7 @@ class ModelSettings:
     winsorize_quantile: float = 0.01  # clip every numeric column to its [q, 1 - q] quantiles
     scaling: str = "standard"  # standard: mean and sd | robust: median and IQR (sd where IQR is 0)
     pca_components: float | None = None  # None: no PCA | int: components | float in (0,1): variance share
-    # Candidate families and their sweeps (see segflow/lib/selection.py for the selection rule).
+    # Candidate families and their sweeps (see segflow/lib/models/selection.py for the selection rule).
     families: tuple[str, ...] = ("kmeans", "ward", "hdbscan", "gmm")
     minibatch_above: int = 100_000  # k-means fits MiniBatchKMeans above this many fit rows
     ward_sample: int = 3_000  # Ward is O(n^2): fitted on a seeded sample, extended by nearest centroid
@@ -336,22 +336,22 @@ class ModelSettings:
     stability_resamples: int = 5  # B bootstrap refits per candidate (Hennig 2007 Jaccard, ARI)
     stability_sample: int = 1_500  # rows each bootstrap refit draws from
     min_stability: float = 0.75  # candidates with a lower mean per-segment Jaccard are discarded
-    # Out-of-time value separation (segflow/lib/out_of_time.py; horizon report.backtest_horizon_months):
+    # Out-of-time value separation (segflow/lib/models/out_of_time.py; horizon report.backtest_horizon_months):
     # a candidate whose separation falls below (1 - oot_tolerance) of the best loses oot_weight times
-    # the shortfall (segflow/lib/selection.py _oot_target). oot_weight 0 turns it off.
+    # the shortfall (segflow/lib/models/selection.py _oot_target). oot_weight 0 turns it off.
     oot_weight: float = 1.0
     oot_tolerance: float = 0.25
     align_max_distance: float = 1.0  # Hungarian match beyond this (pooled-sd units) is a new segment
     churn_horizon_months: int = 3  # h: churned = no purchase in the next h months
     churn_min_customers: int = 200  # fewer labelled customers in train or validation: no churn model
-    # Predicted value (segflow/lib/clv.py): BG/NBD + Gamma-Gamma, validated on the last h months.
+    # Predicted value (segflow/lib/models/clv.py): BG/NBD + Gamma-Gamma, validated on the last h months.
     clv_horizon_months: int = 3  # h: the prediction horizon, and the out-of-time holdout
     clv_discount_rate: float = 0.01  # per month, applied to the predicted h-month value
     clv_min_customers: int = 200  # fewer calibration customers (or half as many repeaters): no model
     # Months of profiles the BTYD summary reads back from the month (first purchases further back
     # are not seen, so a customer's age is capped there).
     clv_history_months: int = 120
-    # Fewer churners than this in train or validation: churn risk is withheld (segflow/lib/churn_guard.py).
+    # Fewer churners than this in train or validation: churn risk is withheld (segflow/lib/models/churn_guard.py).
     churn_min_churners: int = 30
 
 

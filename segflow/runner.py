@@ -323,7 +323,7 @@ def _check_range(settings: Settings, last: str) -> None:
 
 
 def _stop_on_mapping_error(settings: Settings, period: str) -> None:
-    from segflow.lib import preflight
+    from segflow.lib.sources import preflight
 
     problems = preflight.check_sources(settings, period)
     if problems:

@@ -51,7 +51,7 @@ ROW_GROUP_ROWS = 1_000_000
 TX_INTENSITY_PER_CHUNK = 20.0
 GROUND_TRUTH = {"customer_id": pl.String(), "segment": pl.String(), "churn_month": pl.String()}
 
-# Demographic codes; the same values segflow.lib.profiles accepts as valid.
+# Demographic codes; the same values segflow.lib.profiles.profiles accepts as valid.
 GENDERS = ("F", "M", "X")
 EDUCATION_LEVELS = ("basic", "secondary", "bachelor", "master", "phd")
 

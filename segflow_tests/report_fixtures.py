@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from segflow.lib.backtest import backtest
-from segflow.lib.drift import feature_drift
-from segflow.lib.imputation import imputation_rates
-from segflow.lib.kpis import segment_kpis
-from segflow.lib.lift import campaign_lift
-from segflow.lib.migration import migration_matrix
+from segflow.lib.audit.backtest import backtest
+from segflow.lib.audit.drift import feature_drift
+from segflow.lib.audit.kpis import segment_kpis
+from segflow.lib.audit.lift import campaign_lift
+from segflow.lib.audit.migration import migration_matrix
+from segflow.lib.profiles.imputation import imputation_rates
 from segflow.lib.report import ReportInputs, segment_profile_z
 from segflow.lib.report.render import PROFILE_FEATURES
 

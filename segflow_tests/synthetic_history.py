@@ -14,8 +14,8 @@ def synthetic_profiles(root: Path, config: SynthConfig) -> dict[str, pl.DataFram
     """Generate ``config``'s landing zone under ``root`` and build each month's profiles, by month."""
     from segflow.config import load_settings
     from segflow.lib import periods
-    from segflow.lib.ingest import empty_source, read_source
-    from segflow.lib.profiles import RawSources, build_profiles
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
+    from segflow.lib.sources.ingest import empty_source, read_source
     from segflow.synth import generate
 
     generate(root, config)

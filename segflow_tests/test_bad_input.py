@@ -13,11 +13,11 @@ import polars as pl
 import pytest
 
 from segflow.config import CleaningSettings, SourceSettings
-from segflow.lib import cleaning
-from segflow.lib.cleaning import Cleaned
-from segflow.lib.contracts import load_contract
-from segflow.lib.ingest import SourceError, read_source
-from segflow.lib.quality import validate_frame
+from segflow.lib.contracts.spec import load_contract
+from segflow.lib.contracts.validation import validate_frame
+from segflow.lib.profiles import cleaning
+from segflow.lib.profiles.cleaning import Cleaned
+from segflow.lib.sources.ingest import SourceError, read_source
 
 HEADER = "invoice_id,customer_id,invoiced_at,product_id,category,quantity,unit_price,channel"
 GOOD = "I{n},C1,2024-03-0{d} 10:00:00,P{n},toys,2,3.50,web"
@@ -513,7 +513,7 @@ CRM_ATTRIBUTE_CASES = {
 
 @pytest.fixture(scope="module")
 def crm_attribute_build(tmp_path_factory: pytest.TempPathFactory):
-    from segflow.lib.profiles import RawSources, build_profiles
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
 
     root = tmp_path_factory.mktemp("crm_attributes")
     rows = [CRM_ROW.format(cid=f"G{i}").replace("1980", str(1970 + i)).replace("50000", str(40000 + 1000 * i))
@@ -556,7 +556,7 @@ def test_lib_bad_optional_attribute_keeps_the_customer(crm_attribute_build, kind
 
 
 def test_lib_naive_band_mapping_keeps_every_customer_and_says_why(tmp_path: Path) -> None:
-    from segflow.lib.profiles import RawSources, build_profiles
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
 
     bands = ["25-34", "35-44", "45-54"]
     rows = [CRM_ROW.format(cid=f"B{i}").replace("1980", bands[i % 3]) for i in range(9)]
@@ -660,7 +660,7 @@ def test_lib_crm_export_without_records_fails_its_row_count(tmp_path: Path) -> N
 
 
 def test_lib_bad_snapshot_attribute_keeps_the_customer(tmp_path: Path) -> None:
-    from segflow.lib.profiles import RawSources, build_profiles
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
 
     header = "customer_id,signup_date,recency_days,spend,purchases,marital_status,children"
     rows = [f"S{i},2023-01-01,{10 + i},{100 + i}.0,{1 + i},married,{i % 3}" for i in range(6)] + [

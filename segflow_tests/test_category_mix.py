@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 
 from segflow.config import CleaningSettings
-from segflow.lib.category_mix import NO_CATEGORY, category_mix, lineage, slug
-from segflow.lib.contracts import load_contract
-from segflow.lib.profiles import CATEGORY_REVENUE, CATEGORY_REVENUE_TYPE, RawSources, build_profiles
-from segflow.lib.quality import validate_frame
+from segflow.lib.contracts.spec import load_contract
+from segflow.lib.contracts.validation import validate_frame
+from segflow.lib.features.category_mix import NO_CATEGORY, category_mix, lineage, slug
+from segflow.lib.profiles.profiles import CATEGORY_REVENUE, CATEGORY_REVENUE_TYPE, RawSources, build_profiles
 from segflow_tests.test_cleaning import END, START, _tx
 
 
@@ -184,7 +184,7 @@ def test_features_contract_checks_every_share_column() -> None:
     ],
 )  # fmt: skip
 def test_bad_array_and_family_columns_are_refused(extra: dict, message: str) -> None:
-    from segflow.lib.contracts import ContractError, parse_contract
+    from segflow.lib.contracts.spec import ContractError, parse_contract
 
     raw = {"apiVersion": "v3.0.2", "kind": "DataContract", "id": "urn:t", "name": "t", "version": "1.0.0",
            "status": "active", "schema": [{"name": "t", "properties": [{"name": "c", **extra}]}]}  # fmt: skip
@@ -193,7 +193,7 @@ def test_bad_array_and_family_columns_are_refused(extra: dict, message: str) -> 
 
 
 def test_report_family_table_says_whether_category_mix_was_available_and_used() -> None:
-    from segflow.lib.snapshot import feature_families
+    from segflow.lib.features.snapshot import feature_families
 
     enabled = {"transactions": True, "customers": True}
     used = ["recency_days", "category_share_books", "category_share_other"]

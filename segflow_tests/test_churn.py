@@ -14,7 +14,7 @@ import pytest
 
 from segflow.config import ModelSettings
 from segflow.lib import periods
-from segflow.lib.churn import churn_labels, churn_periods, churn_scores, fit_churn_model, predict
+from segflow.lib.models.churn import churn_labels, churn_periods, churn_scores, fit_churn_model, predict
 from segflow_tests.synthetic_history import synthetic_profiles
 
 START = "2024-01"
@@ -24,7 +24,7 @@ WINDOW = 12
 
 def _feature_history(root: Path, customers: int, seed: int) -> dict[str, pl.DataFrame]:
     """Feature tables of every month of a planted synthetic history, built without Dagster."""
-    from segflow.lib.behaviour import build_features
+    from segflow.lib.features.behaviour import build_features
     from segflow.synth import SynthConfig
 
     config = SynthConfig(customers=customers, months=MONTHS, start=START, seed=seed)
@@ -136,7 +136,7 @@ def test_too_little_history_skips_with_the_reason(history) -> None:
 def test_stored_json_model_reloads_and_reproduces_scores_exactly(history, tmp_path: Path) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from segflow.lib.churn import design_matrix
+    from segflow.lib.models.churn import design_matrix
 
     period = _last(history)
     model = fit_churn_model(history, period, ModelSettings(), WINDOW)
@@ -192,9 +192,9 @@ def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
 
     from segflow.config import load_settings
     from segflow.definitions import build_defs
-    from segflow.lib.clustering import fit_model
-    from segflow.lib.clv import withheld
-    from segflow.lib.kpis import segment_kpis
+    from segflow.lib.audit.kpis import segment_kpis
+    from segflow.lib.models.clustering import fit_model
+    from segflow.lib.models.clv import withheld
 
     segment_assignments = build_defs(load_settings()).get_assets_def("segment_assignments")
     period = _last(history)
@@ -267,7 +267,7 @@ def test_churn_guard_withholds_churn_risk_with_too_few_churners(history) -> None
 def test_churn_guard_falls_back_to_the_baseline_when_the_model_does_not_beat_it(history, monkeypatch) -> None:
     """A model on features that carry no churn signal (return rate, email click rate) loses to the
     recency-only baseline on validation: the baseline scores, and the record says why."""
-    import segflow.lib.churn as churn
+    import segflow.lib.models.churn as churn
 
     monkeypatch.setattr(
         churn, "CHURN_FEATURES", (("return_rate", "identity"), ("email_click_rate", "identity"))
@@ -288,7 +288,7 @@ def test_churn_guard_falls_back_to_the_baseline_when_the_model_does_not_beat_it(
 
 
 def test_churn_guard_calibration_and_intervals_on_known_input() -> None:
-    from segflow.lib.churn_guard import auc_intervals, calibration, decide
+    from segflow.lib.models.churn_guard import auc_intervals, calibration, decide
 
     table = [{"customers": 100, "mean_predicted": p, "observed_rate": p} for p in np.linspace(0.05, 0.95, 10)]
     assert (
@@ -320,7 +320,7 @@ def test_churn_guard_calibration_and_intervals_on_known_input() -> None:
 def test_weighted_auc_matches_sklearn_with_ties() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from segflow.lib.churn_guard import _auc
+    from segflow.lib.models.churn_guard import _auc
 
     rng = np.random.default_rng(4)
     y = (rng.random(500) < 0.4).astype(np.float64)

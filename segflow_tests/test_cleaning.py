@@ -7,9 +7,9 @@ from datetime import datetime
 import polars as pl
 
 from segflow.config import CleaningSettings
-from segflow.lib import cleaning
-from segflow.lib.ingest import cast_to_schema
-from segflow.lib.profiles import RawSources, build_profiles
+from segflow.lib.profiles import cleaning
+from segflow.lib.profiles.profiles import RawSources, build_profiles
+from segflow.lib.sources.ingest import cast_to_schema
 
 START, END = datetime(2024, 3, 1), datetime(2024, 4, 1)
 

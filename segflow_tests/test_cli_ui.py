@@ -73,7 +73,7 @@ def test_a_mapping_error_stops_the_backfill_before_any_month_runs(tmp_path: Path
 
 
 def test_a_mapping_that_a_later_file_breaks_stops_the_backfill_there(tmp_path: Path, capsys) -> None:
-    from segflow.lib.preflight import SAMPLE_ROWS
+    from segflow.lib.sources.preflight import SAMPLE_ROWS
 
     # 2024-01 passes the check on its first rows but fails its run: most of its quantities are
     # text after them (a data problem of that month, so the backfill goes on). 2024-02's export

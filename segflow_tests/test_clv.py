@@ -18,8 +18,9 @@ import polars as pl
 import pytest
 
 from segflow.config import ModelSettings
-from segflow.lib import btyd, periods
-from segflow.lib.clv import SCORE_COLUMNS, ClvModel, btyd_summary, clv_scores, fit_clv_model, score
+from segflow.lib import periods
+from segflow.lib.models import btyd
+from segflow.lib.models.clv import SCORE_COLUMNS, ClvModel, btyd_summary, clv_scores, fit_clv_model, score
 
 TRUE_BG = btyd.BgNbdParams(r=0.24, alpha=30.9, a=0.79, b=2.43)  # CDNOW's, alpha in days (4.41 weeks)
 TRUE_GG = btyd.GammaGammaParams(p=6.25, q=3.74, v=15.44)  # CDNOW's (Fader and Hardie 2013)
@@ -282,7 +283,7 @@ def test_report_section_shows_value_calibration_and_definitions(history, model, 
 
 
 def test_kpis_per_segment_total_share_and_null_when_withheld() -> None:
-    from segflow.lib.kpis import segment_kpis
+    from segflow.lib.audit.kpis import segment_kpis
 
     base = {"customer_id": ["a", "b", "c"], "segment_id": [0, 0, 1], "segment_name": ["X", "X", "Y"],
             "net_revenue_window": [10.0, 20.0, 30.0], "invoices_window": [1, 2, 3], "recency_days": [5, 6, 7]}  # fmt: skip

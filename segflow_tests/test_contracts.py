@@ -14,8 +14,9 @@ import polars as pl
 import pytest
 import yaml
 
-from segflow.lib import quality, schema
-from segflow.lib.contracts import (
+from segflow.lib import schema
+from segflow.lib.contracts import validation as quality
+from segflow.lib.contracts.spec import (
     CONTRACTS_ENV,
     ContractError,
     build_suite,
@@ -25,7 +26,7 @@ from segflow.lib.contracts import (
     parse_contract_file,
     parse_physical_type,
 )
-from segflow.lib.quality import MASK, mask_record, validate_frame
+from segflow.lib.contracts.validation import MASK, mask_record, validate_frame
 
 REPO_CONTRACTS = sorted(Path(__file__).resolve().parents[1].joinpath("data_contracts").glob("*.yaml"))
 JAN_START, JAN_END = dt.datetime(2024, 1, 1), dt.datetime(2024, 2, 1)

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from segflow.defs.audit.checks import drift_check_result
-from segflow.lib.drift import band, feature_drift, psi_categorical, psi_numeric
-from segflow.lib.migration import LOST, NEW, migration_matrix
+from segflow.lib.audit.drift import band, feature_drift, psi_categorical, psi_numeric
+from segflow.lib.audit.migration import LOST, NEW, migration_matrix
 
 
 def _month(seed: int, n: int = 4000, shift: float = 0.0) -> tuple[pl.DataFrame, pl.DataFrame]:

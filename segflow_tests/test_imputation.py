@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from segflow.config import ConfigError, ImputationSettings, load_settings
-from segflow.lib.behaviour import behaviour_features
-from segflow.lib.imputation import (
+from segflow.lib.features.behaviour import behaviour_features
+from segflow.lib.profiles.imputation import (
     NUMERIC,
     SURVEYS,
     imputation_rates,

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from segflow.config import ConfigError, SourceSettings, load_settings
-from segflow.lib.ingest import SourceError, period_filter_for, read_source
+from segflow.lib.sources.ingest import SourceError, period_filter_for, read_source
 
 
 def _csv(tmp_path: Path, text: str) -> str:

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from segflow.config import ConfigError, SourceSettings, load_settings
-from segflow.lib.ingest import SourceError, expects_data, period_filter_for, read_source
+from segflow.lib.sources.ingest import SourceError, expects_data, period_filter_for, read_source
 
 MAPPING = {
     "invoice_id": "Inv",
@@ -210,7 +210,7 @@ def test_cancellation_rule_default_and_configured(tmp_path: Path) -> None:
 
 def test_cleaning_and_profiles_use_the_configured_cancellation(tmp_path: Path) -> None:
     from segflow.config import CleaningSettings
-    from segflow.lib.profiles import RawSources, build_profiles
+    from segflow.lib.profiles.profiles import RawSources, build_profiles
 
     path = _csv(
         tmp_path, "Inv,Cust,When,Qty,Price,Status\nI1,7,2024-03-01,2,10,ok\nI2,7,2024-03-02,-1,10,storno\n"

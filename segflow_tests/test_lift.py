@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from segflow.lib.kpis import segment_kpis
-from segflow.lib.lift import INSUFFICIENT, campaign_lift, holm, two_proportion_test
+from segflow.lib.audit.kpis import segment_kpis
+from segflow.lib.audit.lift import INSUFFICIENT, campaign_lift, holm, two_proportion_test
 from segflow.synth import SEGMENTS, SynthConfig, generate
 
 

@@ -14,8 +14,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from segflow.config import ModelSettings
-from segflow.lib.clustering import assign, fit_design, fit_model, gating_failures
-from segflow.lib.selection import apply, select, sweep
+from segflow.lib.models.clustering import assign, fit_design, fit_model, gating_failures
+from segflow.lib.models.selection import apply, select, sweep
 from segflow_tests.synthetic_history import synthetic_profiles
 
 MONTHS = 5
@@ -27,8 +27,8 @@ def _features(root: Path, customers: int, seed: int) -> dict:
     and (under "evidence") the last month's out-of-time evidence: the first month's customers and
     their revenue and purchases in the three months after it."""
     from segflow.lib import periods
-    from segflow.lib.behaviour import build_features
-    from segflow.lib.out_of_time import build_evidence
+    from segflow.lib.features.behaviour import build_features
+    from segflow.lib.models.out_of_time import build_evidence
     from segflow.synth import SynthConfig
 
     profiles = synthetic_profiles(root, SynthConfig(customers=customers, months=MONTHS, seed=seed))
@@ -125,7 +125,7 @@ def test_every_family_fits_scores_and_round_trips(small, family: str) -> None:
 def test_finalists_choose_what_measuring_every_candidate_would(seed: int) -> None:
     """Random sweeps (close bounds, some segments too small, some unstable, sometimes nothing viable):
     measuring the finalists only picks the candidate that measuring all of them picks."""
-    from segflow.lib.selection import _finalists
+    from segflow.lib.models.selection import _finalists
 
     rng = np.random.default_rng(seed)
     settings = ModelSettings()
@@ -197,7 +197,7 @@ def test_stored_model_reproduces_assignments_exactly(small) -> None:
 
 
 def test_feature_preparation_is_declared_and_recorded(small) -> None:
-    from segflow.lib.clustering import FEATURE_FAMILIES, transform
+    from segflow.lib.models.clustering import FEATURE_FAMILIES, transform
 
     month, features = _last(small)
     default = fit_design(features)
@@ -286,7 +286,7 @@ def test_category_mix_family_recovers_planted_segments(planted) -> None:
     used = [f for f in model["features"] if f["family"] == "category_mix"]
     assert used and all(f["transform"] == "share" for f in used) and model["category_mix_weight"] == 1.0
     assert {f["name"] for f in used} | set(model["dropped_constant_features"]) == set(shares)
-    from segflow.lib.clustering import transform
+    from segflow.lib.models.clustering import transform
 
     columns = [c for f in model["features"] for c in f["columns"]]
     family = [columns.index(f["name"]) for f in used]

@@ -11,8 +11,14 @@ import polars as pl
 import pytest
 
 from segflow.config import ModelSettings, load_settings
-from segflow.lib.out_of_time import build_evidence, evidence_periods, rank_eta_squared, ranks, separation
-from segflow.lib.selection import OutOfTime, rule_text, select, sweep
+from segflow.lib.models.out_of_time import (
+    build_evidence,
+    evidence_periods,
+    rank_eta_squared,
+    ranks,
+    separation,
+)
+from segflow.lib.models.selection import OutOfTime, rule_text, select, sweep
 from segflow.lib.threads import single_threaded
 
 

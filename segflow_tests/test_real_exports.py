@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from segflow.config import CleaningSettings, ConfigError, SourceSettings, load_settings
-from segflow.lib.ingest import cast_to_schema, read_source
-from segflow.lib.profiles import RawSources, build_profiles
+from segflow.lib.profiles.profiles import RawSources, build_profiles
+from segflow.lib.sources.ingest import cast_to_schema, read_source
 
 START, END = datetime(2024, 3, 1), datetime(2024, 4, 1)
 CRM_IDS = ("C1", "C2", "C3", "C4")
@@ -169,7 +169,7 @@ def test_report_states_the_orphan_rule_and_count_suppressing_small_counts() -> N
     ],
 )  # fmt: skip
 def test_band_labels_are_written_one_way_and_told_from_other_text(label, canonical, low) -> None:
-    from segflow.lib import bands
+    from segflow.lib.profiles import bands
 
     frame = pl.DataFrame({"band": [label]}).select(
         bands.canonical(pl.col("band")).alias("canonical"), bands.lower_bound(pl.col("band")).alias("low")
@@ -178,7 +178,7 @@ def test_band_labels_are_written_one_way_and_told_from_other_text(label, canonic
 
 
 def test_bands_order_by_lower_bound() -> None:
-    from segflow.lib.bands import ordered
+    from segflow.lib.profiles.bands import ordered
 
     assert ordered(["250K+", "50-74K", "Unknown", "Under 15K", "100-124K", "15-24K"]) == [
         "Under 15K", "15-24K", "50-74K", "100-124K", "250K+", "Unknown"]  # fmt: skip
@@ -216,8 +216,8 @@ def test_bands_and_marital_status_are_categories_in_profiles_recoding_what_is_no
 
 def test_bands_are_one_hot_in_the_demographic_family_and_named_in_personas() -> None:
     from segflow.config import ModelSettings
-    from segflow.lib.clustering import fit_design
-    from segflow.lib.personas import build_personas
+    from segflow.lib.models.clustering import fit_design
+    from segflow.lib.models.personas import build_personas
 
     n = 60
     frame = pl.DataFrame({
@@ -269,7 +269,7 @@ def test_line_items_are_joined_to_products_for_the_category(tmp_path: Path) -> N
 
 
 def test_a_lookup_with_a_repeated_key_is_refused_naming_file_key_and_value(tmp_path: Path) -> None:
-    from segflow.lib.ingest import SourceError
+    from segflow.lib.sources.ingest import SourceError
 
     spec = (f"    location: items.csv\n    format: csv\n    columns: {ITEM_COLUMNS}\n"
             "    joins: [{location: product.csv, on: PRODUCT_ID, columns: [DEPARTMENT]}]\n")  # fmt: skip

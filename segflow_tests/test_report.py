@@ -176,7 +176,7 @@ def test_pipeline_report_metadata_and_drift_check(pipeline_reports) -> None:
 def test_segment_cards_render_persona_cards() -> None:
     import dataclasses
 
-    from segflow.lib.personas import build_personas
+    from segflow.lib.models.personas import build_personas
     from segflow_tests.report_fixtures import _month
 
     inputs = report_inputs()

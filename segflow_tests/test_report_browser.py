@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from segflow.lib.migration import stay_rate
+from segflow.lib.audit.migration import stay_rate
 from segflow.lib.report import render_report
 from segflow.lib.report.render import render_index, summary_record
 from segflow_tests.os_packages import ensure_debian_package

@@ -11,9 +11,9 @@ from html import unescape
 import pytest
 
 from segflow.config import ModelSettings, load_settings
+from segflow.lib.models.selection import rule_text
 from segflow.lib.report import render_report
 from segflow.lib.report.methods import methods_text
-from segflow.lib.selection import rule_text
 from segflow_tests.report_fixtures import report_inputs
 
 

@@ -8,14 +8,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from segflow.lib.clustering import _PHRASES
-from segflow.lib.drift import feature_drift
-from segflow.lib.lift import INSUFFICIENT, NO_CONTROL, campaign_lift
-from segflow.lib.migration import migration_matrix, stay_rate
-from segflow.lib.naming import NAME_HOLDS_Z, bind_names
-from segflow.lib.personas import build_personas
+from segflow.lib.audit.drift import feature_drift
+from segflow.lib.audit.lift import INSUFFICIENT, NO_CONTROL, campaign_lift
+from segflow.lib.audit.migration import migration_matrix, stay_rate
+from segflow.lib.features.snapshot import feature_families
+from segflow.lib.models.clustering import _PHRASES
+from segflow.lib.models.naming import NAME_HOLDS_Z, bind_names
+from segflow.lib.models.personas import build_personas
 from segflow.lib.report.render import _drift_section, _share_lines, render_index
-from segflow.lib.snapshot import feature_families
 from segflow_tests.report_fixtures import report_inputs
 
 LAST = {"period": "2024-01", "segment_names": {"0": "Frequent, recently active customers"},

@@ -157,7 +157,7 @@ import hashlib, json, sys
 import numpy as np, polars as pl
 {preload}
 from segflow.config import ModelSettings
-from segflow.lib.clustering import fit_segments
+from segflow.lib.models.clustering import fit_segments
 
 rng = np.random.default_rng(3)
 centres = rng.normal(size=(3, 4)) * 3

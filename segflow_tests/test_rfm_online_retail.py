@@ -8,9 +8,9 @@ import pytest
 
 from segflow.config import CleaningSettings, SourceSettings
 from segflow.lib import periods
-from segflow.lib.behaviour import build_features
-from segflow.lib.ingest import period_filter_for, read_source
-from segflow.lib.profiles import RawSources, build_profiles
+from segflow.lib.features.behaviour import build_features
+from segflow.lib.profiles.profiles import RawSources, build_profiles
+from segflow.lib.sources.ingest import period_filter_for, read_source
 
 MAPPING = SourceSettings(
     location="unused",
@@ -104,7 +104,7 @@ def test_no_category_mapped_leaves_the_category_mix_unavailable(features: pl.Dat
     import dataclasses
 
     from segflow.config import ModelSettings
-    from segflow.lib.clustering import fit_design
+    from segflow.lib.models.clustering import fit_design
 
     assert not [c for c in features.columns if c.startswith("category_share_")]
     families = (*ModelSettings().feature_families, "category_mix")

@@ -11,11 +11,11 @@ import pytest
 
 from segflow.config import CleaningSettings, ConfigError, load_settings
 from segflow.lib import periods
-from segflow.lib.contracts import load_contract
-from segflow.lib.ingest import empty_source
-from segflow.lib.profiles import RawSources, build_profiles
-from segflow.lib.quality import validate_frame
-from segflow.lib.snapshot import build_snapshot_features
+from segflow.lib.contracts.spec import load_contract
+from segflow.lib.contracts.validation import validate_frame
+from segflow.lib.features.snapshot import build_snapshot_features
+from segflow.lib.profiles.profiles import RawSources, build_profiles
+from segflow.lib.sources.ingest import empty_source
 
 PERIOD = "2014-06"
 

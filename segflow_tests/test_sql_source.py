@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from segflow.config import SourceSettings
-from segflow.lib import sql_source
-from segflow.lib.ingest import SourceError, period_filter_for, read_source
+from segflow.lib.sources import sql_source
+from segflow.lib.sources.ingest import SourceError, period_filter_for, read_source
 from segflow_tests.os_packages import ensure_debian_package
 
 EVIL = "1'; DROP TABLE x; --"

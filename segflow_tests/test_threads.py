@@ -50,7 +50,8 @@ def test_a_bare_limit_misses_the_pools_loaded_after_it() -> None:
 CALL_SITES = """
 import json, sys, threadpoolctl
 import numpy as np, polars as pl
-from segflow.lib import imputation, selection
+from segflow.lib.profiles import imputation
+from segflow.lib.models import selection
 
 seen = []
 def spy(module, name):
@@ -71,7 +72,7 @@ if sys.argv[1] == "imputation":
 else:
     from benchmarks.bench_selection import planted_features
     from segflow.config import ModelSettings
-    from segflow.lib.clustering import fit_model
+    from segflow.lib.models.clustering import fit_model
     spy(selection, "apply")
     settings = ModelSettings(families=("kmeans",), k_max=3, stability_resamples=1)
     fit_model(planted_features(300)[0], settings, "2024-01")

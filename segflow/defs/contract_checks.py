@@ -1,7 +1,7 @@
 """Dagster glue for data contracts: table schemas and generated asset checks.
 
-Thin by design: parsing lives in :mod:`segflow.lib.contracts`, validation in
-:mod:`segflow.lib.quality`. This module sits in ``defs/``, which ``load_from_defs_folder``
+Thin by design: parsing lives in :mod:`segflow.lib.contracts.spec`, validation in
+:mod:`segflow.lib.contracts.validation`. This module sits in ``defs/``, which ``load_from_defs_folder``
 scans, so it defines functions only and no module-level Dagster definitions.
 
 segflow's own assets declare their contract checks as ``check_specs`` and evaluate them in their
@@ -22,8 +22,8 @@ from segflow.defs.lineage import for_people
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
-from segflow.lib.contracts import PARTITION_REF, Contract, Rule, load_contract
-from segflow.lib.quality import ValidationReport, validate_frame
+from segflow.lib.contracts.spec import PARTITION_REF, Contract, Rule, load_contract
+from segflow.lib.contracts.validation import ValidationReport, validate_frame
 
 ROW_COUNT_KEY = "dagster/row_count"
 _SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}

@@ -53,7 +53,7 @@ def out_of_time_anchor(settings: Settings) -> dg.TimeWindowPartitionMapping:
 
 
 def out_of_time_outcomes(settings: Settings) -> dg.TimeWindowPartitionMapping:
-    """... and on what they did in T-h..T-1: months strictly before T only (segflow.lib.out_of_time).
+    """... and on what they did in T-h..T-1: months strictly before T only (segflow.lib.models.out_of_time).
     The mapping ends at T all the same, so that the first month's input is not empty (Dagster hands
     an input with no partitions over as None); T's profiles are never read."""
     return months(-settings.report.backtest_horizon_months)

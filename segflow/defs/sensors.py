@@ -8,7 +8,7 @@ from segflow.config import Settings
 from segflow.defs.jobs import segmentation_job
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.scope import settings_in_scope
-from segflow.lib import landing
+from segflow.lib.sources import landing
 
 _LANDING = (
     "Watches the landing location of every per-month source and requests the month whose files are new or "

@@ -19,7 +19,7 @@ CUSTOMERS: dict[str, pl.DataType] = {
     "education": pl.String(),
     "household_size": pl.Int32(),
     "marital_status": pl.String(),  # one of MARITAL_STATUSES after cleaning (else recoded to null)
-    # Banded demographics, for exports that deliver bands rather than values (segflow.lib.bands):
+    # Banded demographics, for exports that deliver bands rather than values (segflow.lib.profiles.bands):
     # categories such as "25-34", "50-74K", "5+", never turned into numbers.
     "age_band": pl.String(),
     "income_band": pl.String(),

@@ -25,19 +25,19 @@ from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import storage
-from segflow.lib.backtest import BACKTEST_SCHEMA, backtest
-from segflow.lib.clustering import aligned_ids
-from segflow.lib.drift import DRIFT_SCHEMA, feature_drift, major_drift
-from segflow.lib.imputation import imputation_rates
-from segflow.lib.kpis import segment_kpis
-from segflow.lib.lift import campaign_lift as compute_lift
-from segflow.lib.migration import MIGRATION_SCHEMA, migration_matrix, stay_rate
+from segflow.lib.audit.backtest import BACKTEST_SCHEMA, backtest
+from segflow.lib.audit.drift import DRIFT_SCHEMA, feature_drift, major_drift
+from segflow.lib.audit.kpis import segment_kpis
+from segflow.lib.audit.lift import campaign_lift as compute_lift
+from segflow.lib.audit.migration import MIGRATION_SCHEMA, migration_matrix, stay_rate
+from segflow.lib.features.snapshot import feature_families
+from segflow.lib.models.clustering import aligned_ids
 from segflow.lib.periods import shift
+from segflow.lib.profiles.imputation import imputation_rates
 from segflow.lib.report import ReportInputs, render_report, segment_profile_z
 from segflow.lib.report.methods import methods_text
 from segflow.lib.report.render import PROFILE_FEATURES, executive_summary, render_index, summary_record
 from segflow.lib.report.value import clv_text
-from segflow.lib.snapshot import feature_families
 
 # Segment profiles of the snapshot feature set (no RFM), in the report's heatmap.
 SNAPSHOT_PROFILE_FEATURES = (

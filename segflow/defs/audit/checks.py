@@ -8,7 +8,7 @@ import polars as pl
 from segflow.defs.lineage import for_people
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.scope import settings_in_scope
-from segflow.lib.drift import MAJOR, major_drift
+from segflow.lib.audit.drift import MAJOR, major_drift
 
 
 def drift_check_result(drift: pl.DataFrame) -> dg.AssetCheckResult:

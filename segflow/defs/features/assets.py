@@ -11,12 +11,13 @@ from segflow.defs.partitions import monthly_partitions, trailing_window
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
-from segflow.lib import periods, rfm
-from segflow.lib.behaviour import FEATURE_SOURCES, build_features
-from segflow.lib.category_mix import category_mix
-from segflow.lib.category_mix import lineage as category_lineage
-from segflow.lib.snapshot import FEATURE_SOURCES as SNAPSHOT_FEATURE_SOURCES
-from segflow.lib.snapshot import build_snapshot_features
+from segflow.lib import periods
+from segflow.lib.features import rfm
+from segflow.lib.features.behaviour import FEATURE_SOURCES, build_features
+from segflow.lib.features.category_mix import category_mix
+from segflow.lib.features.category_mix import lineage as category_lineage
+from segflow.lib.features.snapshot import FEATURE_SOURCES as SNAPSHOT_FEATURE_SOURCES
+from segflow.lib.features.snapshot import build_snapshot_features
 
 # The contract each feature set is checked against (in the asset, and by its generated checks).
 FEATURES_CONTRACT = {"transactions": "customer_features", "snapshot": "customer_features_snapshot"}

@@ -20,10 +20,10 @@ from segflow.defs.partitions import (
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
-from segflow.lib.churn import churn_periods, churn_scores, fit_churn_model
-from segflow.lib.clustering import assign, fit_segments, publish_segments
-from segflow.lib.clv import fit_clv_model, withheld
-from segflow.lib.out_of_time import build_evidence, evidence_periods
+from segflow.lib.models.churn import churn_periods, churn_scores, fit_churn_model
+from segflow.lib.models.clustering import assign, fit_segments, publish_segments
+from segflow.lib.models.clv import fit_clv_model, withheld
+from segflow.lib.models.out_of_time import build_evidence, evidence_periods
 
 
 def previous_partition(loaded: object) -> object:
@@ -63,7 +63,7 @@ def segmentation_fit(
     scored by sampled validity indices, the gap statistic, bootstrap stability and out-of-time value
     separation (how much of the revenue and purchases of months T-h..T-1 its segments of the
     customers of T-h-1 explain); the winner chosen by the documented rule in
-    ``segflow.lib.selection``, its segments numbered by value. Reads only the month's features and
+    ``segflow.lib.models.selection``, its segments numbered by value. Reads only the month's features and
     months before it, so months fit in parallel; ``segmentation_model`` then aligns the ids to last
     month's. Seeded; the sweep table, sampling, out-of-time evidence and seed are recorded.
     """
@@ -188,7 +188,7 @@ def churn_model(
     a recency-only logistic baseline (AUC, Brier score, reliability by decile, top-decile lift), then
     applied to the customers of T by ``segment_assignments``. With too little history (a month
     missing, or fewer than ``model.churn_min_customers`` labelled customers) it stores the reason
-    instead, and churn risk stays null. Guarded (``segflow.lib.churn_guard``): with fewer than
+    instead, and churn risk stays null. Guarded (``segflow.lib.models.churn_guard``): with fewer than
     ``model.churn_min_churners`` churners churn risk is withheld, and a model that does not beat its
     baseline's validation AUC is replaced by the baseline; the churner counts, bootstrap AUC
     intervals and a calibration check are recorded. Stored as JSON parameters, never a pickle.

@@ -9,7 +9,7 @@ import dagster as dg
 
 from segflow.defs.contract_checks import monthly_check_spec
 from segflow.defs.lineage import for_people
-from segflow.lib.clustering import gating_failures
+from segflow.lib.models.clustering import gating_failures
 
 GATES = {
     "segment_sizes_viable": "Every segment holds at least model.min_segment_share of customers.",

@@ -13,9 +13,9 @@ from segflow.defs.profiles.checks import BALANCE, balance_spec, row_accounting_b
 from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
-from segflow.lib.cleaning import quarantined_share
-from segflow.lib.imputation import imputation_record
-from segflow.lib.profiles import RawSources, build_profiles
+from segflow.lib.profiles.cleaning import quarantined_share
+from segflow.lib.profiles.imputation import imputation_record
+from segflow.lib.profiles.profiles import RawSources, build_profiles
 
 
 def _table_out(name: str, description: str) -> dg.AssetOut:

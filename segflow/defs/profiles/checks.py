@@ -7,7 +7,7 @@ import polars as pl
 
 from segflow.defs.contract_checks import monthly_check_spec
 from segflow.defs.lineage import table_metadata
-from segflow.lib.cleaning import accounting_imbalances
+from segflow.lib.profiles.cleaning import accounting_imbalances
 
 BALANCE = "row_accounting_balances"
 

@@ -12,9 +12,9 @@ from segflow.defs.models.assets import previous_partition
 from segflow.defs.partitions import PREVIOUS_MONTH, clv_history, monthly_partitions
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
 from segflow.defs.scope import settings_in_scope
-from segflow.lib.churn import CHURN_FEATURES, churn_scores
-from segflow.lib.clustering import assign
-from segflow.lib.clv import SCORE_COLUMNS, ClvModel, clv_scores
+from segflow.lib.models.churn import CHURN_FEATURES, churn_scores
+from segflow.lib.models.clustering import assign
+from segflow.lib.models.clv import SCORE_COLUMNS, ClvModel, clv_scores
 
 ASSIGNMENT_COLUMNS = (
     "customer_id", "period", "rfm_segment", "rfm_code", "r_score", "f_score", "m_score",

@@ -12,8 +12,8 @@ from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.defs.sources.checks import raw_check_specs, raw_contract
 from segflow.lib import periods
-from segflow.lib.ingest import empty_source, expects_data, period_filter_for, read_source
 from segflow.lib.schema import SOURCES
+from segflow.lib.sources.ingest import empty_source, expects_data, period_filter_for, read_source
 
 _DESCRIPTIONS = {
     "customers": "CRM customers as of the month's end: demographics (values or bands such as age 25-34), "

@@ -14,8 +14,8 @@ import dagster as dg
 
 from segflow.config import SourceSettings
 from segflow.defs.contract_checks import contract_specs
-from segflow.lib.contracts import Contract, load_contract
-from segflow.lib.ingest import expects_data
+from segflow.lib.contracts.spec import Contract, load_contract
+from segflow.lib.sources.ingest import expects_data
 
 _STARTS = " Months before the source's `starts` are expected empty: row-count rules are not applied to them."
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segflow.config import Settings
-from segflow.lib.naming import NAME_HOLDS_Z
+from segflow.lib.models.naming import NAME_HOLDS_Z
 
 
 def churn_text(settings: Settings, churn: dict | None) -> str:
@@ -67,7 +67,7 @@ def _calibration(c: dict | None) -> str:
 
 def imputation_text(settings: Settings) -> str:
     """How missing demographics and survey answers are filled, as configured."""
-    from segflow.lib.imputation import FIT_SAMPLE, fit_sample
+    from segflow.lib.profiles.imputation import FIT_SAMPLE, fit_sample
 
     i = settings.imputation
     model = (
@@ -148,7 +148,7 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
 
 
 def selection_rule(model: dict) -> str:
-    """The rule as stored with the model (``segflow.lib.selection.rule_text``): the report's
+    """The rule as stored with the model (``segflow.lib.models.selection.rule_text``): the report's
     model-selection footnote prints the same words."""
     return model.get("selection_rule") or "not recorded with this model"
 

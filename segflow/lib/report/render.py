@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import jinja2
 import polars as pl
 
-from segflow.lib.clustering import aligned_ids
-from segflow.lib.drift import MAJOR, MODERATE
-from segflow.lib.migration import LOST, NEW, stay_rate
+from segflow.lib.audit.drift import MAJOR, MODERATE
+from segflow.lib.audit.migration import LOST, NEW, stay_rate
+from segflow.lib.models.clustering import aligned_ids
 from segflow.lib.report import charts
 from segflow.lib.report.selection import selection_section
 from segflow.lib.report.value import value_section
@@ -55,7 +55,7 @@ class ReportInputs:
     profile_features: tuple[str, ...] = PROFILE_FEATURES  # the columns of profile_z
     # Feature families (rfm, behaviour, ...): available or not, from which source, used by the model.
     families: list[dict] = field(default_factory=list)
-    clv: dict | None = None  # the month's CLV model (segflow.lib.clv.ClvModel as JSON)
+    clv: dict | None = None  # the month's CLV model (segflow.lib.models.clv.ClvModel as JSON)
     currency: str = "EUR"  # of every money figure (report.currency)
     # The trailing window's length, and how many of its months hold data (the earliest month seen
     # in it); fewer means the first months' growth is partly the window filling up.
@@ -131,7 +131,7 @@ def _persona(model: dict, segment_id) -> str:
 
 
 def _persona_rows(model: dict, segment_id) -> list[dict]:
-    """The persona card (segflow.lib.personas) as term/value rows; empty for a plain-text persona."""
+    """The persona card (segflow.lib.models.personas) as term/value rows; empty for a plain-text persona."""
     personas = model.get("personas") or {}
     card = personas.get(str(segment_id)) if isinstance(personas, dict) else None
     if not isinstance(card, dict) or "top_features" not in card:

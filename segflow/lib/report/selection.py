@@ -1,12 +1,12 @@
 """The report's model-selection section: the whole sweep as a table, one chart line per family, and
-the rule in the words the model stored (``segflow.lib.selection.rule_text``), so the footnote and
+the rule in the words the model stored (``segflow.lib.models.selection.rule_text``), so the footnote and
 Methods print the same sentence the code applied."""
 
 from __future__ import annotations
 
+from segflow.lib.models.selection import FAMILY_NAMES
 from segflow.lib.report import charts
 from segflow.lib.report.methods import selection_rule
-from segflow.lib.selection import FAMILY_NAMES
 
 
 def _params(row: dict) -> str:

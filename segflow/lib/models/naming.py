@@ -1,6 +1,6 @@
 """Segment names bound to aligned segment ids.
 
-A segment is named by the two features that set it apart most (``segflow.lib.clustering.segment_z``).
+A segment is named by the two features that set it apart most (``segflow.lib.models.clustering.segment_z``).
 Ids are aligned month to month by Hungarian matching; this module keeps a matched segment's name
 while what the name states still holds, so that a reshuffle of which feature ranks first never
 renames it, and records every rename with its reason.
@@ -8,7 +8,7 @@ renames it, and records every rename with its reason.
 
 from __future__ import annotations
 
-from segflow.lib.clustering import _basis, _fresh_name, _unique
+from segflow.lib.models.clustering import _basis, _fresh_name, _unique
 
 # A kept name must still be true: each feature it names still lies on its side of the average by at
 # least this many standard deviations. Below that the segment no longer stands out as named (a
@@ -75,7 +75,7 @@ def _holds(basis: dict, z: float | None) -> bool:
 
 
 def _why_broken(basis: dict, z: float | None) -> str:
-    from segflow.lib.personas import DESCRIPTIVE
+    from segflow.lib.models.personas import DESCRIPTIVE
 
     what = DESCRIPTIVE.get(basis["feature"], basis["feature"].replace("_", " "))  # words, for the report
     if z is None:

@@ -3,7 +3,7 @@
 A wrong column mapping, expression or date format fails every month the same way: found inside
 the runs, a backfill repeated one error per month, minutes each, behind Dagster's tracebacks.
 Here each enabled file source's mapping is applied to the first rows of its first file, with the
-same code that reads a month (:mod:`segflow.lib.ingest`), so the error a run would raise comes
+same code that reads a month (:mod:`segflow.lib.sources.ingest`), so the error a run would raise comes
 first, once, naming the file, the column and the rule.
 
 Not checked here: SQL sources (their query is the mapping, and it runs per month with the month's
@@ -13,8 +13,8 @@ bounds) and a month's missing files (that is a month's problem, reported by its 
 from __future__ import annotations
 
 from segflow.config import Settings
-from segflow.lib import ingest
-from segflow.lib.source_files import resolve_files
+from segflow.lib.sources import ingest
+from segflow.lib.sources.source_files import resolve_files
 
 # Rows read from the first file: enough to see a whole column fail to parse (the rule that
 # separates a wrong mapping or format from dirty rows), cheap on a file of any size.

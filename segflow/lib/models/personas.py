@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from segflow.lib.bands import BAND_COLUMNS
-from segflow.lib.category_mix import OTHER, SHARE_PREFIX, share_column
+from segflow.lib.features.category_mix import OTHER, SHARE_PREFIX, share_column
+from segflow.lib.profiles.bands import BAND_COLUMNS
 from segflow.lib.schema import CHANNELS, SURVEY_QUESTIONS
 
 # Numeric features a persona may be distinguished by, with a readable label.

@@ -16,11 +16,11 @@ import numpy as np
 import polars as pl
 
 from segflow.config import ModelSettings
-from segflow.lib.category_mix import NO_CATEGORY, OTHER, SHARE_PREFIX, share_column
+from segflow.lib.features.category_mix import NO_CATEGORY, OTHER, SHARE_PREFIX, share_column
 from segflow.lib.schema import SURVEY_QUESTIONS
 
 if TYPE_CHECKING:  # only for annotations: clustering imports its helpers lazily
-    from segflow.lib.out_of_time import OutOfTimeEvidence
+    from segflow.lib.models.out_of_time import OutOfTimeEvidence
 
 # Feature families the design can draw on: family -> ((column, transform), ...). Transforms:
 # ``log1p`` for skewed money, counts and rates (clipped at 0 first), ``identity`` for shares and
@@ -52,7 +52,7 @@ FEATURE_FAMILIES: dict[str, tuple[tuple[str, str], ...]] = {
         ("education", "onehot"),
         ("region", "onehot"),
         ("marital_status", "onehot"),
-        # Bands are categories (segflow.lib.bands); a source that delivers values has none, and a
+        # Bands are categories (segflow.lib.profiles.bands); a source that delivers values has none, and a
         # column without a value is left out of the design, as is any constant one.
         ("age_band", "onehot"),
         ("income_band", "onehot"),
@@ -60,7 +60,7 @@ FEATURE_FAMILIES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 # Families whose columns the data decides: family -> (column prefix, transform). ``category_mix`` is
-# one revenue share per top category plus ``other`` (segflow.lib.category_mix), so which columns it
+# one revenue share per top category plus ``other`` (segflow.lib.features.category_mix), so which columns it
 # holds differs between data sets and months; the fitted model records the ones it used.
 # Transform ``share``: a value in 0..1 used as it is, neither log-transformed nor winsorised (it is
 # bounded already, and clipping a rare category's share at its 99th percentile would erase the
@@ -406,7 +406,7 @@ def align_to_previous(model: dict, previous: dict | None, max_distance: float) -
     Matched segments keep the previous id when it is below k; the others (new segments, or matches
     whose old id no longer fits 0..k-1) take the lowest free ids. Ids stay 0..k-1 within a month.
     """
-    from segflow.lib.stability import align_segments
+    from segflow.lib.models.stability import align_segments
 
     k = model["k"]
     if not previous:
@@ -459,7 +459,7 @@ def fit_model(
 
     ``previous`` is last month's stored model, if any: segments are renumbered to match it.
     ``feature_set`` is ``transactions`` (MODEL_FEATURES, numbered by monetary value) or ``snapshot``
-    (segflow.lib.snapshot.MODEL_FEATURES, numbered by spend per month). The two halves,
+    (segflow.lib.features.snapshot.MODEL_FEATURES, numbered by spend per month). The two halves,
     ``fit_segments`` and ``publish_segments``, are separate assets, so that months fit in parallel.
     """
     return publish_segments(
@@ -470,7 +470,7 @@ def fit_model(
 def _feature_set(feature_set: str) -> tuple[list | None, str, dict | None]:
     """The model features, the column that numbers segments, and the naming phrases of a feature set."""
     if feature_set == "snapshot":
-        from segflow.lib import snapshot
+        from segflow.lib.features import snapshot
 
         wanted = [("snapshot", name, transform) for name, transform in snapshot.MODEL_FEATURES]
         return wanted, snapshot.VALUE_COLUMN, snapshot.PHRASES
@@ -478,11 +478,11 @@ def _feature_set(feature_set: str) -> tuple[list | None, str, dict | None]:
 
 
 def _out_of_time(evidence: OutOfTimeEvidence | dict | None, design: Design) -> tuple[object, dict]:
-    """The sweep's out-of-time input from ``evidence`` (segflow.lib.out_of_time), and its record.
+    """The sweep's out-of-time input from ``evidence`` (segflow.lib.models.out_of_time), and its record.
     The anchor's customers go through this fit's own design transform, as ``assign`` would put them;
     a design column the anchor month lacks (a category outside its top N) is filled like a null."""
-    from segflow.lib.out_of_time import OutOfTimeEvidence, ranks
-    from segflow.lib.selection import OutOfTime
+    from segflow.lib.models.out_of_time import OutOfTimeEvidence, ranks
+    from segflow.lib.models.selection import OutOfTime
 
     if not isinstance(evidence, OutOfTimeEvidence):
         return None, evidence or {"available": False, "reason": "no out-of-time evidence was given"}
@@ -507,9 +507,9 @@ def fit_segments(
     of every candidate family and the selection, with segments numbered by mean value (highest
     first), so that a month always numbers its segments the same way. Plain data (the JSON the fit
     asset stores). ``evidence``: an earlier month's customers and their later value
-    (``segflow.lib.out_of_time.build_evidence``), or the record of why there is none.
+    (``segflow.lib.models.out_of_time.build_evidence``), or the record of why there is none.
     """
-    from segflow.lib.selection import apply, permute, select, sweep
+    from segflow.lib.models.selection import apply, permute, select, sweep
     from segflow.lib.threads import single_threaded
 
     wanted, value_column, _ = _feature_set(feature_set)
@@ -550,8 +550,8 @@ def publish_segments(
     (``previous``, if any) by Hungarian matching, then the segments named and described as personas.
     ``features`` are the month's, which ``fit`` was fitted on.
     """
-    from segflow.lib.personas import build_personas
-    from segflow.lib.selection import apply, permute, rule_text
+    from segflow.lib.models.personas import build_personas
+    from segflow.lib.models.selection import apply, permute, rule_text
 
     k, design, winner = fit["k"], fit["design"], fit["sweep"][fit["chosen_index"]]
     draft = {"k": k, "centroids": fit["rule"]["centroids"], **design}
@@ -559,7 +559,7 @@ def publish_segments(
     rule = permute(fit["rule"], aligned)
     labels = apply(rule, transform(features, draft))
     shares = _shares(labels, k)
-    from segflow.lib.naming import bind_names
+    from segflow.lib.models.naming import bind_names
 
     phrases = _feature_set(fit["feature_set"])[2] or _PHRASES
     naming = bind_names(segment_z(features, labels, phrases), phrases, alignment, previous, fit["period"])
@@ -609,7 +609,7 @@ def rule_of(model: dict) -> dict:
 
 def assign(features: pl.DataFrame, model: dict) -> pl.DataFrame:
     """Segment every customer with a stored model: customer_id, segment_id, segment_name."""
-    from segflow.lib.selection import apply
+    from segflow.lib.models.selection import apply
 
     labels = apply(rule_of(model), transform(features, model))
     names = model["segment_names"]

@@ -3,16 +3,16 @@
 Reading never drops a row: a value that cannot be cast exactly to its canonical type becomes null
 and the row carries a ``_parse_error`` naming the column and type (not the value, which may be
 personal data), so cleaning can quarantine it with a reason; an optional customer attribute is
-listed in ``_recoded`` instead, and the customer kept (see :mod:`segflow.lib.casting`). Every row
+listed in ``_recoded`` instead, and the customer kept (see :mod:`segflow.lib.sources.casting`). Every row
 also carries ``_source_file`` and ``_source_row`` (0-based data row, within its file or sheet), so
 that errors and quarantine name the exact place. A file that cannot be read, or is read wrongly
-without complaint by polars (see :mod:`segflow.lib.source_files`), raises :class:`SourceError`
+without complaint by polars (see :mod:`segflow.lib.sources.source_files`), raises :class:`SourceError`
 naming it, its line where there is one, and the cause. Mapping expressions are checked by
-:mod:`segflow.lib.mapping_expr` before polars evaluates them.
+:mod:`segflow.lib.sources.mapping_expr` before polars evaluates them.
 
 Formats (``SourceSettings.format``): parquet, csv, tsv, excel (one sheet or several stacked),
 fixed_width (character spans), whitespace (columns aligned by runs of blanks) and sql (a query
-with bound parameters, see :mod:`segflow.lib.sql_source`). Text is read as text and cast once, so
+with bound parameters, see :mod:`segflow.lib.sources.sql_source`). Text is read as text and cast once, so
 no type is guessed from the first rows.
 
 Derived at read time (see the README's "Use your own data"):
@@ -41,10 +41,10 @@ from pathlib import Path
 import polars as pl
 
 from segflow.config import SourceSettings
-from segflow.lib.casting import RECODED_TYPE, REQUIRED, CastOptions, cast_expr, cast_to_schema
-from segflow.lib.mapping_expr import cast_text_columns, expression_problem
 from segflow.lib.schema import SOURCES
-from segflow.lib.source_files import SourceError, explain_read_error, resolve_files, sniff_text
+from segflow.lib.sources.casting import RECODED_TYPE, REQUIRED, CastOptions, cast_expr, cast_to_schema
+from segflow.lib.sources.mapping_expr import cast_text_columns, expression_problem
+from segflow.lib.sources.source_files import SourceError, explain_read_error, resolve_files, sniff_text
 
 __all__ = ["REQUIRED", "SourceError", "SourceRead", "cast_to_schema", "read_source"]
 
@@ -411,7 +411,7 @@ def _derive(frame: pl.LazyFrame, source: str, settings: SourceSettings, derive_i
 def _read_sql_source(
     source: str, settings: SourceSettings, window: tuple[datetime, datetime] | None
 ) -> tuple[str, pl.LazyFrame]:
-    from segflow.lib import sql_source
+    from segflow.lib.sources import sql_source
 
     if window is None:
         raise SourceError(f"source {source!r}: a SQL source needs the partition window (:start, :end)")
@@ -425,8 +425,8 @@ def _read_sql_source(
 
 
 def _joined(scan: pl.LazyFrame, settings: SourceSettings, label: str) -> pl.LazyFrame:
-    """``scan`` with the source's joins applied (segflow.lib.joins), errors naming the files."""
-    from segflow.lib import joins
+    """``scan`` with the source's joins applied (segflow.lib.sources.joins), errors naming the files."""
+    from segflow.lib.sources import joins
 
     try:
         return joins.apply_joins(scan, settings, _scan_file, label)
@@ -461,7 +461,7 @@ def _read_one(
 def read_sample(source: str, settings: SourceSettings, path: str, rows: int) -> None:
     """Read the first ``rows`` rows of the file ``path`` as a month's read would (joins, mapping,
     expressions, whole-column casts), raising its :class:`SourceError`; the preflight's check that
-    a configuration fits its data before any month runs (segflow.lib.preflight)."""
+    a configuration fits its data before any month runs (segflow.lib.sources.preflight)."""
     label, scan = _scan_file(path, settings)[0]
     if settings.joins:
         scan = _joined(scan, settings, label)

@@ -16,7 +16,7 @@ stored without pickle and re-assigning with it is exact.
 Scores per candidate: silhouette, Calinski-Harabasz and Davies-Bouldin on a seeded sample of
 ``silhouette_sample`` rows; the gap statistic (Tibshirani 2001; reference sets uniform over the
 sample's bounding box, clustered by k-means) for kmeans and ward; the smallest segment's share on
-every row; bootstrap stability on ``stability_sample`` rows (see ``segflow.lib.stability``), for the
+every row; bootstrap stability on ``stability_sample`` rows (see ``segflow.lib.models.stability``), for the
 finalists only (below).
 
 Selection rule (deterministic; ``rule_text`` words it for the report from the same constants, so
@@ -26,7 +26,7 @@ take the highest combined criterion ``(silhouette + 1 / (1 + davies_bouldin) + c
 max calinski_harabasz over the sweep) / 3 + ARI_WEIGHT * ari_refits - oot_weight * oot_shortfall``
 (three validity indices on comparable 0-1 scales, a partition that refits to itself, and segments
 that explain later revenue and purchases nearly as well as the best candidate: ``_oot_target``
-and ``segflow.lib.out_of_time``; 0 while no earlier month is built); ties go to the earlier family in ``families`` and then the smaller k. If nothing is
+and ``segflow.lib.models.out_of_time``; 0 while no earlier month is built); ties go to the earlier family in ``families`` and then the smaller k. If nothing is
 viable, the best combined criterion overall is returned, and the gating checks fail.
 
 Finalists: the bootstrap refits are most of a sweep's fits, and only the rule's winner needs them.
@@ -73,7 +73,7 @@ def rule_text(settings) -> str:
 
 @dataclass(frozen=True)
 class OutOfTime:
-    """What the sweep needs to score out-of-time separation (segflow.lib.out_of_time): the anchor
+    """What the sweep needs to score out-of-time separation (segflow.lib.models.out_of_time): the anchor
     month's customers in this fit's design space, and the ranks of their later revenue and purchases."""
 
     matrix: np.ndarray
@@ -381,8 +381,8 @@ def sweep(
     same order, sampling record)."""
     from scipy.spatial.distance import cdist
 
-    from segflow.lib.out_of_time import separation
-    from segflow.lib.stability import bootstrap_stability
+    from segflow.lib.models.out_of_time import separation
+    from segflow.lib.models.stability import bootstrap_stability
 
     n, seed = len(matrix), settings.seed
     rng = np.random.default_rng(seed)

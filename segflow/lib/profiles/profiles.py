@@ -16,10 +16,16 @@ from datetime import datetime
 import polars as pl
 
 from segflow.config import CleaningSettings, ImputationSettings
-from segflow.lib import bands, cleaning
-from segflow.lib.cleaning import Cleaned
 from segflow.lib.exact import exact_sum
-from segflow.lib.imputation import CATEGORICAL, NUMERIC, impute_demographics, impute_surveys, imputed_flag
+from segflow.lib.profiles import bands, cleaning
+from segflow.lib.profiles.cleaning import Cleaned
+from segflow.lib.profiles.imputation import (
+    CATEGORICAL,
+    NUMERIC,
+    impute_demographics,
+    impute_surveys,
+    imputed_flag,
+)
 from segflow.lib.schema import CHANNELS, CUSTOMERS, MARITAL_STATUSES, PII_COLUMNS, SOURCES, SURVEY_QUESTIONS
 
 GENDERS = ("F", "M", "X")
@@ -144,7 +150,7 @@ def _recode_invalid(
     snapshot_columns: tuple[str, ...] = SNAPSHOT_DEMOGRAPHICS,
 ) -> tuple[pl.DataFrame, dict, pl.DataFrame]:
     """Null out impossible demographic values so imputation treats them as missing; band labels
-    are written one way first (segflow.lib.bands), and text that is no band is recoded.
+    are written one way first (segflow.lib.profiles.bands), and text that is no band is recoded.
 
     Returns the recoded frame, counts per column, and one RECODED_SCHEMA row per invalid value;
     ``snapshot_columns`` are the columns the snapshot source delivered (the rest are the CRM's).
@@ -404,7 +410,7 @@ def _drops_exact_duplicates(transactions: pl.DataFrame, settings: CleaningSettin
     """``cleaning.exact_duplicates``: auto drops them unless the invoice ids are derived."""
     if settings.exact_duplicates != "auto":
         return settings.exact_duplicates == "drop"
-    from segflow.lib.ingest import invoices_are_derived
+    from segflow.lib.sources.ingest import invoices_are_derived
 
     return not invoices_are_derived(transactions)  # as read: derived ids are exactly that expression
 
@@ -503,6 +509,6 @@ def build_profiles(
 
 
 def _no_transactions() -> pl.DataFrame:
-    from segflow.lib.ingest import empty_source
+    from segflow.lib.sources.ingest import empty_source
 
     return empty_source("transactions")

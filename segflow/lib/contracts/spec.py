@@ -230,7 +230,7 @@ class Contract:
 def contracts_dir() -> Path:
     """``$SEGFLOW_CONTRACTS_DIR``, else ``data_contracts/`` at the repository root."""
     env = os.environ.get(CONTRACTS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "data_contracts"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "data_contracts"
 
 
 def contract_path(name: str) -> Path:
@@ -652,7 +652,7 @@ def build_suite(
     """A GX ``ExpectationSuite`` with the contract's column rules (of one severity, or all).
 
     Dataset-level rules (row count, volume change, schema) are not GX expectations here: they
-    are O(1) on a polars frame and are evaluated by :mod:`segflow.lib.quality`. Rules whose
+    are O(1) on a polars frame and are evaluated by :mod:`segflow.lib.contracts.validation`. Rules whose
     partition bounds cannot be resolved are left out.
     """
     import great_expectations as gx

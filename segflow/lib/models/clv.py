@@ -1,5 +1,5 @@
 """Predicted customer value: the BTYD summary from the monthly profiles, an out-of-time validated
-BG/NBD + Gamma-Gamma model (``segflow.lib.btyd``), and per-customer scores.
+BG/NBD + Gamma-Gamma model (``segflow.lib.models.btyd``), and per-customer scores.
 
 Definitions (h = ``model.clv_horizon_months``, times in days, purchases counted as purchase days):
 
@@ -34,9 +34,10 @@ import numpy as np
 import polars as pl
 
 from segflow.config import ModelSettings
-from segflow.lib import btyd, periods
-from segflow.lib.churn import _ranked_deciles
+from segflow.lib import periods
 from segflow.lib.exact import exact_mean, exact_sum
+from segflow.lib.models import btyd
+from segflow.lib.models.churn import _ranked_deciles
 
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.String(),

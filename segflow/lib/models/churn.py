@@ -29,7 +29,7 @@ import polars as pl
 
 from segflow.config import ModelSettings
 from segflow.lib import periods
-from segflow.lib.churn_guard import auc_intervals, calibration, decide
+from segflow.lib.models.churn_guard import auc_intervals, calibration, decide
 
 # (feature column, transform). Only features whose scale does not depend on how long the window
 # is: the model is fitted on an earlier month than it scores, and in a young history the earlier

@@ -17,7 +17,7 @@ import math
 
 import polars as pl
 
-from segflow.lib.kpis import clean_exposures
+from segflow.lib.audit.kpis import clean_exposures
 
 INSUFFICIENT = "insufficient sample"
 NO_CONTROL = "no control group"
@@ -88,7 +88,7 @@ def campaign_lift(
     """One row per (segment, campaign) with exposures in the month; columns as ``LIFT_SCHEMA``.
 
     ``campaigns``: exposures (``campaign_id, customer_id, arm, responded``; raw rows are cleaned by
-    :func:`segflow.lib.kpis.clean_exposures`). ``segments``: ``customer_id, segment_id, segment_name``.
+    :func:`segflow.lib.audit.kpis.clean_exposures`). ``segments``: ``customer_id, segment_id, segment_name``.
     Exposed customers without a segment (no purchase in the window) are left out.
     """
     exposures = clean_exposures(campaigns).join(

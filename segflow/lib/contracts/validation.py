@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from segflow.lib.contracts import (
+from segflow.lib.contracts.spec import (
     EXTRA_COLUMNS_RULE,
     Contract,
     Rule,

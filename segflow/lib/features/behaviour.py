@@ -11,9 +11,9 @@ from datetime import date
 
 import polars as pl
 
-from segflow.lib import rfm
-from segflow.lib.category_mix import CategoryMix, category_mix
 from segflow.lib.exact import exact_sum
+from segflow.lib.features import rfm
+from segflow.lib.features.category_mix import CategoryMix, category_mix
 from segflow.lib.schema import CHANNELS, SURVEY_QUESTIONS
 
 # Demographics carried from the current month's profile, for personas and audits (never PII).
@@ -104,7 +104,7 @@ def build_features(
     """The customer feature table for ``period``: RFM scores, behaviour, category mix and demographics.
 
     One row per customer with at least one purchase invoice in the window, sorted by id. The
-    ``category_share_*`` columns (segflow.lib.category_mix) are absent when the window has no
+    ``category_share_*`` columns (segflow.lib.features.category_mix) are absent when the window has no
     category; pass ``categories`` when it is already computed (the asset records it).
     """
     values = rfm.rfm_values(window, as_of, frequency=frequency, monetary=monetary)
@@ -123,7 +123,7 @@ def build_features(
 
 
 # Column lineage of the feature table: each feature and the profile columns it is computed from
-# (the data-dependent category shares: segflow.lib.category_mix.lineage).
+# (the data-dependent category shares: segflow.lib.features.category_mix.lineage).
 FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
     "recency_days": ("last_purchase_at",),
     "frequency": ("n_invoices",),

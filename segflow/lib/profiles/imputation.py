@@ -167,7 +167,7 @@ def impute_demographics(
     settings = settings or ImputationSettings()
     flags = [pl.col(c).is_null().alias(imputed_flag(c)) for c in (*NUMERIC, *CATEGORICAL)]
     flagged = customers.with_columns(flags)
-    # Single-threaded OpenMP: see segflow.lib.clustering.fit_model for the measurement.
+    # Single-threaded OpenMP: see segflow.lib.models.clustering.fit_model for the measurement.
     with single_threaded("openmp"):
         filled = _impute_numeric(flagged, seed, settings)
         for column in CATEGORICAL:

@@ -76,7 +76,7 @@ def build_evidence(
     """The evidence for the fit of ``period`` from the months given (absent or None: not built), or
     the ``unavailable`` record saying which month is missing. Reads nothing at or after ``period``.
     """
-    from segflow.lib.backtest import future_value
+    from segflow.lib.audit.backtest import future_value
 
     anchor, outcome_months = evidence_periods(period, horizon)
     if feature_set == "snapshot":

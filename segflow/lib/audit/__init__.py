@@ -1,0 +1,1 @@
+"""Audits of a month: KPIs, campaign lift, migration, drift and the backtest."""

@@ -1,0 +1,1 @@
+"""Data contracts: the contract format and its validation with Great Expectations."""

@@ -1,0 +1,1 @@
+"""Models: the segmentation sweep and selection, naming, personas, churn and CLV."""

@@ -1,0 +1,1 @@
+"""Cleaning and profiles: row rules, quarantine, netting, imputation and bands."""
