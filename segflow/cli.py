@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 from segflow.config import ConfigError
+from segflow.lib.periods import is_period
 
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 DEMO_MONTHS = 3
 
 
 def _period(value: str) -> str:
-    if not PERIOD.match(value):
+    if not is_period(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a period YYYY-MM")
     return value
 

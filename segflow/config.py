@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from segflow.lib.periods import is_period
+
 CONFIG_ENV = "SEGFLOW_CONFIG"
 HOME_ENV = "SEGFLOW_HOME"
 
@@ -144,7 +146,7 @@ class SourceSettings:
                 )
         if self.epoch_unit not in (None, "s", "ms", "us", "ns"):
             out.append(f"epoch_unit: {self.epoch_unit!r} is not one of 's', 'ms', 'us', 'ns'")
-        if self.starts is not None and not _is_period(self.starts):
+        if self.starts is not None and not is_period(self.starts):
             out.append(f"starts: {self.starts!r} is not a month YYYY-MM")
         if self.format == "sql":
             if not (self.uri or self.location):
@@ -191,16 +193,6 @@ class SourceSettings:
 FILE_FORMATS = ("parquet", "csv", "tsv", "excel", "fixed_width", "whitespace")
 SOURCE_FORMATS = (*FILE_FORMATS, "sql")
 SQL_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
-
-
-def _is_period(text: str) -> bool:
-    return (
-        len(text) == 7
-        and text[4] == "-"
-        and text[:4].isdigit()
-        and text[5:].isdigit()
-        and 1 <= int(text[5:]) <= 12
-    )
 
 
 def _default_sources() -> dict[str, SourceSettings]:
@@ -493,7 +485,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     kwargs["partitions_end"] = str(parts["end"]) if parts.get("end") else None
     for key in ("start", "end"):
         value = kwargs[f"partitions_{key}"]
-        if value is not None and not _is_period(value):
+        if value is not None and not is_period(value):
             raise ConfigError(f"{file}: partitions.{key}: {value!r} is not a month YYYY-MM")
     if kwargs["partitions_end"] is not None and kwargs["partitions_end"] < kwargs["partitions_start"]:
         raise ConfigError(

@@ -5,6 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 
 
+def is_period(text: str) -> bool:
+    """Whether ``text`` is a month "YYYY-MM" (month 01..12): the one check the config and the CLI share."""
+    return (
+        len(text) == 7
+        and text[4] == "-"
+        and text[:4].isdigit()
+        and text[5:].isdigit()
+        and 1 <= int(text[5:]) <= 12
+    )
+
+
 def bounds(period: str) -> tuple[datetime, datetime]:
     """[start, end) of a month as naive datetimes."""
     year, month = int(period[:4]), int(period[5:7])

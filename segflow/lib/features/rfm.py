@@ -34,7 +34,6 @@ SEGMENT_GRID: dict[str, tuple[str, ...]] = {
     "Hibernating": ("12",),
     "Lost": ("11",),
 }
-RFM_SEGMENTS = tuple(SEGMENT_GRID)
 _CODE_TO_SEGMENT = {code: name for name, codes in SEGMENT_GRID.items() for code in codes}
 
 

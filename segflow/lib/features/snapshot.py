@@ -54,11 +54,6 @@ VALUE_COLUMN = "spend_per_month"  # segments are numbered by it, highest first
 # Profile columns carried unchanged (demographics; never PII).
 DEMOGRAPHICS = ("birth_year", "income", "education", "household_size", "marital_status", "children",
                 "gender", "region", "country", "age_band", "income_band", "household_size_band")  # fmt: skip
-FEATURE_COLUMNS = (
-    "recency_days", "invoices_window", "net_revenue_window", "purchases_per_month", "spend_per_month",
-    "avg_order_value", "deal_share", "digital_share", "catalog_share", "store_share",
-    "web_visits_per_month", "campaign_response_rate", "complaints", "age",
-)  # fmt: skip
 
 # Column lineage: each feature and the profile columns it is computed from.
 _CHANNELS = tuple(snapshot_column(c) for c in ("web_purchases", "store_purchases", "catalog_purchases"))
@@ -123,11 +118,6 @@ def build_snapshot_features(current: pl.LazyFrame, period: str, snapshot_months:
         .sort("customer_id")
     )
     return frame.collect()
-
-
-FAMILIES = (
-    "rfm", "behaviour", "channel_mix", "category_mix", "engagement", "surveys", "campaigns", "demographics",
-)  # fmt: skip
 
 
 def feature_families(

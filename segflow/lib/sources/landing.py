@@ -8,8 +8,6 @@ import json
 import re
 from pathlib import Path
 
-PERIOD_IN_NAME = re.compile(r"(\d{4}-\d{2})")
-
 
 def scan(location_templates: dict[str, str], landing: str) -> dict[str, dict]:
     """Every landed file of every per-period source: {path: {"period", "signature"}}.
