@@ -4,8 +4,8 @@ usual intensity (more customers) and at a high one (more line items per customer
     python -m benchmarks.bench_generate --lines 10000000
 
 Each generation runs in its own process, so its peak RSS is its own. Above intensity 20 a block's
-transactions are made in chunks (``segflow.synth.TX_INTENSITY_PER_CHUNK``), so memory follows the
-customers per block, not the line items per customer.
+transactions are made in chunks (``segflow.synth.transactions.TX_INTENSITY_PER_CHUNK``), so memory
+follows the customers per block, not the line items per customer.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import shutil
 import polars as pl
 import pytest
 
-from segflow.synth_grocery import generate_grocery
+from segflow.synth.grocery import generate_grocery
 from segflow_tests.conftest import ROOT, segflow_cli
 
 EXAMPLE = ROOT / "examples" / "grocery_multi_table.yaml"

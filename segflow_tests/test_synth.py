@@ -177,7 +177,7 @@ def test_same_config_gives_identical_bytes_and_another_seed_differs(tmp_path: Pa
 
 
 def test_high_intensity_is_made_in_chunks_deterministically_with_unique_invoices(tmp_path: Path) -> None:
-    from segflow.synth import _transaction_chunks
+    from segflow.synth.transactions import _transaction_chunks
 
     assert [_transaction_chunks(SynthConfig(intensity=i)) for i in (1.0, 20.0, 20.5, 45.0)] == [1, 1, 2, 3]
     high = SynthConfig(customers=900, months=1, seed=4, intensity=45.0, dirt=DirtRates.none())
