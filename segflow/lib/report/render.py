@@ -38,7 +38,9 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_report(inputs: ReportInputs) -> str:
+def _overview_charts(inputs: ReportInputs) -> dict[str, str]:
+    """The overview's charts of the reportable segments: size, revenue share, profile heatmap, and
+    share over time (only with more than one month)."""
     k = inputs.min_cell
     visible = _visible(inputs.kpis, k)
     labels = [_label(r) for r in visible.iter_rows(named=True)]
@@ -65,6 +67,18 @@ def render_report(inputs: ReportInputs) -> str:
         if len(months) > 1
         else ""
     )
+    return {
+        "size_chart": size_chart,
+        "revenue_chart": revenue_chart,
+        "profile_chart": profile_chart,
+        "trend_chart": trend_chart,
+    }
+
+
+def render_report(inputs: ReportInputs) -> str:
+    """A month's report page, one self-contained HTML file (charts inline as SVG)."""
+    k = inputs.min_cell
+    overview = _overview_charts(inputs)
     selection = selection_section(inputs.sweep, inputs.model)
     kpi_rows, suppressed = _kpi_rows(inputs)
     rfm = inputs.rfm_counts.filter(pl.col("customers") >= k)
@@ -85,10 +99,7 @@ def render_report(inputs: ReportInputs) -> str:
             kpi_rows=kpi_rows,
             suppressed=suppressed,
             min_cell=k,
-            size_chart=size_chart,
-            revenue_chart=revenue_chart,
-            profile_chart=profile_chart,
-            trend_chart=trend_chart,
+            **overview,
             selection=selection,
             model=inputs.model,
             methods=inputs.methods,
