@@ -12,7 +12,7 @@ from segflow.lib.audit.lift import campaign_lift
 from segflow.lib.audit.migration import migration_matrix
 from segflow.lib.profiles.imputation import imputation_rates
 from segflow.lib.report import ReportInputs, segment_profile_z
-from segflow.lib.report.render import PROFILE_FEATURES
+from segflow.lib.report.inputs import PROFILE_FEATURES
 
 TINY = "Tiny hidden segment"
 NAMES = ("Big spenders", "Bargain hunters", "Browsers", "Lapsing", TINY)

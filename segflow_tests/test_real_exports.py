@@ -137,7 +137,7 @@ def test_exact_duplicates_with_invoice_ids_are_dropped_by_default(
 
 
 def test_report_states_the_orphan_rule_and_count_suppressing_small_counts() -> None:
-    from segflow.lib.report.render import _orphans_note
+    from segflow.lib.report.quality import _orphans_note
 
     accounting = {
         "customers": {"orphan_rows": 0, "orphan_customers": 25},

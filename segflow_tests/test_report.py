@@ -12,7 +12,8 @@ import pytest
 
 from segflow.lib.display import rounded
 from segflow.lib.report import render_report
-from segflow.lib.report.render import executive_summary, render_index, summary_record
+from segflow.lib.report.render import render_index, summary_record
+from segflow.lib.report.summary import executive_summary
 from segflow_tests.report_fixtures import TINY, report_inputs
 
 

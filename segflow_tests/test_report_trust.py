@@ -15,7 +15,8 @@ from segflow.lib.features.snapshot import feature_families
 from segflow.lib.models.clustering import _PHRASES
 from segflow.lib.models.naming import NAME_HOLDS_Z, bind_names
 from segflow.lib.models.personas import build_personas
-from segflow.lib.report.render import _drift_section, _share_lines, render_index
+from segflow.lib.report.audits import _drift_section
+from segflow.lib.report.render import _share_lines, render_index
 from segflow_tests.report_fixtures import report_inputs
 
 LAST = {"period": "2024-01", "segment_names": {"0": "Frequent, recently active customers"},
@@ -157,7 +158,8 @@ def test_index_draws_one_line_per_id_with_plain_axis_numbers() -> None:
 def test_a_new_segment_reusing_an_id_is_not_compared_with_last_months_id(inputs) -> None:
     import dataclasses
 
-    from segflow.lib.report.render import _segment_cards, executive_summary
+    from segflow.lib.report.segments import _segment_cards
+    from segflow.lib.report.summary import executive_summary
 
     alignment = {**inputs.model["alignment"], "new": [0, 4],
                  "matched": {str(i): {"previous_id": i, "distance": 0.1} for i in (1, 2, 3)}}  # fmt: skip

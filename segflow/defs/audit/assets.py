@@ -35,8 +35,10 @@ from segflow.lib.models.clustering import aligned_ids
 from segflow.lib.periods import shift
 from segflow.lib.profiles.imputation import imputation_rates
 from segflow.lib.report import ReportInputs, render_report, segment_profile_z
+from segflow.lib.report.inputs import PROFILE_FEATURES
 from segflow.lib.report.methods import methods_text
-from segflow.lib.report.render import PROFILE_FEATURES, executive_summary, render_index, summary_record
+from segflow.lib.report.render import render_index, summary_record
+from segflow.lib.report.summary import executive_summary
 from segflow.lib.report.value import clv_text
 
 # Segment profiles of the snapshot feature set (no RFM), in the report's heatmap.
