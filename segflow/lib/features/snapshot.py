@@ -16,7 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from segflow.lib.features.category_mix import SHARE_PREFIX
-from segflow.lib.profiles.profiles import snapshot_column
+from segflow.lib.profiles.activity import snapshot_column
 from segflow.lib.schema import CHANNELS
 
 # (feature, transform), as in segflow.lib.models.clustering.MODEL_FEATURES. log1p tames long right tails.
