@@ -12,7 +12,8 @@ from segflow.config import CleaningSettings
 from segflow.lib.contracts.spec import load_contract
 from segflow.lib.contracts.validation import validate_frame
 from segflow.lib.features.category_mix import NO_CATEGORY, category_mix, lineage, slug
-from segflow.lib.profiles.profiles import CATEGORY_REVENUE, CATEGORY_REVENUE_TYPE, RawSources, build_profiles
+from segflow.lib.profiles.activity import CATEGORY_REVENUE, CATEGORY_REVENUE_TYPE
+from segflow.lib.profiles.profiles import RawSources, build_profiles
 from segflow_tests.test_cleaning import END, START, _tx
 
 

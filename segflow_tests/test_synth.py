@@ -212,7 +212,7 @@ def test_config_is_validated() -> None:
 
 def test_demographic_codes_match_what_cleaning_accepts() -> None:
     from segflow import synth
-    from segflow.lib.profiles.profiles import EDUCATION_LEVELS, GENDERS
+    from segflow.lib.schema import EDUCATION_LEVELS, GENDERS
 
     assert synth.GENDERS == GENDERS and synth.EDUCATION_LEVELS == EDUCATION_LEVELS
 

@@ -101,3 +101,6 @@ SURVEY_QUESTIONS = ("price_sensitivity", "brand_loyalty", "eco_conscious", "tech
 CHANNELS = ("web", "store", "app")
 CAMPAIGN_ARMS = ("treatment", "control")
 MARITAL_STATUSES = ("single", "married", "together", "divorced", "widowed")
+# Demographic codes cleaning accepts (anything else is recoded to null); synth.py draws from them.
+GENDERS = ("F", "M", "X")
+EDUCATION_LEVELS = ("basic", "secondary", "bachelor", "master", "phd")

@@ -15,8 +15,7 @@ from __future__ import annotations
 import polars as pl
 
 from segflow.lib.exact import exact_mean, exact_sum
-
-CAMPAIGN_ARMS = ("treatment", "control")
+from segflow.lib.schema import CAMPAIGN_ARMS
 
 KPI_COLUMNS = (
     "segment_id",

@@ -21,6 +21,15 @@ DEMOGRAPHICS = ("birth_year", "gender", "income", "education", "household_size",
                 "age_band", "income_band", "household_size_band", "region", "country",
                 "preferred_channel", "marketing_opt_in")  # fmt: skip
 
+# Engagement and campaign rates over the window, null where the denominator is zero:
+# (numerator, denominator), which are also the rate's column lineage.
+_EVENT_RATES: dict[str, tuple[str, str]] = {
+    "pages_per_session": ("page_views", "sessions"),
+    "email_open_rate": ("email_opens", "email_sends"),
+    "email_click_rate": ("email_clicks", "email_opens"),
+    "campaign_response_rate": ("campaign_responses", "campaign_exposures"),
+}
+
 
 def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
     return pl.when(den > 0).then(num / den).otherwise(None)
@@ -83,10 +92,7 @@ def behaviour_features(window: pl.LazyFrame, period: str) -> pl.LazyFrame:
         _ratio(pl.col("web_invoices") + pl.col("app_invoices"), pl.col("n_invoices")).alias("digital_share"),
         *[_ratio(pl.col(f"{c}_invoices"), pl.col("n_invoices")).alias(f"{c}_share") for c in CHANNELS],
         (pl.col("sessions") / tenure).alias("sessions_per_month"),
-        _ratio(pl.col("page_views"), pl.col("sessions")).alias("pages_per_session"),
-        _ratio(pl.col("email_opens"), pl.col("email_sends")).alias("email_open_rate"),
-        _ratio(pl.col("email_clicks"), pl.col("email_opens")).alias("email_click_rate"),
-        _ratio(pl.col("campaign_responses"), pl.col("campaign_exposures")).alias("campaign_response_rate"),
+        *[_ratio(pl.col(num), pl.col(den)).alias(rate) for rate, (num, den) in _EVENT_RATES.items()],
         *[pl.col(f"survey_{q}") for q in SURVEY_QUESTIONS],
     )
 
@@ -140,10 +146,7 @@ FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
     "digital_share": ("web_invoices", "app_invoices", "n_invoices"),
     **{f"{c}_share": (f"{c}_invoices", "n_invoices") for c in CHANNELS},
     "sessions_per_month": ("sessions", "period"),
-    "pages_per_session": ("page_views", "sessions"),
-    "email_open_rate": ("email_opens", "email_sends"),
-    "email_click_rate": ("email_clicks", "email_opens"),
-    "campaign_response_rate": ("campaign_responses", "campaign_exposures"),
+    **_EVENT_RATES,
     **{f"survey_{q}": (f"survey_{q}", f"survey_{q}_imputed", "period") for q in SURVEY_QUESTIONS},
     **{d: (d,) for d in DEMOGRAPHICS},
     "r_score": ("last_purchase_at",),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from segflow.lib.exact import exact_sum
-from segflow.lib.profiles.profiles import CATEGORY_REVENUE
+from segflow.lib.profiles.activity import CATEGORY_REVENUE
 
 SHARE_PREFIX = "category_share_"
 OTHER = "other"

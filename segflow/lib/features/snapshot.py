@@ -16,7 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from segflow.lib.features.category_mix import SHARE_PREFIX
-from segflow.lib.profiles.profiles import snapshot_column
+from segflow.lib.profiles.activity import snapshot_column
 from segflow.lib.schema import CHANNELS
 
 # (feature, transform), as in segflow.lib.models.clustering.MODEL_FEATURES. log1p tames long right tails.
@@ -133,91 +133,151 @@ def feature_families(
     month's feature table, decides what the source delivers: a configured source without a
     category or channel column offers no category or channel mix (see ``delivered``)."""
     snapshot = feature_set == "snapshot"
-    unavailable = unavailable or {}
-    categories = not snapshot and enabled.get("transactions", False) and "category_mix" not in unavailable
-    demographic = {"age", "income", "children", "birth_year", "household_size"}
+    rows = [
+        _rfm_row(snapshot),
+        _behaviour_row(snapshot),
+        *([] if snapshot else [_channel_row(features)]),
+        _category_row(snapshot, enabled, unavailable or {}, features),
+        _source_row(
+            "engagement",
+            enabled.get("engagement", False),
+            "engagement events",
+            "sessions, email open and click rates",
+        ),
+        _source_row(
+            "surveys",
+            enabled.get("surveys", False),
+            "survey answers",
+            "Likert answers (profiled, not modelled)",
+        ),
+        _campaigns_row(snapshot, enabled),
+        _demographics_row(snapshot, enabled),
+    ]
+    used = set(model_features)
+    members = _family_features(snapshot, used)
+    for row in rows:
+        row["used_in_model"] = bool(used & members[row["family"]]) and row["available"]
+    return rows
+
+
+def _family_row(family: str, available: bool, source: str, note: str) -> dict:
+    return {"family": family, "available": available, "source": source, "note": note}
+
+
+def _source_row(family: str, available: bool, source: str, note: str) -> dict:
+    """A family that is there exactly when its own source is configured."""
+    return _family_row(family, available, source if available else "none", note)
+
+
+def _rfm_row(snapshot: bool) -> dict:
+    if snapshot:
+        return _family_row(
+            "rfm",
+            False,
+            "none: no transaction line items",
+            "not available: RFM needs invoices and purchase dates; the snapshot has totals only",
+        )
+    return _family_row(
+        "rfm",
+        True,
+        "transactions (line items)",
+        "recency, frequency and monetary quintile scores and the 11 named RFM segments",
+    )
+
+
+def _behaviour_row(snapshot: bool) -> dict:
+    if snapshot:
+        return _family_row(
+            "behaviour",
+            True,
+            "snapshot (per-customer totals)",
+            "recency, purchase rate, basket size, deal and channel mix, web visits",
+        )
+    return _family_row("behaviour", True, "transactions (line items)", "purchase rate, order value, returns")
+
+
+def _channel_row(features: pl.DataFrame | None) -> dict:
+    """The channel-mix family of the transactions feature set: there when purchases carry a channel."""
+    if features is None or delivered(features)["channel_mix"]:
+        return _family_row(
+            "channel_mix",
+            True,
+            "transactions (line item channel)",
+            "share of purchases per channel (web, store, app)",
+        )
+    return _family_row(
+        "channel_mix",
+        False,
+        "none",
+        "not available: the transactions carry no channel, so no persona names a channel",
+    )
+
+
+def _category_row(
+    snapshot: bool, enabled: dict[str, bool], unavailable: dict[str, str], features: pl.DataFrame | None
+) -> dict:
+    """The category-mix family: line items with a category, unless the model found it unavailable."""
+    if features is not None and not snapshot and not delivered(features)["category_mix"]:
+        return _family_row(
+            "category_mix", False, "none", "not available: the transactions carry no product category"
+        )
+    available = not snapshot and enabled.get("transactions", False) and "category_mix" not in unavailable
+    if available:
+        return _family_row(
+            "category_mix",
+            available,
+            "transactions (line item categories)",
+            "revenue shares of the top categories and the rest",
+        )
+    return _family_row(
+        "category_mix",
+        available,
+        "none",
+        unavailable.get("category_mix", "not available: no transaction line items with a category"),
+    )
+
+
+def _campaigns_row(snapshot: bool, enabled: dict[str, bool]) -> dict:
+    """Campaign responses: from the exposures, or the snapshot's totals when it stands in."""
+    if snapshot:
+        return _family_row("campaigns", True, "snapshot (campaign responses)", "response rate to campaigns")
+    return _source_row(
+        "campaigns", enabled.get("campaigns", False), "campaign exposures", "response rate to campaigns"
+    )
+
+
+def _demographics_row(snapshot: bool, enabled: dict[str, bool]) -> dict:
+    source = "CRM customers" + (" and snapshot" if snapshot else "")
+    note = (
+        "age, income, children, education, marital status"
+        if snapshot
+        else "birth year, gender, income, education, household size (profiled, not modelled)"
+    )
+    return _source_row("demographics", enabled.get("customers", False), source, note)
+
+
+def _family_features(snapshot: bool, used: set[str]) -> dict[str, set[str]]:
+    """The model features that belong to each family, for ``used_in_model``: the category shares
+    are those of ``used``, since the top categories are the data's."""
     behaviour = {
         "recency_days", "invoices_per_month", "avg_order_value", "return_rate", "digital_share",
         "purchases_per_month", "deal_share", "catalog_share", "web_visits_per_month",
     }  # fmt: skip
-    rows = [
-        {
-            "family": "rfm",
-            "available": not snapshot,
-            "source": "transactions (line items)" if not snapshot else "none: no transaction line items",
-            "note": "recency, frequency and monetary quintile scores and the 11 named RFM segments"
-            if not snapshot
-            else "not available: RFM needs invoices and purchase dates; the snapshot has totals only",
-        },
-        {
-            "family": "behaviour",
-            "available": True,
-            "source": "snapshot (per-customer totals)" if snapshot else "transactions (line items)",
-            "note": "recency, purchase rate, basket size, deal and channel mix, web visits"
-            if snapshot
-            else "purchase rate, order value, returns",
-        },
-        {
-            "family": "category_mix",
-            "available": categories,
-            "source": "transactions (line item categories)" if categories else "none",
-            "note": "revenue shares of the top categories and the rest"
-            if categories
-            else unavailable.get("category_mix", "not available: no transaction line items with a category"),
-        },
-        {
-            "family": "engagement",
-            "available": enabled.get("engagement", False),
-            "source": "engagement events" if enabled.get("engagement") else "none",
-            "note": "sessions, email open and click rates",
-        },
-        {
-            "family": "surveys",
-            "available": enabled.get("surveys", False),
-            "source": "survey answers" if enabled.get("surveys") else "none",
-            "note": "Likert answers (profiled, not modelled)",
-        },
-        {
-            "family": "campaigns",
-            "available": enabled.get("campaigns", False) or snapshot,
-            "source": "snapshot (campaign responses)"
-            if snapshot
-            else ("campaign exposures" if enabled.get("campaigns") else "none"),
-            "note": "response rate to campaigns",
-        },
-        {
-            "family": "demographics",
-            "available": enabled.get("customers", False),
-            "source": "CRM customers" + (" and snapshot" if snapshot else "")
-            if enabled.get("customers")
-            else "none",
-            "note": "age, income, children, education, marital status"
-            if snapshot
-            else "birth year, gender, income, education, household size (profiled, not modelled)",
-        },
-    ]
-    used = set(model_features)
     if not snapshot:  # recency is the R of RFM when it comes from line items
         behaviour = behaviour - {"recency_days"}
-    families_of = {
+    members = {
         "behaviour": behaviour,
         "engagement": {"sessions_per_month", "email_open_rate", "email_click_rate"},
         "campaigns": {"campaign_response_rate"},
-        "demographics": demographic,
+        "demographics": {"age", "income", "children", "birth_year", "household_size"},
         "rfm": set() if snapshot else {"recency_days"},
         "surveys": set(),
+        "category_mix": {f for f in used if f.startswith(SHARE_PREFIX)},
     }
-    families_of["category_mix"] = {f for f in used if f.startswith(SHARE_PREFIX)}
     if not snapshot:
-        rows.insert(2, _channel_row(features))
-        families_of["channel_mix"] = {f"{c}_share" for c in CHANNELS} | {"digital_share"}
-        families_of["behaviour"] -= families_of["channel_mix"]
-    if features is not None and not snapshot and not delivered(features)["category_mix"]:
-        rows[3] = {**rows[3], "available": False, "source": "none",
-                   "note": "not available: the transactions carry no product category"}  # fmt: skip
-    for row in rows:
-        row["used_in_model"] = bool(used & families_of[row["family"]]) and row["available"]
-    return rows
+        members["channel_mix"] = {f"{c}_share" for c in CHANNELS} | {"digital_share"}
+        members["behaviour"] -= members["channel_mix"]
+    return members
 
 
 def delivered(features: pl.DataFrame) -> dict[str, bool]:
@@ -225,18 +285,10 @@ def delivered(features: pl.DataFrame) -> dict[str, bool]:
     exists only when some line item had a category; channel shares exist always, but are all zero
     when no line item had a channel."""
     channels = [f"{c}_share" for c in CHANNELS if f"{c}_share" in features.columns]
-    known = features.select(pl.sum_horizontal(channels).fill_null(0).gt(0).any()).item() if channels else False
-    return {"category_mix": any(c.startswith(SHARE_PREFIX) for c in features.columns), "channel_mix": bool(known)}
-
-
-def _channel_row(features: pl.DataFrame | None) -> dict:
-    """The channel-mix family of the transactions feature set: there when purchases carry a channel."""
-    available = features is None or delivered(features)["channel_mix"]
+    known = (
+        features.select(pl.sum_horizontal(channels).fill_null(0).gt(0).any()).item() if channels else False
+    )
     return {
-        "family": "channel_mix",
-        "available": available,
-        "source": "transactions (line item channel)" if available else "none",
-        "note": "share of purchases per channel (web, store, app)"
-        if available
-        else "not available: the transactions carry no channel, so no persona names a channel",
+        "category_mix": any(c.startswith(SHARE_PREFIX) for c in features.columns),
+        "channel_mix": bool(known),
     }

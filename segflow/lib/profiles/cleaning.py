@@ -94,6 +94,11 @@ def _customer_id_rules(known_customers: pl.Series | None) -> list[Rule]:
     return rules
 
 
+def _row_rules(known_customers: pl.Series | None) -> list[Rule]:
+    """The rules every source of per-customer rows starts with: readable, with a known customer."""
+    return [_parse_rule(), *_customer_id_rules(known_customers)]
+
+
 def cancellation_expr(columns: list[str] | None = None) -> pl.Expr:
     """True on cancellation lines: the ``_is_cancellation`` flag that ingest derives from the source's
     ``cancellation`` setting, or, for frames without it, an invoice id starting with "C"."""
@@ -203,8 +208,7 @@ def snapshot_rules(start: datetime, end: datetime, known_customers: pl.Series | 
     """Rows of a behaviour snapshot: one per customer, no negative count or amount."""
     counts = [c for c, t in SOURCES["snapshot"].items() if t.is_numeric()]
     return [
-        _parse_rule(),
-        *_customer_id_rules(known_customers),
+        *_row_rules(known_customers),
         *_snapshot_row_rules(end),
         Rule(
             "negative_behaviour_value",
@@ -214,37 +218,33 @@ def snapshot_rules(start: datetime, end: datetime, known_customers: pl.Series | 
     ]
 
 
+def _in_month_rule(column: str, what: str, start: datetime, end: datetime) -> Rule:
+    """``column`` (the timestamp of ``what``) must fall in the partition's month; null breaks it."""
+    return Rule(
+        "outside_partition",
+        f"{what} timestamp is outside the partition's month",
+        ~_in_period(column, start, end).fill_null(False),
+    )
+
+
+def _one_of_rule(rule_id: str, column: str, what: str, allowed: tuple[str, ...]) -> Rule:
+    """``column`` must hold one of the ``allowed`` codes; null breaks it."""
+    return Rule(rule_id, f"{what} not in {list(allowed)}", ~pl.col(column).is_in(allowed).fill_null(False))
+
+
 def engagement_rules(start: datetime, end: datetime, known_customers: pl.Series | None) -> list[Rule]:
     return [
-        _parse_rule(),
-        *_customer_id_rules(known_customers),
-        Rule(
-            "outside_partition",
-            "event timestamp is outside the partition's month",
-            ~_in_period("event_at", start, end).fill_null(False),
-        ),
-        Rule(
-            "unknown_event_type",
-            f"event type not in {list(ENGAGEMENT_EVENT_TYPES)}",
-            ~pl.col("event_type").is_in(ENGAGEMENT_EVENT_TYPES).fill_null(False),
-        ),
+        *_row_rules(known_customers),
+        _in_month_rule("event_at", "event", start, end),
+        _one_of_rule("unknown_event_type", "event_type", "event type", ENGAGEMENT_EVENT_TYPES),
     ]
 
 
 def survey_rules(start: datetime, end: datetime, known_customers: pl.Series | None) -> list[Rule]:
     return [
-        _parse_rule(),
-        *_customer_id_rules(known_customers),
-        Rule(
-            "outside_partition",
-            "answer timestamp is outside the partition's month",
-            ~_in_period("answered_at", start, end).fill_null(False),
-        ),
-        Rule(
-            "unknown_question",
-            f"question not in {list(SURVEY_QUESTIONS)}",
-            ~pl.col("question_id").is_in(SURVEY_QUESTIONS).fill_null(False),
-        ),
+        *_row_rules(known_customers),
+        _in_month_rule("answered_at", "answer", start, end),
+        _one_of_rule("unknown_question", "question_id", "question", SURVEY_QUESTIONS),
         Rule(
             "answer_out_of_range",
             "Likert answer outside 1..5",
@@ -255,19 +255,10 @@ def survey_rules(start: datetime, end: datetime, known_customers: pl.Series | No
 
 def campaign_rules(start: datetime, end: datetime, known_customers: pl.Series | None) -> list[Rule]:
     return [
-        _parse_rule(),
-        *_customer_id_rules(known_customers),
+        *_row_rules(known_customers),
         Rule("missing_campaign_id", "campaign id is missing", pl.col("campaign_id").is_null()),
-        Rule(
-            "outside_partition",
-            "exposure timestamp is outside the partition's month",
-            ~_in_period("exposed_at", start, end).fill_null(False),
-        ),
-        Rule(
-            "unknown_arm",
-            f"arm not in {list(CAMPAIGN_ARMS)}",
-            ~pl.col("arm").is_in(CAMPAIGN_ARMS).fill_null(False),
-        ),
+        _in_month_rule("exposed_at", "exposure", start, end),
+        _one_of_rule("unknown_arm", "arm", "arm", CAMPAIGN_ARMS),
         Rule("missing_response", "response flag is missing", pl.col("responded").is_null()),
     ]
 
