@@ -24,10 +24,11 @@ The modules, in the order the data is made:
 - ``grocery``: a separate, small multi-table grocery export (``python -m segflow.synth.grocery``).
 """
 
+from segflow.lib.schema import EDUCATION_LEVELS, GENDERS
 from segflow.synth.config import SynthConfig
 from segflow.synth.crm import GROUND_TRUTH
 from segflow.synth.dirt import DirtRates
 from segflow.synth.landing import generate
-from segflow.synth.segments import EDUCATION_LEVELS, GENDERS, SEGMENTS
+from segflow.synth.segments import SEGMENTS
 
 __all__ = ["EDUCATION_LEVELS", "GENDERS", "GROUND_TRUTH", "SEGMENTS", "DirtRates", "SynthConfig", "generate"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from segflow.lib.schema import CHANNELS, CUSTOMERS
+from segflow.lib.schema import CHANNELS, CUSTOMERS, EDUCATION_LEVELS, GENDERS
 from segflow.synth.config import SynthConfig
 from segflow.synth.customers import (
     CITIES,
@@ -22,7 +22,7 @@ from segflow.synth.customers import (
     Block,
 )
 from segflow.synth.dirt import crm_dirt
-from segflow.synth.segments import EDUCATION_LEVELS, GENDERS, SEGMENTS
+from segflow.synth.segments import SEGMENTS
 from segflow.synth.streams import US_PER_DAY, Month, Stream, stream
 
 GROUND_TRUTH = {"customer_id": pl.String(), "segment": pl.String(), "churn_month": pl.String()}

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from segflow.lib.schema import GENDERS
 from segflow.synth.config import SynthConfig
-from segflow.synth.segments import GENDERS, SEG, SEGMENTS
+from segflow.synth.segments import SEG, SEGMENTS
 from segflow.synth.streams import BLOCK_SIZE, US_PER_DAY, Month, Stream, pick, stream
 
 SURVEY_SHARE = 0.15

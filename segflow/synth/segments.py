@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from segflow.lib.schema import CHANNELS, SURVEY_QUESTIONS
+from segflow.lib.schema import CHANNELS, EDUCATION_LEVELS, SURVEY_QUESTIONS
 
 SEGMENTS = ("champions", "bargain_hunters", "big_occasional", "digital_browsers", "lapsing")
-
-# Demographic codes; the same values segflow.lib.profiles.profiles accepts as valid.
-GENDERS = ("F", "M", "X")
-EDUCATION_LEVELS = ("basic", "secondary", "bachelor", "master", "phd")
 
 CATEGORIES = ("grocery", "household", "beauty", "toys", "books_media", "fashion", "home_garden",
               "electronics")  # fmt: skip
