@@ -107,8 +107,8 @@ def write_json(obj: Any, path: str | Path) -> Path:
 
 
 # --- Storage layout ------------------------------------------------------------------------------
-# The one place that knows where an asset's month is stored. Nothing else joins these paths: the IO
-# managers take their root and suffixes from here, and the report, the CLI and the tests ask here.
+# The one place that knows where an asset's month is stored, so that nothing else joins these paths:
+# the IO managers take their root and suffixes from here; the report, the CLI and the tests ask here.
 
 
 @dataclass(frozen=True)
