@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -56,7 +55,9 @@ def segment_table(kpis):
 def _print_summary(settings, period: str) -> None:
     import polars as pl
 
-    kpis = pl.read_parquet(settings.storage_dir / "kpi_audit" / f"{period}.parquet")
+    from segflow.lib.storage import StorageLayout
+
+    kpis = pl.read_parquet(StorageLayout(settings.storage_dir).table("kpi_audit", period))
     table = segment_table(kpis)
     with pl.Config(
         tbl_rows=-1, tbl_cols=-1, tbl_width_chars=400, fmt_str_lengths=200, float_precision=2,
@@ -66,12 +67,14 @@ def _print_summary(settings, period: str) -> None:
 
 
 def _finish_backfill(settings, summary) -> int:
+    from segflow.lib.storage import StorageLayout
+
     ok = len(summary.outcomes) - len(summary.failed)
     print(f"\n{ok} of {len(summary.outcomes)} runs succeeded")
     for outcome in summary.failed:
         where = f" (run {outcome.run_id}: its page in the UI has the traceback)" if outcome.run_id else ""
         print(f"  FAILED {outcome.period} {outcome.job}: {outcome.error}{where}")
-    index = settings.reports_dir / "index.html"
+    index = StorageLayout(settings.storage_dir).report_index
     if index.exists():
         print(f"reports index: {index}")
     return 1 if summary.failed else 0
@@ -85,6 +88,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     from segflow import runner
     from segflow.lib.periods import month_range
+    from segflow.lib.storage import StorageLayout
     from segflow.synth import SynthConfig, generate
 
     settings = runner.prepare_environment(args.config)
@@ -108,7 +112,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     code = _finish_backfill(settings, summary)
     print("\nreports:")
     for period in last:
-        path = settings.reports_dir / f"{period}.html"
+        path = StorageLayout(settings.storage_dir).report_page(period)
         print(f"  {period}: {path}" + ("" if path.exists() else " (missing)"))
     if code == 0:
         print(f"\nsegments for {last[-1]}:")
@@ -135,39 +139,25 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     return _finish_backfill(settings, summary)
 
 
-# An asset name, never a path: export reads <storage>/<asset>/<period>.parquet.
-ASSET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-def table_assets(storage_dir: Path) -> list[str]:
-    """The assets stored as monthly Parquet tables (models are JSON, reports HTML: not tables)."""
-    if not storage_dir.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in storage_dir.iterdir()
-        if p.is_dir() and ASSET_NAME.match(p.name) and any(p.glob("*.parquet"))
-    )
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
     import polars as pl
 
     from segflow import runner
+    from segflow.lib import storage
 
     settings = runner.prepare_environment(args.config)
-    tables = table_assets(settings.storage_dir)
-    if not ASSET_NAME.match(args.asset) or args.asset not in tables:
+    layout = storage.StorageLayout(settings.storage_dir)
+    tables = layout.table_assets()
+    if not layout.ASSET_NAME.match(args.asset) or args.asset not in tables:
         raise SystemExit(
             f"{args.asset!r} is not a stored table asset; the stored tables are: {', '.join(tables)}"
         )
-    source = settings.storage_dir / args.asset / f"{args.period}.parquet"
+    source = layout.table(args.asset, args.period)
     if not source.exists():
-        months = sorted(p.stem for p in (settings.storage_dir / args.asset).glob("*.parquet"))
+        months = layout.table_periods(args.asset)
         raise SystemExit(f"{source}: no {args.asset} for {args.period}; it is stored for {', '.join(months)}")
     out = Path(args.out)
     frame = pl.read_parquet(source)
-    from segflow.lib import storage
 
     if out.suffix == ".csv":
         from segflow.lib.export import write_csv

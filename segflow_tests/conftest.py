@@ -49,6 +49,14 @@ def home_settings(home: Path):
     return Settings(home=home, storage_dir=home / "storage", landing_dir=home / "landing")
 
 
+def home_layout(home: Path):
+    """Where a segflow home's stored outputs live (``home_settings(home)``'s storage layout): tests
+    find an asset's month through it, never by joining paths themselves."""
+    from segflow.lib.storage import StorageLayout
+
+    return StorageLayout(home_settings(home).storage_dir)
+
+
 @contextmanager
 def dagster_home(home: Path) -> Iterator[Path]:
     """Point ``DagsterInstance.get()`` at ``home/dagster_home`` (as the CLI does), in this process

@@ -18,6 +18,7 @@ from segflow.lib.contracts.validation import validate_frame
 from segflow.lib.profiles import cleaning
 from segflow.lib.profiles.cleaning import Cleaned
 from segflow.lib.sources.ingest import SourceError, read_source
+from segflow_tests.conftest import home_layout
 
 HEADER = "invoice_id,customer_id,invoiced_at,product_id,category,quantity,unit_price,channel"
 GOOD = "I{n},C1,2024-03-0{d} 10:00:00,P{n},toys,2,3.50,web"
@@ -106,8 +107,8 @@ def test_row_level_bad_input_is_quarantined_with_a_reason(home: Path, memory_ins
              crm_ids=("C1", "C2", "C2*", ""))  # fmt: skip
     result = _ingest(memory_instance, "2024-03")
     assert result.success, _error(result)
-    storage = home / "storage"
-    quarantine = pl.read_parquet(storage / "quarantined_rows" / "2024-03.parquet")
+    layout = home_layout(home)
+    quarantine = pl.read_parquet(layout.table("quarantined_rows", "2024-03"))
     tx = quarantine.filter(pl.col("source") == "transactions")
     by_invoice = {
         json.loads(r)["invoice_id"]: row
@@ -120,12 +121,12 @@ def test_row_level_bad_input_is_quarantined_with_a_reason(home: Path, memory_ins
         assert row["row_number"] >= 0, kind
         if column:
             assert f"'{column}'" in row["reason"], kind
-    accounting = pl.read_parquet(storage / "row_accounting" / "2024-03.parquet")
+    accounting = pl.read_parquet(layout.table("row_accounting", "2024-03"))
     tx_counts = accounting.filter(pl.col("source") == "transactions").row(0, named=True)
     assert tx_counts["duplicates_dropped"] == 1  # the exact duplicate row
     assert tx_counts["quarantined_rows"] == len(ROW_CASES)
     assert tx_counts["accepted_rows"] == len(good) + 1  # padded, mixed-case row is normalised and kept
-    profiles = pl.read_parquet(storage / "customer_profiles" / "2024-03.parquet")
+    profiles = pl.read_parquet(layout.table("customer_profiles", "2024-03"))
     c2 = profiles.filter(pl.col("customer_id") == "C2").row(0, named=True)
     assert c2["web_invoices"] == 1  # " WEB " -> "web", "  C2 " -> "C2"
     crm = quarantine.filter(pl.col("source") == "customers")
@@ -140,7 +141,7 @@ def _run_bad_file(home: Path, instance, content: str | bytes, name: str = "2024-
     _write(home / "landing" / "tx" / name, content)
     result = _ingest(instance, "2024-03")
     assert not result.success
-    assert not (home / "storage" / "customer_profiles" / "2024-03.parquet").exists()
+    assert not home_layout(home).table("customer_profiles", "2024-03").exists()
     return _error(result)
 
 
@@ -610,12 +611,12 @@ def test_crm_run_keeps_bad_attribute_and_never_shows_a_constant_value(home: Path
     result = _ingest(memory_instance, "2024-03")
     assert result.success, _error(result)
     # Issue 17.1 through the assets: C2 kept, the value listed, the column named in the log.
-    storage = home / "storage"
-    assert pl.read_parquet(storage / "customer_profiles" / "2024-03.parquet")["customer_id"].to_list() == [
+    layout = home_layout(home)
+    assert pl.read_parquet(layout.table("customer_profiles", "2024-03"))["customer_id"].to_list() == [
         "C1",
         "C2",
     ]
-    recoded = pl.read_parquet(storage / "recoded_values" / "2024-03.parquet")
+    recoded = pl.read_parquet(layout.table("recoded_values", "2024-03"))
     assert recoded.select("column", "rule_id", "value", "rows").rows() == [
         ("household_size", "unparseable_value", "5+", 1)
     ]
@@ -636,7 +637,7 @@ def test_month_nearly_all_quarantined_fails_naming_the_share_rule(home: Path, me
     result = _ingest(memory_instance, "2024-03")
     assert not result.success
     assert "row_accounting.quarantined_share" in _error(result)
-    assert not (home / "storage" / "customer_profiles" / "2024-03.parquet").exists()
+    assert not home_layout(home).table("customer_profiles", "2024-03").exists()
 
 
 def test_lib_unreadable_attribute_that_may_be_personal_is_masked(tmp_path: Path) -> None:

@@ -165,7 +165,7 @@ def test_every_option_has_help_and_a_readable_placeholder() -> None:
 
 def test_segment_table_shows_whole_names_and_percentages(tmp_path: Path, capsys) -> None:
     from segflow.cli import _print_summary
-    from segflow_tests.conftest import home_settings
+    from segflow_tests.conftest import home_layout, home_settings
 
     settings = home_settings(tmp_path)
     name = "Highly engaged, digital-first, frequent big spenders"
@@ -174,8 +174,9 @@ def test_segment_table_shows_whole_names_and_percentages(tmp_path: Path, capsys)
         "customer_share": [0.12, 0.88], "revenue_share": [0.6543, 0.3457],
         "avg_order_value": [123.456789, 20.0], "mean_frequency": [4.123456, 1.0], "mean_recency_days": [12.6, 300.2],
     })  # fmt: skip
-    (settings.storage_dir / "kpi_audit").mkdir(parents=True)
-    kpis.write_parquet(settings.storage_dir / "kpi_audit" / "2024-01.parquet")
+    path = home_layout(tmp_path).table("kpi_audit", "2024-01")
+    path.parent.mkdir(parents=True)
+    kpis.write_parquet(path)
     _print_summary(settings, "2024-01")
     text = capsys.readouterr().out
     assert name in text and "12.0%" in text and "65.4%" in text and "123.46" in text
@@ -186,10 +187,11 @@ def test_segment_table_shows_whole_names_and_percentages(tmp_path: Path, capsys)
 def test_summary_names_what_failed_without_an_empty_run_id(tmp_path: Path, capsys) -> None:
     from segflow.cli import _finish_backfill
     from segflow.runner import BackfillSummary, RunOutcome
-    from segflow_tests.conftest import home_settings
+    from segflow_tests.conftest import home_layout, home_settings
 
     settings = home_settings(tmp_path)
-    _write(settings.reports_dir / "index.html", "<html></html>")
+    index = home_layout(tmp_path).report_index
+    _write(index, "<html></html>")
     summary = BackfillSummary([
         RunOutcome("2024-02", "ingest_job", False, 1.0, "abc-123", "raw_transactions: tx.csv: bad"),
         RunOutcome("2024-03", "modelling_job", False, 0.0, "", "not run: a month it reads failed (2024-02)"),
@@ -197,17 +199,19 @@ def test_summary_names_what_failed_without_an_empty_run_id(tmp_path: Path, capsy
     assert _finish_backfill(settings, summary) == 1
     text = capsys.readouterr().out
     assert "(run )" not in text and "run abc-123" in text and "(2024-02)" in text
-    assert f"reports index: {settings.reports_dir / 'index.html'}" in text
+    assert f"reports index: {index}" in text
 
 
 def test_export_lists_only_tables_and_rejects_paths(tmp_path: Path, capsys) -> None:
-    storage = tmp_path / "storage"
-    (storage / "segment_assignments").mkdir(parents=True)
+    from segflow_tests.conftest import home_layout
+
+    layout = home_layout(tmp_path)
+    layout.asset_dir("segment_assignments").mkdir(parents=True)
     pl.DataFrame({"customer_id": ["C1"], "segment_id": [1]}).write_parquet(
-        storage / "segment_assignments" / "2024-01.parquet"
+        layout.table("segment_assignments", "2024-01")
     )
-    _write(storage / "segmentation_model" / "2024-01.json", "{}")
-    _write(storage / "reports" / "2024-01.html", "<html></html>")
+    _write(layout.model("segmentation_model", "2024-01"), "{}")
+    _write(layout.report_page("2024-01"), "<html></html>")
     _write(tmp_path / "secret" / "x" / "2024-01.parquet", "")
     for name in ("../secret/x", "reports", "segmentation_model", "/etc/passwd"):
         with pytest.raises(SystemExit) as exc:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from segflow_tests.conftest import home_layout
+
 pytestmark = pytest.mark.slow
 
 MONTH = "2024-01"
@@ -39,7 +41,7 @@ POINTS = {
 
 
 def _digests(home: Path) -> dict[str, str]:
-    storage = home / "storage"
+    storage = home_layout(home).root
     return {str(p.relative_to(storage)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(storage.rglob("*")) if p.is_file()}  # fmt: skip
 
@@ -91,7 +93,7 @@ def test_plain_resume_after_the_kills_gives_the_uninterrupted_bytes(crashes: tup
     assert results["final_resume"]["exit"] == 0, results["final_resume"]
     home = base / "killed"
     assert _digests(home) == _digests(base / "reference")
-    assert not list((home / "storage").rglob(".*.tmp"))  # the killed writers' files are swept
+    assert not list(home_layout(home).root.rglob(".*.tmp"))  # the killed writers' files are swept
     runs = _runs(home)
     # Every killed run is recorded as failed (by the resume after it), and nothing is left started.
     assert [status for _, status in runs].count("FAILURE") == len(POINTS), runs
@@ -122,7 +124,7 @@ def test_model_failing_its_gate_never_replaces_the_published_one(
     monkeypatch.setenv("SEGFLOW_HOME", str(home))
     settings = load_settings(home / "segflow.yaml")
     strict = dataclasses.replace(settings, model=dataclasses.replace(settings.model, min_segment_share=0.6))
-    published = home / "storage" / "segmentation_model" / f"{MONTH}.json"
+    published = home_layout(home).model("segmentation_model", MONTH)
     before = _digests(home)
     with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
         defs = build_defs(strict)

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 import yaml
 
+from segflow.lib.storage import StorageLayout
 from segflow_tests.conftest import CUSTOMER_PERSONALITY, ROOT, require, segflow_cli
 
 pytestmark = pytest.mark.realdata
@@ -55,7 +56,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     segflow_cli(
         home, "export", "segment_assignments", "--config", str(config), "--period", PERIOD, "--out", str(csv)
     )
-    report = tmp_path / "storage" / "reports" / f"{PERIOD}.html"
+    report = StorageLayout(tmp_path / "storage").report_page(PERIOD)
     assert report.exists()
     bare = re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", "", report.read_text(), flags=re.S))
     text = re.sub(r"\s+", " ", html.unescape(bare))

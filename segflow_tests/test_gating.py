@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from segflow.synth import DirtRates, SynthConfig, generate
+from segflow_tests.conftest import home_layout
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_failed_blocking_check_stops_everything_downstream(home: Path, memory_in
     assert "raw_transactions" in materialised
     assert not {"customer_profiles", "quarantined_rows", "customer_features", "segmentation_model",
                 "segment_assignments", "kpi_audit", "audit_report"} & materialised  # fmt: skip
-    assert not (home / "storage" / "customer_profiles" / "2024-02.parquet").exists()
+    assert not home_layout(home).table("customer_profiles", "2024-02").exists()
 
 
 def test_publish_gate_refuses_a_table_that_breaks_its_contract() -> None:
@@ -104,7 +105,7 @@ def test_clean_synthetic_month_passes_every_check_without_warning(
         if not e.passed
     ]
     assert not_passed == []
-    html = (tmp_path / "storage" / "reports" / "2024-01.html").read_text(encoding="utf-8")
+    html = home_layout(tmp_path).report_page("2024-01").read_text(encoding="utf-8")
     assert "0 warned" in html and "(0 advisory warning(s))" in html
 
 

@@ -13,6 +13,7 @@ import shutil
 import polars as pl
 import pytest
 
+from segflow.lib.storage import StorageLayout
 from segflow.synth.grocery import generate_grocery
 from segflow_tests.conftest import ROOT, segflow_cli
 
@@ -31,16 +32,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
                                       "storage_dir: storage")  # fmt: skip
     config.write_text(text)
     segflow_cli(root / "home", "backfill", "--config", str(config), "--from", MONTHS[0], "--to", MONTHS[-1])
-    storage = root / "storage"
+    layout = StorageLayout(root / "storage")
 
     def read(asset: str, month: str = MONTHS[-1]) -> pl.DataFrame:
-        return pl.read_parquet(storage / asset / f"{month}.parquet")
+        return pl.read_parquet(layout.table(asset, month))
 
-    report = (storage / "reports" / f"{MONTHS[-1]}.html").read_text()
+    report = layout.report_page(MONTHS[-1]).read_text()
     bare = re.sub(r"<[^>]+>", " ", re.sub(r"<svg.*?</svg>", "", report, flags=re.S))
     return {
         "rows": rows, "data": root / "grocery_multi_table", "read": read,
-        "model": json.loads((storage / "segmentation_model" / f"{MONTHS[-1]}.json").read_text()),
+        "model": json.loads(layout.model("segmentation_model", MONTHS[-1]).read_text()),
         "report": re.sub(r"\s+", " ", html.unescape(bare)),
     }  # fmt: skip
 

@@ -21,7 +21,7 @@ import pytest
 
 from segflow import runner
 from segflow_tests.conftest import HISTORY_MONTHS as MONTHS
-from segflow_tests.conftest import copy_home, dagster_home, home_settings
+from segflow_tests.conftest import copy_home, dagster_home, home_layout, home_settings
 
 pytestmark = pytest.mark.slow
 SEGFLOW = [sys.executable, "-m", "segflow.cli"]
@@ -47,7 +47,7 @@ def _backfill(home: Path, first: str, last: str, **options) -> runner.BackfillSu
 
 
 def _digests(home: Path) -> dict[str, str]:
-    storage = home / "storage"
+    storage = home_layout(home).root
     return {str(p.relative_to(storage)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(storage.rglob("*")) if p.is_file()}  # fmt: skip
 
@@ -114,7 +114,7 @@ KILLER = textwrap.dedent(
 
 def test_sigkill_during_write_leaves_no_partial_partition(tmp_path: Path, built_history: Path) -> None:
     home = copy_home(built_history, tmp_path / "home")  # 2024-03 and its window are built
-    target = home / "storage" / "customer_profiles" / "2024-03.parquet"
+    target = home_layout(home).table("customer_profiles", "2024-03")
     good = target.read_bytes()
     marker = tmp_path / "publishing"
     process = subprocess.Popen([sys.executable, "-c", KILLER, str(marker)], env=_env(home),
@@ -142,7 +142,8 @@ def test_interrupted_backfill_resumes_without_redoing(tmp_path: Path, history_la
             process.kill()
             break
     process.wait()
-    report = home / "storage" / "reports"
+    layout = home_layout(home)
+    report = layout.reports_dir
     assert sorted(p.name for p in report.glob("20*.html")) == ["2024-01.html", "2024-02.html"]
     # Month reports of finished months are never rewritten; the index is, as months are added.
     done_before = {p: p.stat().st_mtime_ns for p in report.glob("20*.html")}
@@ -155,7 +156,7 @@ def test_interrupted_backfill_resumes_without_redoing(tmp_path: Path, history_la
     assert "2024-03 modelling_job" in output and "2024-04 modelling_job" in output
     assert {p: p.stat().st_mtime_ns for p in done_before} == done_before
     assert sorted(p.name for p in report.glob("20*.html")) == [f"2024-0{m}.html" for m in range(1, 5)]
-    assert all(f"2024-0{m}.html" in (report / "index.html").read_text() for m in range(1, 5))
+    assert all(f"2024-0{m}.html" in layout.report_index.read_text() for m in range(1, 5))
 
 
 def test_cli_backfill_is_one_dagster_backfill_of_runs_the_ui_attributes(built_history: Path) -> None:
@@ -203,7 +204,7 @@ def test_cli_backfill_is_one_dagster_backfill_of_runs_the_ui_attributes(built_hi
 def _model(home: Path, month: str) -> dict:
     import json
 
-    return json.loads((home / "storage" / "segmentation_model" / f"{month}.json").read_text(encoding="utf-8"))
+    return json.loads(home_layout(home).model("segmentation_model", month).read_text(encoding="utf-8"))
 
 
 def _words(name: str) -> frozenset[str]:
@@ -234,7 +235,7 @@ def test_segment_names_stay_bound_to_ids_across_six_months(built_history: Path) 
             else:
                 assert new["segment_names"][sid] == previous_name, (after, sid)
                 kept += 1
-        assignments = pl.read_parquet(built_history / "storage" / "segment_assignments" / f"{after}.parquet")
+        assignments = pl.read_parquet(home_layout(built_history).table("segment_assignments", after))
         pairs = assignments.select("segment_id", "segment_name").unique()
         assert pairs.height == assignments["segment_id"].n_unique()  # one name per id
         assert {str(i): n for i, n in pairs.iter_rows()} == {
@@ -242,11 +243,11 @@ def test_segment_names_stay_bound_to_ids_across_six_months(built_history: Path) 
         }
     assert kept >= 3  # matched segments keep their name month to month
     # The index draws one share line per id (its records are keyed by id), labelled by the latest name.
-    reports = built_history / "storage" / "reports"
-    records = [json.loads((reports / f"{m}.json").read_text(encoding="utf-8")) for m in MONTHS]
+    layout = home_layout(built_history)
+    records = [json.loads(layout.report_record(m).read_text(encoding="utf-8")) for m in MONTHS]
     ids = {i for r in records for i in r["segment_share"]}
     assert all(i.isdigit() for i in ids)
-    index = (reports / "index.html").read_text(encoding="utf-8")
+    index = layout.report_index.read_text(encoding="utf-8")
     latest = {i: r["segment_names"][i] for r in records for i in r["segment_names"]}
     for i in ids:
         assert f"{i}: {latest[i]}".replace("'", "&#39;") in index or f"{i}: {latest[i]}" in index
@@ -259,17 +260,17 @@ def test_migration_headline_equals_the_heatmap_diagonal(built_history: Path) -> 
 
     import polars as pl
 
-    storage = built_history / "storage"
+    layout = home_layout(built_history)
     for before, after in zip(MONTHS[-7:-1], MONTHS[-6:], strict=True):
-        html = (storage / "reports" / f"{after}.html").read_text(encoding="utf-8")
+        html = layout.report_page(after).read_text(encoding="utf-8")
         headline = re.search(r'<p id="stay-cluster">([0-9.]+)% of last month', html)
         assert headline, after
-        matrix = pl.read_parquet(storage / "segment_migration" / f"{after}.parquet").filter(
+        matrix = pl.read_parquet(layout.table("segment_migration", after)).filter(
             (pl.col("kind") == "cluster") & pl.col("from_id").is_not_null()
         )
         diagonal = matrix.filter(pl.col("from_id") == pl.col("to_id"))["customers"].sum() / matrix["customers"].sum()
-        prev = pl.read_parquet(storage / "segment_assignments" / f"{before}.parquet")
-        cur = pl.read_parquet(storage / "segment_assignments" / f"{after}.parquet")
+        prev = pl.read_parquet(layout.table("segment_assignments", before))
+        cur = pl.read_parquet(layout.table("segment_assignments", after))
         joined = prev.select("customer_id", "segment_id").join(
             cur.select("customer_id", pl.col("segment_id").alias("now")), on="customer_id", how="left"
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from segflow.lib.storage import StorageLayout
 from segflow_tests.conftest import segflow_cli
 
 CONFIG = """
@@ -53,7 +54,7 @@ def test_csv_export_to_report_in_three_steps(tmp_path: Path) -> None:
     run = subprocess.run([*cli, "backfill", "--config", "my.yaml", "--from", "2023-02", "--to", "2023-03"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert (tmp_path / "out" / "reports" / "2023-03.html").exists()
+    assert StorageLayout(tmp_path / "out").report_page("2023-03").exists()
     # The export by the CLI's main in this process: the backfill above already runs the command as
     # a process, and a second process would only pay the imports again.
     out = tmp_path / "segments.csv"

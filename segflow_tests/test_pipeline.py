@@ -16,6 +16,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from segflow.lib.periods import month_range
+from segflow_tests.conftest import home_layout
 
 FIRST, LAST = "2024-01", "2024-08"
 TARGETS = ("2024-07", "2024-08")
@@ -63,24 +64,20 @@ def built(defs, instance, home: Path) -> dict[str, dg.ExecuteInProcessResult]:
     return {period: _run(defs, instance, "segmentation_job", period) for period in TARGETS}
 
 
-def _stored(home: Path, asset: str, period: str) -> Path:
-    return home / "storage" / asset / f"{period}.{'json' if asset == 'segmentation_model' else 'parquet'}"
-
-
 def test_full_graph_materialises_every_asset(built, defs, home: Path) -> None:
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     for period, result in built.items():
         assert result.success, period
         materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
         assert materialised == keys
-        assert (home / "storage" / "reports" / f"{period}.html").exists()
+        assert home_layout(home).report_page(period).exists()
 
 
 def test_outputs_hold_what_they_promise(built, home: Path) -> None:
-    profiles = pl.read_parquet(_stored(home, "customer_profiles", "2024-08"))
+    profiles = pl.read_parquet(home_layout(home).table("customer_profiles", "2024-08"))
     assert profiles["customer_id"].is_unique().all() and profiles["customer_id"].null_count() == 0
     assert not {"name", "email"} & set(profiles.columns)
-    features = pl.read_parquet(_stored(home, "customer_features", "2024-08"))
+    features = pl.read_parquet(home_layout(home).table("customer_features", "2024-08"))
     assert (features["frequency"] > 0).all() and features["recency_days"].min() >= 1
     # Every synthetic line carries a category, so the per-category list nets to the month's revenue.
     listed = profiles["category_revenue"].list.eval(pl.element().struct.field("net_revenue")).list.sum()
@@ -89,18 +86,18 @@ def test_outputs_hold_what_they_promise(built, home: Path) -> None:
     assert len(shares) == 8 + 1 and shares[-1] == "category_share_other"  # top features.category_top_n
     sums = features.select(shares).drop_nulls().select(pl.sum_horizontal(shares)).to_series()
     assert ((sums - 1).abs() < 1e-9).all() and sums.len() > 0.99 * features.height
-    assignments = pl.read_parquet(_stored(home, "segment_assignments", "2024-08"))
-    model = json.loads(_stored(home, "segmentation_model", "2024-08").read_text())
+    assignments = pl.read_parquet(home_layout(home).table("segment_assignments", "2024-08"))
+    model = json.loads(home_layout(home).model("segmentation_model", "2024-08").read_text())
     assert assignments.height == features.height
     assert set(assignments["segment_id"].unique()) == set(range(model["k"]))
     assert (assignments["model_version"] == model["version"]).all()
-    kpis = pl.read_parquet(_stored(home, "kpi_audit", "2024-08"))
+    kpis = pl.read_parquet(home_layout(home).table("kpi_audit", "2024-08"))
     assert kpis["customers"].sum() == assignments.height
     assert abs(kpis["customer_share"].sum() - 1) < 1e-9 and abs(kpis["revenue_share"].sum() - 1) < 1e-9
-    accounting = pl.read_parquet(_stored(home, "row_accounting", "2024-08"))
+    accounting = pl.read_parquet(home_layout(home).table("row_accounting", "2024-08"))
     balance = accounting["accepted_rows"] + accounting["quarantined_rows"] + accounting["duplicates_dropped"]
     assert (accounting["raw_rows"] == balance).all()
-    quarantine = pl.read_parquet(_stored(home, "quarantined_rows", "2024-08"))
+    quarantine = pl.read_parquet(home_layout(home).table("quarantined_rows", "2024-08"))
     assert {"missing_customer_id", "negative_price", "outside_partition", "quantity_outlier"} <= set(
         quarantine["rule_id"]
     )
@@ -109,11 +106,11 @@ def test_outputs_hold_what_they_promise(built, home: Path) -> None:
 def test_fit_reads_the_out_of_time_months_or_says_which_is_missing(built, home: Path) -> None:
     """Issue 17.7 through Dagster: the fit of T scores its candidates on the customers of T-4 and
     the profiles of T-3..T-1 when they are built, and records why not when they are not."""
-    fits = {p: json.loads((home / "storage" / "segmentation_fit" / f"{p}.json").read_text()) for p in TARGETS}
+    fits = {p: json.loads(home_layout(home).model("segmentation_fit", p).read_text()) for p in TARGETS}
     later = fits["2024-08"]["out_of_time"]
     assert later["available"] and later["anchor_period"] == "2024-04"
     assert later["outcome_periods"] == ["2024-05", "2024-06", "2024-07"]
-    features = pl.read_parquet(_stored(home, "customer_features", "2024-04"))
+    features = pl.read_parquet(home_layout(home).table("customer_features", "2024-04"))
     assert later["customers"] == features.height
     assert all(
         r["oot_separation"] is not None for r in fits["2024-08"]["sweep"] if r["silhouette"] is not None
@@ -123,14 +120,14 @@ def test_fit_reads_the_out_of_time_months_or_says_which_is_missing(built, home: 
                        "outcome_periods": ["2024-04", "2024-05", "2024-06"]}  # fmt: skip
     assert "no customer_features for 2024-03" in earlier["reason"]
     assert all(r["oot_separation"] is None for r in fits["2024-07"]["sweep"])
-    model = json.loads(_stored(home, "segmentation_model", "2024-08").read_text())
+    model = json.loads(home_layout(home).model("segmentation_model", "2024-08").read_text())
     assert model["out_of_time"] == later and "out-of-time shortfall" in model["selection_rule"]
 
 
 def test_planted_segments_are_recovered(built, home: Path) -> None:
     truth = pl.read_parquet(home / "landing" / "_ground_truth" / "segments.parquet")
     for period in TARGETS:
-        assignments = pl.read_parquet(_stored(home, "segment_assignments", period))
+        assignments = pl.read_parquet(home_layout(home).table("segment_assignments", period))
         joined = assignments.join(truth, on="customer_id", how="inner")
         assert joined.height == assignments.height
         ari = adjusted_rand_score(joined["segment"].to_list(), joined["segment_id"].to_list())
@@ -149,21 +146,24 @@ def test_pipeline_never_reads_ground_truth() -> None:
 
 
 def test_rebuild_is_identical(built, defs, instance, home: Path) -> None:
-    def digest(asset: str) -> str:
-        return hashlib.sha256(_stored(home, asset, "2024-08").read_bytes()).hexdigest()
+    layout = home_layout(home)
+    paths = {
+        "customer_profiles": layout.table("customer_profiles", "2024-08"),
+        "customer_features": layout.table("customer_features", "2024-08"),
+        "segmentation_model": layout.model("segmentation_model", "2024-08"),
+        "segment_assignments": layout.table("segment_assignments", "2024-08"),
+        "kpi_audit": layout.table("kpi_audit", "2024-08"),
+    }
 
-    assets = (
-        "customer_profiles",
-        "customer_features",
-        "segmentation_model",
-        "segment_assignments",
-        "kpi_audit",
-    )
+    def digest(asset: str) -> str:
+        return hashlib.sha256(paths[asset].read_bytes()).hexdigest()
+
+    assets = tuple(paths)
     before = {a: digest(a) for a in assets}
-    report_before = (home / "storage" / "reports" / "2024-08.html").read_bytes()
+    report_before = layout.report_page("2024-08").read_bytes()
     assert _run(defs, instance, "segmentation_job", "2024-08").success
     assert {a: digest(a) for a in assets} == before
-    assert (home / "storage" / "reports" / "2024-08.html").read_bytes() == report_before
+    assert layout.report_page("2024-08").read_bytes() == report_before
 
 
 def test_lineage_metadata_recorded(built, instance) -> None:

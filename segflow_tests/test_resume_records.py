@@ -133,11 +133,11 @@ def test_csv_export_neutralises_formulas_and_writes_nested_columns(tmp_path: Pat
 
 
 def test_export_command_writes_a_nested_table(tmp_path: Path) -> None:
-    from segflow_tests.conftest import segflow_cli
+    from segflow_tests.conftest import home_layout, segflow_cli
 
     profiles = pl.DataFrame({"customer_id": ["c1", "c2"], "notes": ["=1+1", "fine"],
                              "category_revenue": [[{"category": "toys", "net_revenue": 2.5}], []]})  # fmt: skip
-    storage.write_parquet(profiles, tmp_path / "storage" / "customer_profiles" / "2024-01.parquet")
+    storage.write_parquet(profiles, home_layout(tmp_path).table("customer_profiles", "2024-01"))
     out = tmp_path / "profiles.csv"
     segflow_cli(tmp_path, "export", "customer_profiles", "--period", "2024-01", "--out", str(out))
     text = out.read_text()

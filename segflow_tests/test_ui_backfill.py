@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from segflow.synth import SynthConfig, generate
+from segflow_tests.conftest import home_layout
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def test_ui_backfill_runs_through_the_daemon(tmp_path: Path) -> None:
         }
         launched = _post(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        target = tmp_path / "storage" / "customer_profiles" / "2024-01.parquet"
+        target = home_layout(tmp_path).table("customer_profiles", "2024-01")
         deadline = time.monotonic() + 300
         status = None
         while time.monotonic() < deadline:

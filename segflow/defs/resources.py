@@ -52,7 +52,7 @@ class PolarsParquetIOManager(dg.UPathIOManager):
     ``dict[str, ...]`` always receive a dict keyed by partition, even for a one-month window.
     """
 
-    extension = ".parquet"
+    extension = storage.StorageLayout.TABLE_SUFFIX
 
     def dump_to_path(self, context: dg.OutputContext, obj: pl.DataFrame, path: UPath) -> None:
         if not isinstance(obj, pl.DataFrame):
@@ -81,7 +81,7 @@ class PolarsParquetIOManager(dg.UPathIOManager):
 class JsonIOManager(dg.UPathIOManager):
     """Stores JSON-serialisable dicts (model parameters), never pickles."""
 
-    extension = ".json"
+    extension = storage.StorageLayout.MODEL_SUFFIX
 
     def dump_to_path(self, context: dg.OutputContext, obj: dict, path: UPath) -> None:
         text = json.dumps(obj, sort_keys=True, indent=1)
@@ -92,10 +92,11 @@ class JsonIOManager(dg.UPathIOManager):
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
-    base = UPath(str(settings.storage_dir))
+    # Dagster's UPathIOManager stores a month at <base>/<asset>/<YYYY-MM><extension>: the layout's
+    # ``table`` and ``model`` paths (segflow_tests/test_storage_layout.py holds them to it).
+    layout = storage.StorageLayout(UPath(str(settings.storage_dir)))
     return {
         "settings": settings,
-        # Tables under <storage_dir>/<asset>/<YYYY-MM>.parquet, models beside them as .json.
-        "io_manager": PolarsParquetIOManager(base_path=base),
-        "model_io_manager": JsonIOManager(base_path=base),
+        "io_manager": PolarsParquetIOManager(base_path=layout.root),
+        "model_io_manager": JsonIOManager(base_path=layout.root),
     }

@@ -1,4 +1,5 @@
-"""Atomic, deterministic file writes shared by the IO manager, the report and the CLI.
+"""Atomic, deterministic file writes, and the storage layout (``StorageLayout``), shared by the IO
+managers, the report, the CLI, the runner and the tests.
 
 A crash mid-write must never leave a partial partition behind, so every writer writes to a
 temporary file in the destination folder and renames it into place (rename is atomic on POSIX
@@ -13,8 +14,9 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 
@@ -102,3 +104,69 @@ def write_text(text: str, path: str | Path) -> Path:
 def write_json(obj: Any, path: str | Path) -> Path:
     """Deterministic JSON (sorted keys), so that equal objects give equal bytes."""
     return write_text(json.dumps(obj, sort_keys=True, indent=1, default=str), path)
+
+
+# --- Storage layout ------------------------------------------------------------------------------
+# The one place that knows where an asset's month is stored, so that nothing else joins these paths:
+# the IO managers take their root and suffixes from here; the report, the CLI and the tests ask here.
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    """The files under a storage root (``settings.storage_dir``; the IO managers hold it as a ``UPath``,
+    so an object-store root is laid out alike)::
+
+        <root>/<asset>/<YYYY-MM>.parquet   a table asset's month (quarantined rows are a table too)
+        <root>/<asset>/<YYYY-MM>.json      a model asset's month
+        <root>/reports/<YYYY-MM>.html      the month's report, beside its record <YYYY-MM>.json
+        <root>/reports/index.html          the index of every month's report
+    """
+
+    root: Path
+
+    TABLE_SUFFIX: ClassVar[str] = ".parquet"
+    MODEL_SUFFIX: ClassVar[str] = ".json"
+    REPORTS: ClassVar[str] = "reports"
+    # An asset name, never a path: a name from the command line must not leave the root.
+    ASSET_NAME: ClassVar[re.Pattern] = re.compile(r"^[a-z][a-z0-9_]*$")
+
+    def asset_dir(self, asset: str) -> Path:
+        return self.root / asset
+
+    def table(self, asset: str, period: str) -> Path:
+        return self.asset_dir(asset) / f"{period}{self.TABLE_SUFFIX}"
+
+    def model(self, asset: str, period: str) -> Path:
+        return self.asset_dir(asset) / f"{period}{self.MODEL_SUFFIX}"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / self.REPORTS
+
+    def report_page(self, period: str) -> Path:
+        return self.reports_dir / f"{period}.html"
+
+    def report_record(self, period: str) -> Path:
+        return self.reports_dir / f"{period}.json"
+
+    @property
+    def report_index(self) -> Path:
+        return self.reports_dir / "index.html"
+
+    def report_records(self) -> list[Path]:
+        """Every month's report record, oldest first."""
+        return sorted(self.reports_dir.glob("????-??.json"))
+
+    def table_periods(self, asset: str) -> list[str]:
+        """The months for which ``asset`` is stored as a table, oldest first."""
+        return sorted(p.stem for p in self.asset_dir(asset).glob(f"*{self.TABLE_SUFFIX}"))
+
+    def table_assets(self) -> list[str]:
+        """The assets stored as monthly tables (models are JSON, reports HTML: not tables)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and self.ASSET_NAME.match(p.name) and any(p.glob(f"*{self.TABLE_SUFFIX}"))
+        )
