@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from segflow.config import SourceSettings
+from segflow.config_sources import SourceSettings
 from segflow.lib.schema import SOURCES
 
 # Columns without which a source means nothing; the others are null when a source lacks them.

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import polars as pl
 
-from segflow.config import SourceSettings
+from segflow.config_sources import SourceSettings
 from segflow.lib.schema import SOURCES
 from segflow.lib.sources.casting import RECODED_TYPE, REQUIRED, CastOptions, cast_expr, cast_to_schema
 from segflow.lib.sources.mapping_expr import cast_text_columns, expression_problem
