@@ -378,12 +378,4 @@ def load_settings(path: str | Path | None = None) -> Settings:
     sections = _sections(raw, defaults, file)
     if "sources" in raw:
         sections["sources"] = _sources(raw["sources"], defaults.sources, base, file)
-    return Settings(
-        home=home,
-        storage_dir=storage_dir,
-        landing_dir=landing_dir,
-        partitions_start=start,
-        partitions_end=end,
-        config_file=file,
-        **sections,
-    )
+    return Settings(home, storage_dir, landing_dir, start, end, config_file=file, **sections)

@@ -31,12 +31,15 @@ A required column whose values mostly fail to cast (more than half of at least
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import polars as pl
 
+from segflow.config import Settings
 from segflow.config_sources import SourceSettings
+from segflow.lib import periods
 from segflow.lib.schema import SOURCES
 from segflow.lib.sources.casting import RECODED_TYPE, REQUIRED, CastOptions, cast_expr, cast_to_schema
 from segflow.lib.sources.mapping import derives_invoice, map_columns, unmapped_columns
@@ -267,6 +270,23 @@ def read_source(
     frame = pl.concat(frames, how="vertical")
     unmapped = {c: {"constant": v["constant"]} for c, v in unmapped.items()}
     return SourceRead(frame, tuple(files), tuple(sorted(derived)), unmapped)
+
+
+def read_month(source: str, settings: Settings, period: str) -> SourceRead:
+    """``source`` for the month ``period`` as its raw asset stores it (the source enabled and
+    expecting data there): rows placed in the month, and files under the landing zone named
+    relative to it, so that outputs do not depend on where the landing zone sits (the same data
+    gives the same bytes on every machine)."""
+    spec = settings.sources[source]
+    start, end = periods.bounds(period)
+    first = period == max(settings.partitions_start, spec.starts or "")
+    split = period_filter_for(
+        source, spec.location, start, end, is_first_partition=first, time_column=spec.time_column
+    )
+    read = read_source(source, spec, settings.source_location(source, period), split, window=(start, end))
+    prefix = str(settings.landing_dir).rstrip("/") + "/"
+    frame = read.frame.with_columns(pl.col("_source_file").str.strip_prefix(prefix))
+    return dataclasses.replace(read, frame=frame, files=tuple(f.removeprefix(prefix) for f in read.files))
 
 
 @dataclass(frozen=True)
