@@ -60,6 +60,8 @@ WHOLE_COLUMN_FAILED_SHARE = 0.5
 
 @dataclass(frozen=True)
 class SourceRead:
+    """A source's rows in canonical shape (with their meta columns), and what the read learnt of its files."""
+
     frame: pl.DataFrame
     files: tuple[str, ...]
     derived: tuple[str, ...] = ()  # canonical columns derived rather than read (e.g. invoice_id)
