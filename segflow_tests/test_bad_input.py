@@ -12,7 +12,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from segflow.config import CleaningSettings, SourceSettings
+from segflow.config import CleaningSettings
+from segflow.config_sources import SourceSettings
 from segflow.lib.contracts.spec import load_contract
 from segflow.lib.contracts.validation import validate_frame
 from segflow.lib.profiles import cleaning

@@ -9,7 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from segflow.config import ConfigError, SourceSettings, load_settings
+from segflow.config import ConfigError, load_settings
+from segflow.config_sources import SourceSettings
 from segflow.lib.sources.ingest import SourceError, period_filter_for, read_source
 
 

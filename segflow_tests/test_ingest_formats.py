@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from segflow.config import ConfigError, SourceSettings, load_settings
+from segflow.config import ConfigError, load_settings
+from segflow.config_sources import SourceSettings
 from segflow.lib.sources.ingest import SourceError, expects_data, period_filter_for, read_source
 
 MAPPING = {

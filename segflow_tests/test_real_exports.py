@@ -10,7 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from segflow.config import CleaningSettings, ConfigError, SourceSettings, load_settings
+from segflow.config import CleaningSettings, ConfigError, load_settings
+from segflow.config_sources import SourceSettings
 from segflow.lib.profiles.profiles import RawSources, build_profiles
 from segflow.lib.sources.ingest import cast_to_schema, read_source
 

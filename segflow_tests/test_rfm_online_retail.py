@@ -6,7 +6,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from segflow.config import CleaningSettings, SourceSettings
+from segflow.config import CleaningSettings
+from segflow.config_sources import SourceSettings
 from segflow.lib import periods
 from segflow.lib.features.behaviour import build_features
 from segflow.lib.profiles.profiles import RawSources, build_profiles

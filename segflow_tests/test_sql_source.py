@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from segflow.config import SourceSettings
+from segflow.config_sources import SourceSettings
 from segflow.lib.sources import sql_source
 from segflow.lib.sources.ingest import SourceError, period_filter_for, read_source
 from segflow_tests.os_packages import ensure_debian_package

@@ -47,6 +47,13 @@ def lineage(
     }
 
 
+def lineage_output(
+    context: dg.AssetExecutionContext, value: Any, rows_in: Mapping[str, int], rows_out: int, **extra: Any
+) -> dg.Output:
+    """``value`` as the asset's output, with the standard :func:`lineage` metadata and ``extra``."""
+    return dg.Output(value, metadata=lineage(context, rows_in=rows_in, rows_out=rows_out, **extra))
+
+
 def table_metadata(frame: pl.DataFrame) -> dg.MetadataValue:
     """A small polars frame as a Dagster table, for display in the UI."""
     records = [dg.TableRecord({k: (for_people(v) if isinstance(v, int | float | str | bool) or v is None else str(rounded(v)))

@@ -6,7 +6,7 @@ from typing import Optional
 import dagster as dg
 import polars as pl
 
-from segflow.defs.lineage import OWNERS, lineage, table_metadata
+from segflow.defs.lineage import OWNERS, lineage, lineage_output, table_metadata
 from segflow.defs.models.checks import model_gate_specs, segment_sizes_viable, segments_stable
 from segflow.defs.partitions import (
     PREVIOUS_MONTH,
@@ -93,19 +93,17 @@ def segmentation_fit(
         customer_features, settings.model, context.partition_key, settings.feature_set, evidence
     )
     winner = fit["sweep"][fit["chosen_index"]]
-    return dg.Output(
+    return lineage_output(
+        context,
         fit,
-        metadata=lineage(
-            context,
-            rows_in={"customer_features": customer_features.height},
-            rows_out=customer_features.height,
-            family=winner["family"],
-            chosen_k=fit["k"],
-            seed=settings.model.seed,
-            sweep=_sweep_table(fit["sweep"]),
-            sampling=dg.MetadataValue.json(fit["sampling"]),
-            out_of_time=dg.MetadataValue.json(fit["out_of_time"]),
-        ),
+        rows_in={"customer_features": customer_features.height},
+        rows_out=customer_features.height,
+        family=winner["family"],
+        chosen_k=fit["k"],
+        seed=settings.model.seed,
+        sweep=_sweep_table(fit["sweep"]),
+        sampling=dg.MetadataValue.json(fit["sampling"]),
+        out_of_time=dg.MetadataValue.json(fit["out_of_time"]),
     )
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from segflow.defs.contract_checks import contract_metadata, contract_specs, publish_checked
-from segflow.defs.lineage import OWNERS, lineage
+from segflow.defs.lineage import OWNERS, lineage_output
 from segflow.defs.models.assets import previous_partition
 from segflow.defs.partitions import PREVIOUS_MONTH, clv_history, monthly_partitions
 from segflow.defs.policies import AUTOMATION, PUBLISHED_FRESHNESS
@@ -73,19 +73,17 @@ def segment_assignments(
     checks = publish_checked(context, "segment_assignments", assignments, "segment_assignments")
     kept = assignments.filter(pl.col("previous_segment_id").is_not_null())
     stayed = float((kept["segment_id"] == kept["previous_segment_id"]).mean()) if kept.height else None
-    yield dg.Output(
+    yield lineage_output(
+        context,
         assignments,
-        metadata=lineage(
-            context,
-            rows_in={"customer_features": customer_features.height},
-            rows_out=assignments.height,
-            model_version=segmentation_model["version"],
-            segments=dg.MetadataValue.md(_segment_table(assignments)),
-            same_segment_as_last_month=round(stayed, 4) if stayed is not None else "no previous month",
-            churn_risk=dg.MetadataValue.md(_churn_summary(churn_model, assignments)),
-            predicted_value=dg.MetadataValue.md(_clv_summary(clv, assignments)),
-            **{"dagster/column_lineage": _column_lineage(assignments.columns, segmentation_model)},
-        ),
+        rows_in={"customer_features": customer_features.height},
+        rows_out=assignments.height,
+        model_version=segmentation_model["version"],
+        segments=dg.MetadataValue.md(_segment_table(assignments)),
+        same_segment_as_last_month=round(stayed, 4) if stayed is not None else "no previous month",
+        churn_risk=dg.MetadataValue.md(_churn_summary(churn_model, assignments)),
+        predicted_value=dg.MetadataValue.md(_clv_summary(clv, assignments)),
+        **{"dagster/column_lineage": _column_lineage(assignments.columns, segmentation_model)},
     )
     yield from checks
 

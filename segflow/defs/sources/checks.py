@@ -12,7 +12,7 @@ import dataclasses
 
 import dagster as dg
 
-from segflow.config import SourceSettings
+from segflow.config_sources import SourceSettings
 from segflow.defs.contract_checks import contract_specs
 from segflow.lib.contracts.spec import Contract, load_contract
 from segflow.lib.sources.ingest import expects_data

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from segflow.config import SourceSettings
+from segflow.config_sources import SourceSettings
 from segflow.lib.schema import SOURCES
 
 # Columns without which a source means nothing; the others are null when a source lacks them.
@@ -248,3 +248,10 @@ def cast_to_schema(frame: pl.LazyFrame, source: str, options: CastOptions = Cast
     return frame.with_columns(parse_error.alias("_parse_error"), recoded_list.alias("_recoded")).with_columns(
         [expr.alias(name) for name, expr in casts.items()]
     )
+
+
+def recoded_counts(frame: pl.DataFrame) -> dict[str, int]:
+    """How many values of each optional attribute were set aside (``_recoded``), by column name."""
+    columns = frame.select(pl.col("_recoded").explode().struct.field("column")).to_series().drop_nulls()
+    counts = columns.value_counts()
+    return {row[0]: int(row[1]) for row in counts.sort(by=counts.columns[0]).iter_rows()}

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from segflow.config import JoinSettings, SourceSettings
+from segflow.config_sources import JoinSettings, SourceSettings
 
 Reader = Callable[[str, SourceSettings], list[tuple[str, pl.LazyFrame]]]
 
