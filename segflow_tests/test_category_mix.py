@@ -185,7 +185,8 @@ def test_features_contract_checks_every_share_column() -> None:
     ],
 )  # fmt: skip
 def test_bad_array_and_family_columns_are_refused(extra: dict, message: str) -> None:
-    from segflow.lib.contracts.spec import ContractError, parse_contract
+    from segflow.lib.contracts.model import ContractError
+    from segflow.lib.contracts.spec import parse_contract
 
     raw = {"apiVersion": "v3.0.2", "kind": "DataContract", "id": "urn:t", "name": "t", "version": "1.0.0",
            "status": "active", "schema": [{"name": "t", "properties": [{"name": "c", **extra}]}]}  # fmt: skip

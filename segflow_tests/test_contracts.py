@@ -16,16 +16,16 @@ import yaml
 
 from segflow.lib import schema
 from segflow.lib.contracts import validation as quality
+from segflow.lib.contracts.dtypes import parse_physical_type
+from segflow.lib.contracts.model import ContractError
 from segflow.lib.contracts.spec import (
     CONTRACTS_ENV,
-    ContractError,
-    build_suite,
     contracts_dir,
     load_contract,
     parse_contract,
     parse_contract_file,
-    parse_physical_type,
 )
+from segflow.lib.contracts.suite import build_suite
 from segflow.lib.contracts.validation import MASK, mask_record, validate_frame
 
 REPO_CONTRACTS = sorted(Path(__file__).resolve().parents[1].joinpath("data_contracts").glob("*.yaml"))
@@ -42,7 +42,6 @@ DEMO_YAML = textwrap.dedent(
     status: active
     description: {purpose: test}
     team: [{username: tester, role: owner}]
-    freshness: {column: ts, maxAge: P2DT6H}
     schema:
       - name: demo
         quality:
@@ -200,7 +199,6 @@ def test_required_and_unique_flags_need_rules() -> None:
 
 def test_parsed_fields(demo) -> None:
     assert (demo.version, demo.owner, demo.pii_columns) == ("2.3.4", "tester", frozenset({"email"}))
-    assert demo.freshness.max_age == dt.timedelta(days=2, hours=6)
     assert [r.id for r in demo.rules_for("warn")] == [
         "demo.schema.extra",
         "demo.volume",

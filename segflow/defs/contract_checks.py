@@ -22,7 +22,8 @@ from segflow.defs.lineage import for_people
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
-from segflow.lib.contracts.spec import PARTITION_REF, Contract, Rule, load_contract
+from segflow.lib.contracts.model import PARTITION_REF, Contract, Rule, SetAside
+from segflow.lib.contracts.spec import load_contract
 from segflow.lib.contracts.validation import ValidationReport, validate_frame
 
 ROW_COUNT_KEY = "dagster/row_count"
@@ -88,11 +89,15 @@ def _description(contract: Contract, severity: str, rules: list[Rule]) -> str:
     )
 
 
-def contract_specs(asset: str, contract_name: str, error_extra: str = "") -> list[dg.AssetCheckSpec]:
+def contract_specs(
+    asset: str, contract_name: str, set_aside: SetAside | None = None
+) -> list[dg.AssetCheckSpec]:
     """The blocking ``<asset>_contract_errors`` and advisory ``<asset>_contract_warnings`` checks of
-    an asset that validates its own value (a severity without rules has no check); ``error_extra``
-    is added to the blocking check's description."""
+    an asset that validates its own value (a severity without rules has no check). ``set_aside``
+    names the rules some months set aside (``check_contract`` is then given the contract without
+    them); the blocking check's description says so when it has such a rule."""
     contract = load_contract(contract_name)
+    error_extra = set_aside.description if set_aside is not None and set_aside.applies_to(contract) else ""
     return [
         monthly_check_spec(
             name,

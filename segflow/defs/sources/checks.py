@@ -5,25 +5,28 @@ One exception to the contracts as written: a source may declare ``starts: YYYY-M
 has data, or be disabled (the transactions source, when a behaviour snapshot stands in for it).
 Before that month, or while disabled, its raw partition is empty by design, so the blocking check evaluates
 the contract without its ``row_count_between`` rules there (and says so in its metadata). From
-``starts`` on, and for every source without it, the contract applies in full.
+``starts`` on, and for every source without it, the contract applies in full. Which rules are set
+aside is one value, ``EMPTY_BY_DESIGN``, given to the check generator and to the evaluation alike.
 """
-
-import dataclasses
 
 import dagster as dg
 
 from segflow.config_sources import SourceSettings
 from segflow.defs.contract_checks import contract_specs
-from segflow.lib.contracts.spec import Contract, load_contract
+from segflow.lib.contracts.model import Contract, SetAside
+from segflow.lib.contracts.spec import load_contract
 from segflow.lib.sources.ingest import expects_data
 
-_STARTS = " Months before the source's `starts` are expected empty: row-count rules are not applied to them."
+EMPTY_BY_DESIGN = SetAside(
+    kinds=frozenset({"row_count_between"}),
+    description=" Months before the source's `starts` are expected empty: row-count rules are not applied to them.",
+    consequence="expected empty, row-count rules not applied",
+)
 
 
 def raw_check_specs(source: str) -> list[dg.AssetCheckSpec]:
     asset = f"raw_{source}"
-    has_row_count = any(r.kind == "row_count_between" for r in load_contract(asset).rules_for("error"))
-    return contract_specs(asset, asset, error_extra=_STARTS if has_row_count else "")
+    return contract_specs(asset, asset, set_aside=EMPTY_BY_DESIGN)
 
 
 def raw_contract(source: str, settings: SourceSettings, period: str) -> tuple[Contract, str]:
@@ -31,13 +34,9 @@ def raw_contract(source: str, settings: SourceSettings, period: str) -> tuple[Co
     contract = load_contract(f"raw_{source}")
     if settings.enabled and expects_data(settings, period):
         return contract, ""
-    contract = dataclasses.replace(
-        contract, rules=tuple(r for r in contract.rules if r.kind != "row_count_between")
-    )
-    note = (
-        f"sources.{source} is disabled: expected empty, row-count rules not applied"
+    reason = (
+        f"sources.{source} is disabled"
         if not settings.enabled
-        else f"{period} is before sources.{source}.starts ({settings.starts}): "
-        "expected empty, row-count rules not applied"
+        else f"{period} is before sources.{source}.starts ({settings.starts})"
     )
-    return contract, note
+    return EMPTY_BY_DESIGN.apply(contract), EMPTY_BY_DESIGN.note(reason)

@@ -1,41 +1,41 @@
-"""Data contracts: parse a contract YAML into typed dataclasses, and build a GX suite from it.
+"""Data contracts read from YAML: the contracts folder, and strict parsing into the typed model.
 
 A contract is ODCS-flavoured YAML (see ``data_contracts/README.md``). Parsing is strict: an
 unknown key, a bad severity or a rule parameter that does not fit its rule raises
-:class:`ContractError` naming the file and the key, so a typo never silently disables a rule.
-
-Great Expectations is imported only inside :func:`build_suite` (it costs seconds to import), so
-reading a contract for a table schema stays cheap. No Dagster import here.
+:class:`~segflow.lib.contracts.model.ContractError` naming the file and the key, so a typo never
+silently disables a rule. The model is in :mod:`segflow.lib.contracts.model`, the GX suite in
+:mod:`segflow.lib.contracts.suite`. No Great Expectations or Dagster import here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib.resources
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import polars as pl
 import yaml
 
-if TYPE_CHECKING:  # pragma: no cover
-    import great_expectations as gx
+from segflow.lib.contracts.dtypes import parse_physical_type
+from segflow.lib.contracts.model import (
+    COLUMN_RULES,
+    DATASET_RULES,
+    EXTRA_COLUMNS_RULE,
+    ITEM_TYPES,
+    LOGICAL_TYPES,
+    PARTITION_REF,
+    SEVERITIES,
+    Column,
+    Contract,
+    ContractError,
+    Rule,
+)
 
 CONTRACTS_ENV = "SEGFLOW_CONTRACTS_DIR"
-SEVERITIES = ("error", "warn")
-COLUMN_RULES = ("not_null", "unique", "between", "min_between", "max_between", "in_set", "regex")
-DATASET_RULES = ("row_count_between", "volume_change", "schema")
-# ``schema`` is expanded into two rules: ``schema`` (missing or mistyped columns) and
-# ``extra_columns`` (id ``<id>.extra``), so each outcome keeps its own severity.
-EXTRA_COLUMNS_RULE = "extra_columns"
-LOGICAL_TYPES = ("string", "integer", "number", "boolean", "date", "timestamp", "array")
-# The element of an ``array`` column: ODCS ``items`` of ``logicalType: object`` with scalar properties.
-ITEM_TYPES = tuple(t for t in LOGICAL_TYPES if t != "array")
-PARTITION_REFS = ("partition_start", "partition_end")
 
 # Parameters each rule kind accepts (YAML camelCase -> required?).
 _RULE_PARAMS: dict[str, dict[str, bool]] = {
@@ -64,7 +64,6 @@ _TOP_KEYS = {
     "description",
     "team",
     "tags",
-    "freshness",
     "schema",
     "customProperties",
     "contractCreatedTs",
@@ -101,126 +100,6 @@ _PROPERTY_KEYS = {
     "items",
     "namePattern",
 }
-_FRESHNESS_KEYS = {"column", "maxAge", "relativeTo", "severity", "description"}
-PARTITION_REF = re.compile(r"^\$\{(partition_start|partition_end)\}\s*(?:([+-])\s*(\d+)\s*d(?:ays?)?)?$")
-_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
-
-
-class ContractError(ValueError):
-    """A contract that cannot be used; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column (ODCS ``property``)."""
-
-    name: str
-    logical_type: str
-    physical_type: str | None = None
-    required: bool = False
-    unique: bool = False
-    primary_key: bool = False
-    pii: bool = False
-    # segflow: the column is present only when an optional source delivers it (e.g. sources.snapshot).
-    # Absent, the schema rule does not miss it and its column rules are skipped; present, all apply.
-    optional: bool = False
-    classification: str | None = None
-    description: str = ""
-    # ``array`` columns: the fields of each element (ODCS ``items: {logicalType: object, properties}``).
-    items: tuple[Column, ...] = ()
-    # segflow: a family of columns whose names the data decides (e.g. one share per top category).
-    # Every column matching the regex is typed and checked by this property's rules; none is fine.
-    name_pattern: str | None = None
-
-    @property
-    def is_temporal(self) -> bool:
-        return self.logical_type in ("date", "timestamp")
-
-    def matches(self, name: str) -> bool:
-        if self.name_pattern is None:
-            return name == self.name
-        return re.fullmatch(self.name_pattern, name) is not None
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One quality rule. ``column`` is None for dataset-level rules.
-
-    Bounds (``min_value``/``max_value``) are numbers, ``datetime`` objects, or partition
-    references such as ``"${partition_end} + 5d"`` resolved at validation time.
-    """
-
-    id: str
-    kind: str
-    severity: str
-    description: str
-    column: str | None = None
-    min_value: Any = None
-    max_value: Any = None
-    strict_min: bool = False
-    strict_max: bool = False
-    mostly: float | None = None
-    values: tuple[Any, ...] = ()
-    pattern: str | None = None
-    max_drop: float | None = None
-    max_growth: float | None = None
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """Declarative: the newest ``column`` value must be at most ``max_age`` before the partition
-    end. Evaluated by the pipeline's freshness logic, not by :func:`build_suite`."""
-
-    column: str
-    max_age: dt.timedelta
-    relative_to: str = "partition_end"
-    severity: str = "warn"
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Contract:
-    """A parsed, validated data contract for one table."""
-
-    id: str
-    name: str
-    version: str
-    status: str
-    description: str
-    owner: str | None
-    columns: tuple[Column, ...]
-    rules: tuple[Rule, ...]
-    freshness: Freshness | None = None
-    api_version: str = "v3.0.2"
-    source: Path | None = field(default=None, compare=False)
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    @property
-    def pii_columns(self) -> frozenset[str]:
-        return frozenset(c.name for c in self.columns if c.pii)
-
-    def column(self, name: str) -> Column:
-        for col in self.columns:
-            if col.name == name:
-                return col
-        raise KeyError(name)
-
-    def declaring(self, name: str) -> Column | None:
-        """The contract column a frame column falls under: by name, else by a family's pattern."""
-        exact = [c for c in self.columns if c.name_pattern is None and c.name == name]
-        return (
-            exact[0] if exact else next((c for c in self.columns if c.name_pattern and c.matches(name)), None)
-        )
-
-    def rules_for(self, severity: str | None = None) -> list[Rule]:
-        """Rules of one severity (all when None), in contract order."""
-        return [r for r in self.rules if severity is None or r.severity == severity]
-
-    def rules_for_column(self, name: str) -> list[Rule]:
-        return [r for r in self.rules if r.column == name]
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,9 +107,16 @@ class Contract:
 
 
 def contracts_dir() -> Path:
-    """``$SEGFLOW_CONTRACTS_DIR``, else ``data_contracts/`` at the repository root."""
+    """``$SEGFLOW_CONTRACTS_DIR``, else the contracts shipped in the package, ``segflow/data_contracts``.
+
+    In a checkout that folder is a symlink to the repository's ``data_contracts/`` (the source), so
+    the path is resolved to it; an installed wheel holds a copy of the YAML files.
+    """
     env = os.environ.get(CONTRACTS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "data_contracts"
+    if env:
+        return Path(env)
+    # segflow is a regular package on the file system (never zipped), so its files are paths.
+    return Path(str(importlib.resources.files("segflow").joinpath("data_contracts"))).resolve()
 
 
 def contract_path(name: str) -> Path:
@@ -297,7 +183,6 @@ def parse_contract(raw: Any, source: str | Path = "<contract>") -> Contract:
         owner=_owner(m.get("team"), where),
         columns=tuple(columns),
         rules=tuple(rules),
-        freshness=_parse_freshness(m.get("freshness"), f"{where}: freshness"),
         api_version=str(m["apiVersion"]),
         source=Path(source) if not str(source).startswith("<") else None,
     )
@@ -377,7 +262,40 @@ def _parse_items(raw: Any, logical: str, where: str) -> tuple[Column, ...]:
 
 
 def _parse_rule(raw: Any, where: str, col: Column | None) -> list[Rule]:
+    """One ``quality`` entry: a rule, or two for ``schema`` (see :func:`_schema_rules`)."""
     m = _mapping(raw, where)
+    kind = _rule_kind(m, where, col)
+    where = f"{where} ({m['id']})"
+    temporal = col is not None and col.is_temporal
+    _check_rule_values(m, kind, temporal, where)
+    bounds = {k: _bound(m.get(k), temporal, f"{where}: {k}") for k in ("min", "max")}
+    if kind in ("between", "min_between", "max_between", "row_count_between") and bounds == {
+        "min": None,
+        "max": None,
+    }:
+        raise ContractError(f"{where}: rule {kind} needs 'min' or 'max'")
+    mostly = m.get("mostly")
+    rule = Rule(
+        id=str(m["id"]),
+        kind=kind,
+        severity=m["severity"],
+        description=" ".join(str(m["description"]).split()),
+        column=col.name if col else None,
+        min_value=bounds["min"],
+        max_value=bounds["max"],
+        strict_min=_bool(m, "strictMin", where),
+        strict_max=_bool(m, "strictMax", where),
+        mostly=float(mostly) if mostly is not None else None,
+        values=tuple(m.get("values") or ()),
+        pattern=m.get("pattern"),
+        max_drop=m.get("maxDrop"),
+        max_growth=m.get("maxGrowth"),
+    )
+    return _schema_rules(rule, m, where) if kind == "schema" else [rule]
+
+
+def _rule_kind(m: Mapping[str, Any], where: str, col: Column | None) -> str:
+    """The rule's kind, once its keys fit the kind and its id, severity and description are given."""
     kind = m.get("rule")
     allowed_kinds = COLUMN_RULES if col is not None else DATASET_RULES
     if kind not in allowed_kinds:
@@ -391,11 +309,13 @@ def _parse_rule(raw: Any, where: str, col: Column | None) -> list[Rule]:
     for key in ("id", "severity", "description"):
         if not m.get(key):
             raise ContractError(f"{where}: missing required key {key!r}")
-    severity = m["severity"]
-    if severity not in SEVERITIES:
-        raise ContractError(f"{where}: severity: {severity!r} is not one of {SEVERITIES}")
-    where = f"{where} ({m['id']})"
-    temporal = col is not None and col.is_temporal
+    if m["severity"] not in SEVERITIES:
+        raise ContractError(f"{where}: severity: {m['severity']!r} is not one of {SEVERITIES}")
+    return kind
+
+
+def _check_rule_values(m: Mapping[str, Any], kind: str, temporal: bool, where: str) -> None:
+    """Refuse rule parameters whose values cannot work: GX would fail or mislead on them later."""
     mostly = m.get("mostly")
     if mostly is not None and not (isinstance(mostly, int | float) and 0 < mostly <= 1):
         raise ContractError(f"{where}: mostly: must be a number in (0, 1], got {mostly!r}")
@@ -414,30 +334,10 @@ def _parse_rule(raw: Any, where: str, col: Column | None) -> list[Rule]:
     for key in ("maxDrop", "maxGrowth"):
         if key in m and not (isinstance(m[key], int | float) and m[key] >= 0):
             raise ContractError(f"{where}: {key}: expected a fraction >= 0, got {m[key]!r}")
-    bounds = {k: _bound(m.get(k), temporal, f"{where}: {k}") for k in ("min", "max")}
-    if kind in ("between", "min_between", "max_between", "row_count_between") and bounds == {
-        "min": None,
-        "max": None,
-    }:
-        raise ContractError(f"{where}: rule {kind} needs 'min' or 'max'")
-    rule = Rule(
-        id=str(m["id"]),
-        kind=kind,
-        severity=severity,
-        description=" ".join(str(m["description"]).split()),
-        column=col.name if col else None,
-        min_value=bounds["min"],
-        max_value=bounds["max"],
-        strict_min=_bool(m, "strictMin", where),
-        strict_max=_bool(m, "strictMax", where),
-        mostly=float(mostly) if mostly is not None else None,
-        values=tuple(m.get("values") or ()),
-        pattern=m.get("pattern"),
-        max_drop=m.get("maxDrop"),
-        max_growth=m.get("maxGrowth"),
-    )
-    if kind != "schema":
-        return [rule]
+
+
+def _schema_rules(rule: Rule, m: Mapping[str, Any], where: str) -> list[Rule]:
+    """``schema`` and, unless ``extraColumns: ignore``, its ``extra_columns`` twin of that severity."""
     extra = m.get("extraColumns", "warn")
     if extra not in (*SEVERITIES, "ignore"):
         raise ContractError(f"{where}: extraColumns: {extra!r} is not one of {(*SEVERITIES, 'ignore')}")
@@ -479,31 +379,6 @@ def _bound(value: Any, temporal: bool, where: str) -> Any:
     return value
 
 
-def _parse_freshness(raw: Any, where: str) -> Freshness | None:
-    if raw is None:
-        return None
-    m = _mapping(raw, where)
-    _keys(m, _FRESHNESS_KEYS, where)
-    if "column" not in m or "maxAge" not in m:
-        raise ContractError(f"{where}: 'column' and 'maxAge' are required")
-    match = _DURATION.match(str(m["maxAge"]))
-    if not match or not any(match.groups()):
-        raise ContractError(f"{where}: maxAge: expected an ISO 8601 duration like P3D or PT12H")
-    days, hours, minutes = (int(g or 0) for g in match.groups())
-    severity = m.get("severity", "warn")
-    if severity not in SEVERITIES:
-        raise ContractError(f"{where}: severity: {severity!r} is not one of {SEVERITIES}")
-    if m.get("relativeTo", "partition_end") not in PARTITION_REFS:
-        raise ContractError(f"{where}: relativeTo: expected one of {PARTITION_REFS}")
-    return Freshness(
-        column=str(m["column"]),
-        max_age=dt.timedelta(days=days, hours=hours, minutes=minutes),
-        relative_to=m.get("relativeTo", "partition_end"),
-        severity=severity,
-        description=" ".join(str(m.get("description", "")).split()),
-    )
-
-
 def _check_consistency(c: Contract, where: str) -> None:
     """Cross-field checks: ids unique, rules name real columns, flags backed by rules."""
     seen: set[str] = set()
@@ -521,152 +396,6 @@ def _check_consistency(c: Contract, where: str) -> None:
             raise ContractError(f"{where}: column {col.name}: required: true needs a not_null rule")
         if col.unique and ("unique", None) not in kinds:
             raise ContractError(f"{where}: column {col.name}: unique: true needs a unique rule")
-    if c.freshness and c.freshness.column not in names:
-        raise ContractError(f"{where}: freshness.column: {c.freshness.column!r} is not a column")
-
-
-# --------------------------------------------------------------------------------------------
-# Types
-
-
-def parse_physical_type(text: str, where: str = "physicalType") -> pl.DataType:
-    """Polars dtype from its name: ``String``, ``Int32``, ``Float64``, ``Date``, ``Datetime(us)``..."""
-    match = re.fullmatch(r"(\w+)(?:\((\w+)(?:,\s*([\w/+-]+))?\))?", str(text).strip())
-    dtype = getattr(pl, match.group(1), None) if match else None
-    if not (isinstance(dtype, type) and issubclass(dtype, pl.DataType)):
-        raise ContractError(f"{where}: {text!r} is not a polars dtype name")
-    if dtype is pl.Datetime:
-        return pl.Datetime(match.group(2) or "us", match.group(3))
-    return dtype()
-
-
-def logical_type_matches(logical: str, dtype: pl.DataType) -> bool:
-    """Whether a polars dtype is acceptable for an ODCS logical type (any int width, etc.)."""
-    if logical == "string":
-        return isinstance(dtype, pl.String | pl.Categorical | pl.Enum)
-    if logical == "integer":
-        return dtype.is_integer()
-    if logical == "number":
-        return dtype.is_numeric()
-    if logical == "boolean":
-        return isinstance(dtype, pl.Boolean)
-    if logical == "date":
-        return isinstance(dtype, pl.Date)
-    if logical == "timestamp":
-        return isinstance(dtype, pl.Datetime)
-    if logical == "array":
-        return isinstance(dtype, pl.List | pl.Array)
-    return False
-
-
-def column_type_matches(col: Column, dtype: pl.DataType) -> bool:
-    """Whether a polars dtype fits a contract column, element fields of an array included."""
-    if col.physical_type is not None:
-        if dtype != parse_physical_type(col.physical_type):
-            return False
-    elif not logical_type_matches(col.logical_type, dtype):
-        return False
-    if not col.items:
-        return True
-    inner = dtype.inner
-    if not isinstance(inner, pl.Struct):
-        return False
-    fields = {f.name: f.dtype for f in inner.fields}
-    return set(fields) == {f.name for f in col.items} and all(
-        column_type_matches(f, fields[f.name]) for f in col.items
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Partition references and the GX suite
-
-
-def resolve_bound(value: Any, partition_start: dt.datetime | None, partition_end: dt.datetime | None) -> Any:
-    """Substitute ``${partition_start}``/``${partition_end}`` (with an optional ``+/- N days``).
-
-    Returns None when the reference cannot be resolved (no partition given). Aware datetimes are
-    converted to naive UTC, the form in which segflow stores timestamps.
-    """
-    if not isinstance(value, str):
-        return naive_utc(value) if isinstance(value, dt.datetime) else value
-    match = PARTITION_REF.match(value)
-    if match is None:
-        raise ContractError(f"unresolvable bound {value!r}")
-    base = partition_start if match.group(1) == "partition_start" else partition_end
-    if base is None:
-        return None
-    days = int(match.group(3) or 0) * (-1 if match.group(2) == "-" else 1)
-    return naive_utc(base) + dt.timedelta(days=days)
-
-
-def naive_utc(value: dt.datetime) -> dt.datetime:
-    """The naive-UTC form of a datetime, in which segflow stores and compares timestamps."""
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def expectation_for(
-    rule: Rule, partition_start: dt.datetime | None = None, partition_end: dt.datetime | None = None
-) -> Any:
-    """The GX expectation for a column rule, or None if a partition bound is unresolved.
-
-    ``meta.rule_id`` carries the rule id so results map back to the contract.
-    """
-    import great_expectations.expectations as gxe
-
-    meta = {"rule_id": rule.id, "severity": rule.severity}
-    common: dict[str, Any] = {"column": rule.column, "meta": meta}
-    if rule.mostly is not None:
-        common["mostly"] = rule.mostly
-    lo = resolve_bound(rule.min_value, partition_start, partition_end)
-    hi = resolve_bound(rule.max_value, partition_start, partition_end)
-    if (rule.min_value is not None and lo is None) or (rule.max_value is not None and hi is None):
-        return None
-    bounds = {"min_value": lo, "max_value": hi, "strict_min": rule.strict_min, "strict_max": rule.strict_max}
-    match rule.kind:
-        case "not_null":
-            return gxe.ExpectColumnValuesToNotBeNull(**common)
-        case "unique":
-            return gxe.ExpectColumnValuesToBeUnique(**common)
-        case "between":
-            return gxe.ExpectColumnValuesToBeBetween(**common, **bounds)
-        case "min_between":
-            return gxe.ExpectColumnMinToBeBetween(**common, **bounds)
-        case "max_between":
-            return gxe.ExpectColumnMaxToBeBetween(**common, **bounds)
-        case "in_set":
-            return gxe.ExpectColumnValuesToBeInSet(**common, value_set=list(rule.values))
-        case "regex":
-            return gxe.ExpectColumnValuesToMatchRegex(**common, regex=rule.pattern)
-    raise ContractError(f"rule {rule.id}: {rule.kind} is not a column rule")
-
-
-def build_suite(
-    contract: Contract,
-    severity: str | None = None,
-    partition_start: dt.datetime | None = None,
-    partition_end: dt.datetime | None = None,
-    rules: Sequence[Rule] | None = None,
-) -> gx.ExpectationSuite:
-    """A GX ``ExpectationSuite`` with the contract's column rules (of one severity, or all).
-
-    Dataset-level rules (row count, volume change, schema) are not GX expectations here: they
-    are O(1) on a polars frame and are evaluated by :mod:`segflow.lib.contracts.validation`. Rules whose
-    partition bounds cannot be resolved are left out.
-    """
-    import great_expectations as gx
-
-    chosen = rules if rules is not None else contract.rules_for(severity)
-    expectations = [
-        expectation_for(r, partition_start, partition_end) for r in chosen if r.column is not None
-    ]
-    # Passing expectations to the constructor (not add_expectation) needs no active GX context.
-    return gx.ExpectationSuite(
-        name=f"{contract.name}.{severity or 'all'}",
-        expectations=[e for e in expectations if e is not None],
-        meta={"contract_id": contract.id, "contract_version": contract.version},
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,103 +1,31 @@
 """Validate a polars frame against a data contract with Great Expectations (GX Core 1.x).
 
-Column rules run in GX on a pandas copy of only the columns they name (GX has no polars engine).
-Dataset rules (row count, volume change, schema) are O(1) on the polars frame and are evaluated
-here directly. The result is a :class:`ValidationReport`: one :class:`RuleResult` per rule, with
-unexpected examples of PII columns masked. GX is imported on the first validation only, and a
-contract's suite is built once per process. No Dagster import here.
+Column rules run in GX on a pandas copy of only the columns they name (GX has no polars engine,
+see :mod:`segflow.lib.contracts.gx_runtime`). Dataset rules (row count, volume change, schema) are
+evaluated on the polars frame directly (:mod:`segflow.lib.contracts.dataset_rules`). The result is a
+:class:`~segflow.lib.contracts.results.ValidationReport`: one result per rule, with unexpected
+examples of PII columns masked. GX is imported on the first validation only, and a contract's
+suite is built once per process. No Dagster import here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import functools
 import math
-import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
 
-from segflow.lib.contracts.spec import (
-    EXTRA_COLUMNS_RULE,
-    Contract,
-    Rule,
-    build_suite,
-    column_type_matches,
-)
-from segflow.lib.display import rounded
+from segflow.lib.contracts import gx_runtime
+from segflow.lib.contracts.dataset_rules import dataset_result
+from segflow.lib.contracts.model import Contract, Rule
+from segflow.lib.contracts.results import MAX_EXAMPLES, RuleResult, ValidationReport
+from segflow.lib.contracts.suite import EXPECTATION_NAMES
 
 MASK = "***"
-MAX_EXAMPLES = 5
-_GX_LOCK = threading.Lock()  # one shared ephemeral context; GX is not documented thread-safe
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    """Outcome of one rule. ``success`` is None when the rule was skipped (see ``note``)."""
-
-    rule_id: str
-    column: str | None
-    expectation: str
-    severity: str
-    success: bool | None
-    observed_value: Any = None
-    unexpected_count: int | None = None
-    unexpected_percent: float | None = None
-    examples: tuple[Any, ...] = ()
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class ValidationReport:
-    """All rule outcomes of one severity for one frame."""
-
-    contract: str
-    contract_version: str
-    severity: str
-    row_count: int
-    results: tuple[RuleResult, ...]
-    elapsed_s: float = 0.0
-    gx_elapsed_s: float = 0.0
-
-    @property
-    def failed(self) -> list[RuleResult]:
-        return [r for r in self.results if r.success is False]
-
-    @property
-    def failed_rule_ids(self) -> list[str]:
-        return [r.rule_id for r in self.failed]
-
-    @property
-    def skipped(self) -> list[RuleResult]:
-        return [r for r in self.results if r.success is None]
-
-    @property
-    def success(self) -> bool:
-        """True when no rule failed (skipped rules do not fail a report)."""
-        return not self.failed
-
-    def result(self, rule_id: str) -> RuleResult:
-        for r in self.results:
-            if r.rule_id == rule_id:
-                return r
-        raise KeyError(rule_id)
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """Rows of plain strings/numbers, one per rule, for tables and JSON."""
-        rows = []
-        for r in self.results:
-            row = asdict(r)
-            row["status"] = {True: "passed", False: "failed", None: "skipped"}[r.success]
-            row["examples"] = ", ".join(_short(v) for v in r.examples)
-            row["observed_value"] = _short(rounded(r.observed_value)) if r.observed_value is not None else ""
-            rows.append(row)
-        return rows
 
 
 def mask_value(value: Any) -> Any:
@@ -146,7 +74,7 @@ def _validate(
     results = dict(skipped)
     for rule in rules:
         if rule.column is None:
-            results[rule.id] = _dataset_result(rule, df, contract, previous_row_count)
+            results[rule.id] = dataset_result(rule, df, contract, previous_row_count)
 
     runnable: list[Rule] = []
     for rule in (r for r in rules if r.column is not None and r.id not in results):
@@ -193,7 +121,7 @@ def _expand_families(
             skipped[rule.id] = RuleResult(
                 rule_id=rule.id,
                 column=rule.column,
-                expectation=_expectation_name(rule),
+                expectation=EXPECTATION_NAMES[rule.kind],
                 severity=rule.severity,
                 success=None,
                 note=f"no column matches {family.name_pattern!r}; skipped",
@@ -202,78 +130,7 @@ def _expand_families(
 
 
 # --------------------------------------------------------------------------------------------
-# Dataset rules (polars)
-
-
-def _dataset_result(
-    rule: Rule, df: pl.DataFrame, contract: Contract, previous_row_count: int | None
-) -> RuleResult:
-    base = {"rule_id": rule.id, "column": None, "severity": rule.severity}
-    rows = df.height
-    if rule.kind == "row_count_between":
-        ok = (rule.min_value is None or rows >= rule.min_value) and (
-            rule.max_value is None or rows <= rule.max_value
-        )
-        return RuleResult(**base, expectation="row_count_between", success=ok, observed_value=rows)
-    if rule.kind == "volume_change":
-        if previous_row_count is None:
-            return RuleResult(
-                **base,
-                expectation="volume_change",
-                success=None,
-                note="no previous partition row count; skipped",
-            )
-        if previous_row_count == 0:
-            return RuleResult(
-                **base,
-                expectation="volume_change",
-                success=None,
-                note="previous partition had 0 rows; change undefined; skipped",
-            )
-        change = (rows - previous_row_count) / previous_row_count
-        ok = (rule.max_drop is None or change >= -rule.max_drop) and (
-            rule.max_growth is None or change <= rule.max_growth
-        )
-        return RuleResult(
-            **base,
-            expectation="volume_change",
-            success=ok,
-            observed_value=round(change, 6),
-            note=f"{previous_row_count} -> {rows} rows",
-        )
-    if rule.kind == "schema":
-        missing = [
-            c.name
-            for c in contract.columns
-            if c.name not in df.schema and not c.optional and c.name_pattern is None
-        ]
-        declared = {name: contract.declaring(name) for name in df.columns}
-        mistyped = [
-            f"{name}: {df.schema[name]}"
-            for name, col in declared.items()
-            if col is not None and not column_type_matches(col, df.schema[name])
-        ]
-        bad = [f"missing {c}" for c in missing] + [f"type {m}" for m in mistyped]
-        return RuleResult(
-            **base,
-            expectation="schema",
-            success=not bad,
-            observed_value="; ".join(bad) or "ok",
-            unexpected_count=len(bad),
-            examples=tuple(bad[:MAX_EXAMPLES]),
-        )
-    if rule.kind == EXTRA_COLUMNS_RULE:
-        # Leading-underscore columns are lineage (source file, row, parse error), not data.
-        extra = [c for c in df.columns if contract.declaring(c) is None and not c.startswith("_")]
-        return RuleResult(
-            **base,
-            expectation="extra_columns",
-            success=not extra,
-            observed_value=", ".join(extra) or "none",
-            unexpected_count=len(extra),
-            examples=tuple(extra[:MAX_EXAMPLES]),
-        )
-    raise ValueError(f"rule {rule.id}: unknown dataset rule {rule.kind}")
+# Column rules
 
 
 def _precheck(
@@ -288,7 +145,7 @@ def _precheck(
         "rule_id": rule.id,
         "column": rule.column,
         "severity": rule.severity,
-        "expectation": _expectation_name(rule),
+        "expectation": EXPECTATION_NAMES[rule.kind],
     }
     if rule.column not in df.schema:
         if contract is not None and any(c.name == rule.column and c.optional for c in contract.columns):
@@ -310,121 +167,6 @@ def _unresolved(rule: Rule, start: dt.datetime | None, end: dt.datetime | None) 
     )
 
 
-_EXPECTATIONS = {
-    "not_null": "expect_column_values_to_not_be_null",
-    "unique": "expect_column_values_to_be_unique",
-    "between": "expect_column_values_to_be_between",
-    "min_between": "expect_column_min_to_be_between",
-    "max_between": "expect_column_max_to_be_between",
-    "in_set": "expect_column_values_to_be_in_set",
-    "regex": "expect_column_values_to_match_regex",
-}
-
-
-def _expectation_name(rule: Rule) -> str:
-    return _EXPECTATIONS[rule.kind]
-
-
-# --------------------------------------------------------------------------------------------
-# Column rules (GX)
-
-
-@functools.cache
-def _gx_batch_definition() -> Any:
-    """One ephemeral GX context per process, progress bars off, with a whole-dataframe batch."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    asset = context.data_sources.add_pandas("segflow").add_dataframe_asset("frame")
-    return asset.add_batch_definition_whole_dataframe("whole")
-
-
-@contextlib.contextmanager
-def _cheap_batch_fingerprint() -> Iterator[None]:
-    """Replace GX's pandas batch fingerprint with a random id while we validate.
-
-    GX hashes every cell of the frame for a batch marker (not used for validation), twice per
-    ``validate`` call; on 1M string ids that costs ~1.8 s, several times the validation itself.
-    If GX renames the function this becomes a no-op: slower, never wrong.
-    """
-    from great_expectations.execution_engine import pandas_execution_engine as pee
-
-    original = getattr(pee, "hash_pandas_dataframe", None)
-    if original is None:
-        yield
-        return
-    pee.hash_pandas_dataframe = lambda _df: uuid.uuid4().hex
-    try:
-        yield
-    finally:
-        pee.hash_pandas_dataframe = original
-
-
-HASH_SUFFIX = ".__hash"
-# BASIC has everything a RuleResult reports (observed value, unexpected count and percent, the
-# first unexpected values). SUMMARY adds value counts and unexpected row indices that nothing
-# reads, two more metrics per row-level rule: ~2x the GX time of a 1k-row customer_profiles.
-_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": MAX_EXAMPLES}
-
-
-def _gx_frame(df: pl.DataFrame, rules: list[Rule]) -> tuple[Any, list[Rule]]:
-    """The pandas frame GX validates, and the rules re-pointed at its columns.
-
-    Only the columns the rules name are converted, in dtypes GX handles fast:
-
-    * numbers are widened to int64/float64: GX's row-level ``between`` is vectorised only for
-      those and calls Python per value otherwise (Int32 on 1M rows: ~1.5 s instead of ~20 ms);
-    * aware datetimes become naive UTC, to compare with the naive-UTC bounds;
-    * ``unique`` on a non-numeric column runs on a 64-bit hash of the values (~15x faster than
-      factorising 1M strings). Nulls get distinct hashes of their row index, because GX's unique
-      must not see them as duplicates. A failure is re-counted exactly in polars
-      (:func:`_exact_unique`), so a hash collision can never fail a check.
-    """
-    exprs: dict[str, pl.Expr] = {}
-    gx_rules: list[Rule] = []
-    for rule in rules:
-        name = rule.column
-        assert name is not None
-        dtype = df.schema[name]
-        if rule.kind == "unique" and not dtype.is_numeric():
-            alias = name + HASH_SUFFIX
-            row_hash = pl.int_range(pl.len(), dtype=pl.Int64).hash(seed=1)
-            exprs[alias] = (
-                pl.when(pl.col(name).is_null())
-                .then(row_hash)
-                .otherwise(pl.col(name).hash(seed=0))
-                .reinterpret(signed=True)
-                .alias(alias)
-            )
-            gx_rules.append(dataclasses.replace(rule, column=alias))
-            continue
-        expr = pl.col(name)
-        if dtype.is_integer():
-            expr = expr.cast(pl.Int64)
-        elif dtype.is_numeric():
-            expr = expr.cast(pl.Float64)
-        elif isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-            expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        exprs[name] = expr
-        gx_rules.append(rule)
-    return df.select(list(exprs.values())).to_pandas(), gx_rules
-
-
-@functools.lru_cache(maxsize=64)
-def _suite(
-    contract: Contract,
-    severity: str,
-    rules: tuple[Rule, ...],
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-) -> Any:
-    """The GX suite of the rules GX runs, built once per contract, severity, rule set and window:
-    each month's checks of a table reuse it. GX only reads a suite while validating."""
-    return build_suite(contract, severity, start, end, rules=rules)
-
-
 def _run_gx(
     df: pl.DataFrame,
     contract: Contract,
@@ -434,11 +176,11 @@ def _run_gx(
     end: dt.datetime | None,
 ) -> dict[str, RuleResult]:
     by_id = {r.id: r for r in rules}
-    pdf, gx_rules = _gx_frame(df, rules)
-    suite = _suite(contract, severity, tuple(gx_rules), start, end)
-    with _GX_LOCK, _cheap_batch_fingerprint():
-        batch = _gx_batch_definition().get_batch(batch_parameters={"dataframe": pdf})
-        outcome = batch.validate(suite, result_format=_RESULT_FORMAT)
+    pdf, gx_rules = gx_runtime.gx_frame(df, rules)
+    suite = gx_runtime.suite(contract, severity, tuple(gx_rules), start, end)
+    with gx_runtime.GX_LOCK, gx_runtime.cheap_batch_fingerprint():
+        batch = gx_runtime.batch_definition().get_batch(batch_parameters={"dataframe": pdf})
+        outcome = batch.validate(suite, result_format=gx_runtime.RESULT_FORMAT)
     pii = contract.pii_columns
     out: dict[str, RuleResult] = {}
     for res in outcome.results:
@@ -508,8 +250,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = "null" if value is None else str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
