@@ -102,3 +102,20 @@ def write_text(text: str, path: str | Path) -> Path:
 def write_json(obj: Any, path: str | Path) -> Path:
     """Deterministic JSON (sorted keys), so that equal objects give equal bytes."""
     return write_text(json.dumps(obj, sort_keys=True, indent=1, default=str), path)
+
+
+# The reports folder (``Settings.reports_dir``): one HTML report and one JSON index record per month,
+# and the index page over every month.
+def report_file(reports_dir: str | Path, period: str, suffix: str) -> Path:
+    """``<reports>/<YYYY-MM><suffix>``: the month's report (``.html``) or index record (``.json``)."""
+    return Path(reports_dir) / f"{period}{suffix}"
+
+
+def report_index_file(reports_dir: str | Path) -> Path:
+    return Path(reports_dir) / "index.html"
+
+
+def report_records(reports_dir: str | Path, periods: list[str]) -> list[dict]:
+    """The index records of ``periods`` whose record is stored, in the order given."""
+    paths = [report_file(reports_dir, period, ".json") for period in periods]
+    return [json.loads(path.read_text(encoding="utf-8")) for path in paths if path.exists()]

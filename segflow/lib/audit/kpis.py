@@ -15,8 +15,7 @@ from __future__ import annotations
 import polars as pl
 
 from segflow.lib.exact import exact_mean, exact_sum
-
-CAMPAIGN_ARMS = ("treatment", "control")
+from segflow.lib.schema import CAMPAIGN_ARMS, CAMPAIGNS
 
 KPI_COLUMNS = (
     "segment_id",
@@ -48,32 +47,12 @@ KPI_COLUMNS = (
 )
 
 
-def clean_exposures(campaigns: pl.DataFrame) -> pl.DataFrame:
-    """Usable campaign exposures: a customer, a known arm and a response flag; one row per
-    (campaign, customer), the first in file order. Raw rows that fail this are quarantined upstream.
-    """
-    if campaigns.height == 0 or not {"campaign_id", "customer_id", "arm", "responded"} <= set(
-        campaigns.columns
-    ):
-        return pl.DataFrame(
-            schema={
-                "campaign_id": pl.String,
-                "customer_id": pl.String,
-                "arm": pl.String,
-                "responded": pl.Boolean,
-            }
-        )
-    return (
-        campaigns.select(
-            "campaign_id", "customer_id", pl.col("arm").str.strip_chars().str.to_lowercase(), "responded"
-        )
-        .filter(
-            pl.col("campaign_id").is_not_null()
-            & pl.col("customer_id").is_not_null()
-            & pl.col("arm").is_in(CAMPAIGN_ARMS)
-            & pl.col("responded").is_not_null()
-        )
-        .unique(["campaign_id", "customer_id"], keep="first", maintain_order=True)
+def first_exposures(exposures: pl.DataFrame) -> pl.DataFrame:
+    """One exposure per (campaign, customer), the first in file order: a customer counts once in a
+    campaign's arm, however often the campaign reached them. ``exposures``: the month's cleaned
+    exposures (``campaign_exposures``, from the profiles stage)."""
+    return exposures.select("campaign_id", "customer_id", "arm", "responded").unique(
+        ["campaign_id", "customer_id"], keep="first", maintain_order=True
     )
 
 
@@ -104,7 +83,7 @@ def segment_kpis(
     assignments: pl.DataFrame,
     features: pl.DataFrame | None = None,
     previous: pl.DataFrame | None = None,
-    campaigns: pl.DataFrame | None = None,
+    exposures: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Per segment: size and flows, value, behaviour, engagement, churn risk and campaign response.
 
@@ -112,8 +91,8 @@ def segment_kpis(
     ``net_revenue_window``, ``invoices_window``, ``recency_days``; ``churn_risk`` when the model
     provides it; ``predicted_value``, ``expected_purchases`` and ``p_alive`` when the CLV model
     does). ``features``: the month's customer features (return and engagement columns).
-    ``previous``: last month's assignments, or None for the first month. ``campaigns``: the month's
-    exposures (``campaign_id, customer_id, arm, responded``).
+    ``previous``: last month's assignments, or None for the first month. ``exposures``: the month's
+    cleaned campaign exposures (``campaign_id, customer_id, arm, responded``).
 
     ``revenue`` is net revenue in the window; ``avg_order_value`` is revenue per purchase invoice of
     the segment as a whole; ``return_rate`` is returned value over gross revenue of the segment;
@@ -121,36 +100,59 @@ def segment_kpis(
     exposures per arm; ``predicted_value`` and ``expected_purchases`` are the segment's totals over
     the CLV horizon, ``predicted_value_share`` its share of all predicted value. Counts are Int64, rates Float64 (null when undefined).
     """
-    total_customers = assignments.height
-    total_revenue = assignments.select(exact_sum(pl.col("net_revenue_window"))).item()
-    frame = assignments
-    if features is not None:
-        extra = [
-            c
-            for c in (
-                "gross_revenue_window",
-                "returns_value_window",
-                "email_open_rate",
-                "email_click_rate",
-                "sessions_per_month",
-            )
-            if c in features.columns and c not in assignments.columns
-        ]
-        frame = frame.join(features.select("customer_id", *extra), on="customer_id", how="left")
+    frame = _with_previous(_with_features(assignments, features), previous)
+    kpis = _segment_totals(frame, assignments)
+    kpis = _with_lost(kpis, assignments, previous)
+    kpis = kpis.join(_arm_response(assignments, exposures), on="segment_id", how="left").with_columns(
+        pl.col("treatment_exposed", "control_exposed").fill_null(0)
+    )
+    return kpis.select(
+        pl.col("segment_id").cast(pl.Int64),
+        pl.col("segment_name").cast(pl.String),
+        *[pl.col(c) for c in KPI_COLUMNS[2:]],
+    ).sort("segment_id")
+
+
+def _with_features(assignments: pl.DataFrame, features: pl.DataFrame | None) -> pl.DataFrame:
+    """The assignments with the features' return and engagement columns they lack."""
+    if features is None:
+        return assignments
+    extra = [
+        c
+        for c in (
+            "gross_revenue_window",
+            "returns_value_window",
+            "email_open_rate",
+            "email_click_rate",
+            "sessions_per_month",
+        )
+        if c in features.columns and c not in assignments.columns
+    ]
+    return assignments.join(features.select("customer_id", *extra), on="customer_id", how="left")
+
+
+def _with_previous(frame: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """``_was``: whether the customer was segmented last month (null in the first month)."""
     if previous is not None:
-        frame = frame.with_columns(
+        return frame.with_columns(
             pl.col("customer_id").is_in(previous["customer_id"].implode()).alias("_was")
         )
-    else:
-        frame = frame.with_columns(pl.lit(None, dtype=pl.Boolean).alias("_was"))
-    returns = (
-        (exact_sum(pl.col("returns_value_window")) / exact_sum(pl.col("gross_revenue_window"))).alias(
+    return frame.with_columns(pl.lit(None, dtype=pl.Boolean).alias("_was"))
+
+
+def _return_rate(frame: pl.DataFrame) -> pl.Expr:
+    if {"returns_value_window", "gross_revenue_window"} <= set(frame.columns):
+        return (exact_sum(pl.col("returns_value_window")) / exact_sum(pl.col("gross_revenue_window"))).alias(
             "return_rate"
         )
-        if {"returns_value_window", "gross_revenue_window"} <= set(frame.columns)
-        else pl.lit(None, dtype=pl.Float64).alias("return_rate")
-    )
-    kpis = (
+    return pl.lit(None, dtype=pl.Float64).alias("return_rate")
+
+
+def _segment_totals(frame: pl.DataFrame, assignments: pl.DataFrame) -> pl.DataFrame:
+    """Per segment: size, flows in, value, behaviour, engagement, churn risk and predicted value."""
+    total_customers = assignments.height
+    total_revenue = assignments.select(exact_sum(pl.col("net_revenue_window"))).item()
+    return (
         frame.group_by("segment_id", "segment_name")
         .agg(
             pl.len().cast(pl.Int64).alias("customers"),
@@ -161,7 +163,7 @@ def segment_kpis(
             pl.col("invoices_window").cast(pl.Float64).mean().alias("mean_frequency"),
             pl.col("recency_days").cast(pl.Float64).mean().alias("mean_recency_days"),
             pl.col("recency_days").cast(pl.Float64).median().alias("median_recency_days"),
-            returns,
+            _return_rate(frame),
             _mean_or_null(frame, "email_open_rate"),
             _mean_or_null(frame, "email_click_rate"),
             _mean_or_null(frame, "sessions_per_month"),
@@ -181,38 +183,32 @@ def segment_kpis(
             .alias("avg_order_value"),
         )
     )
+
+
+def _with_lost(kpis: pl.DataFrame, assignments: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """Customers lost since last month, counted against last month's segment; flows are null in
+    the first month, when there is no last month."""
     if previous is None:
-        kpis = kpis.with_columns(
+        return kpis.with_columns(
             pl.lit(None, dtype=pl.Int64).alias("new_customers"),
             pl.lit(None, dtype=pl.Int64).alias("retained_customers"),
             pl.lit(None, dtype=pl.Int64).alias("lost_customers"),
         )
-    else:
-        lost = (
-            previous.filter(~pl.col("customer_id").is_in(assignments["customer_id"].implode()))
-            .group_by("segment_id")
-            .agg(pl.len().cast(pl.Int64).alias("lost_customers"))
-        )
-        kpis = kpis.join(lost, on="segment_id", how="left").with_columns(
-            pl.col("lost_customers").fill_null(0)
-        )
-    kpis = kpis.join(_arm_response(assignments, campaigns), on="segment_id", how="left").with_columns(
-        pl.col("treatment_exposed", "control_exposed").fill_null(0)
+    lost = (
+        previous.filter(~pl.col("customer_id").is_in(assignments["customer_id"].implode()))
+        .group_by("segment_id")
+        .agg(pl.len().cast(pl.Int64).alias("lost_customers"))
     )
-    return kpis.select(
-        pl.col("segment_id").cast(pl.Int64),
-        pl.col("segment_name").cast(pl.String),
-        *[pl.col(c) for c in KPI_COLUMNS[2:]],
-    ).sort("segment_id")
+    return kpis.join(lost, on="segment_id", how="left").with_columns(pl.col("lost_customers").fill_null(0))
 
 
-def _arm_response(assignments: pl.DataFrame, campaigns: pl.DataFrame | None) -> pl.DataFrame:
+def _arm_response(assignments: pl.DataFrame, exposures: pl.DataFrame | None) -> pl.DataFrame:
     schema = {"segment_id": assignments.schema["segment_id"]}
     columns = {}
     for arm in CAMPAIGN_ARMS:
         columns[f"{arm}_exposed"] = pl.Int64
         columns[f"{arm}_response_rate"] = pl.Float64
-    exposures = clean_exposures(campaigns) if campaigns is not None else clean_exposures(pl.DataFrame())
+    exposures = first_exposures(exposures if exposures is not None else pl.DataFrame(schema=CAMPAIGNS))
     joined = exposures.join(assignments.select("customer_id", "segment_id"), on="customer_id", how="inner")
     if joined.height == 0:
         return pl.DataFrame(schema={**schema, **columns})
