@@ -1,0 +1,77 @@
+"""The report's gathered inputs (check rows, ignored columns), the index records read back by
+month, and a month's completeness beside an unpartitioned asset (the report index)."""
+
+import json
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+from segflow.lib import storage
+from segflow.lib.audit.report_inputs import CheckOutcome, RawColumns, check_rows, ignored_columns
+from segflow.records import built_months
+
+
+def test_check_rows_count_each_assets_outcomes_and_name_the_failing() -> None:
+    rows = check_rows(
+        [
+            CheckOutcome("customer_features", "customer_features_contract_errors", "passed"),
+            CheckOutcome("customer_features", "customer_features_volume", "warned", "row_count"),
+            CheckOutcome("raw_surveys", "raw_surveys_contract_errors", "missing"),
+            CheckOutcome("customer_features", "customer_features_contract_warnings", "failed"),
+        ]
+    )
+    assert rows == [
+        {"asset": "customer_features", "passed": 1, "warned": 1, "failed": 1, "missing": 0,
+         "failing": "customer_features_volume (row_count); customer_features_contract_warnings"},
+        {"asset": "raw_surveys", "passed": 0, "warned": 0, "failed": 0, "missing": 1, "failing": "–"},
+    ]  # fmt: skip
+
+
+def test_a_file_read_by_two_sources_ignores_only_what_neither_reads() -> None:
+    shared = ("crm/2024-03.csv",)
+    rows = ignored_columns(
+        [
+            RawColumns("customers", shared, frozenset({"contact", "spend", "note"}), frozenset({"note"})),
+            RawColumns("snapshot", shared, frozenset({"contact", "note", "segment"}), frozenset()),
+            RawColumns("surveys", ("surveys",), frozenset({"channel"}), frozenset()),
+        ]
+    )
+    assert rows == [
+        {"source": "customers, snapshot", "column": "contact", "why": "not mapped to any canonical column"},
+        {"source": "customers, snapshot", "column": "note",
+         "why": "constant (one value in every row): carries no information, not mapped"},
+        {"source": "surveys", "column": "channel", "why": "not mapped to any canonical column"},
+    ]  # fmt: skip
+
+
+def test_report_records_are_read_for_the_months_asked_and_stored(tmp_path: Path) -> None:
+    for period in ("2024-01", "2024-03"):
+        storage.write_json({"period": period}, storage.report_file(tmp_path, period, ".json"))
+    records = storage.report_records(tmp_path, ["2024-01", "2024-02", "2024-03"])
+    assert records == [{"period": "2024-01"}, {"period": "2024-03"}]
+    assert json.loads(storage.report_file(tmp_path, "2024-03", ".json").read_text()) == {"period": "2024-03"}
+    assert storage.report_index_file(tmp_path) == tmp_path / "index.html"
+
+
+def test_a_month_is_built_whatever_the_unpartitioned_assets_beside_it(memory_instance) -> None:
+    months = dg.StaticPartitionsDefinition(["2024-01", "2024-02"])
+
+    @dg.asset(partitions_def=months)
+    def monthly() -> int:
+        return 1
+
+    @dg.asset(deps=[monthly])
+    def overview() -> None:
+        return None
+
+    job = dg.define_asset_job("job", selection=[monthly, overview], executor_def=dg.in_process_executor)
+    defs = dg.Definitions(assets=[monthly, overview], jobs=[job], resources={"io_manager": dg.mem_io_manager})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        result = defs.resolve_job_def("job").execute_in_process(
+            partition_key="2024-01", instance=memory_instance
+        )
+    assert result.success
+    assert memory_instance.get_materialized_partitions(dg.AssetKey("overview")) == set()
+    assert built_months(defs, memory_instance, "job", months.get_partition_keys()) == {"2024-01"}
