@@ -144,6 +144,7 @@ def audit_report(
     """
     period = context.partition_key
     kpi_months, accounting_months = frames(kpi_audit), frames(row_accounting)
+    # The trend windows may miss months; the month's own KPIs and accounting may not.
     kpis = current(kpi_months, period, "kpi_audit")
     current(accounting_months, period, "row_accounting")
     upstream = AuditUpstream(
