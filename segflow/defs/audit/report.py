@@ -57,26 +57,28 @@ def _check_outcomes(context: dg.AssetExecutionContext, period: str) -> list[Chec
         infos = []
     latest = {info.check_key: info for info in infos}
     evaluated = [info for info in latest.values() if info.latest_execution_status.value in _EVALUATED]
-    evaluations = _evaluations(context.instance, evaluated)
+    evaluations = _evaluations(context.instance, evaluated, period)
     return [_outcome(key, latest.get(key), evaluations) for key in keys]
 
 
-def _evaluations(instance: dg.DagsterInstance, infos: list) -> dict[int, Any]:
-    """The evaluations of these latest executions, by event storage id: one read per run."""
-    wanted = {info.latest_check_event_storage_id for info in infos}
-    found: dict[int, Any] = {}
+def _evaluations(instance: dg.DagsterInstance, infos: list, period: str) -> dict[tuple, Any]:
+    """The evaluations of these latest executions, keyed by (run id, check key): one read per run.
+    (Matched by check and month, not by storage id: a SQLite instance numbers a run's events in the
+    run's own shard, apart from the index the execution records point into.)"""
+    found: dict[tuple, Any] = {}
     for run_id in sorted({info.latest_planned_run_id for info in infos}):
         events = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-        for record in events.records:
+        for record in events.records:  # oldest first: a check evaluated twice in a run keeps its last
             event = record.event_log_entry.dagster_event
-            if record.storage_id in wanted and event is not None:
-                found[record.storage_id] = event.event_specific_data
+            evaluation = event.event_specific_data if event is not None else None
+            if evaluation is not None and evaluation.partition == period:
+                found[(run_id, evaluation.asset_check_key)] = evaluation
     return found
 
 
-def _outcome(key: dg.AssetCheckKey, info: Any, evaluations: dict[int, Any]) -> CheckOutcome:
+def _outcome(key: dg.AssetCheckKey, info: Any, evaluations: dict[tuple, Any]) -> CheckOutcome:
     asset = key.asset_key.to_user_string()
-    evaluation = evaluations.get(info.latest_check_event_storage_id) if info is not None else None
+    evaluation = evaluations.get((info.latest_planned_run_id, key)) if info is not None else None
     if info is None or info.latest_execution_status.value not in _EVALUATED or evaluation is None:
         return CheckOutcome(asset, key.name, "missing")
     if getattr(evaluation, "passed", info.latest_execution_status.value == "SUCCEEDED"):

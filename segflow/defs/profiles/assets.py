@@ -1,4 +1,4 @@
-"""Cleaned customer profiles, the quarantine of rejected raw rows, and the cleaned campaign exposures."""
+"""Cleaned customer profiles and the quarantine of rejected raw rows."""
 
 from collections.abc import Iterator
 
@@ -17,21 +17,16 @@ from segflow.lib import periods
 from segflow.lib.profiles.cleaning import quarantined_share
 from segflow.lib.profiles.imputation import imputation_record
 from segflow.lib.profiles.profiles import ProfileBuild, RawSources, build_profiles
-from segflow.lib.schema import CAMPAIGNS
 
 
-def _column_schema(schema: dict[str, pl.DataType]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()])
-
-
-def _table_out(name: str, description: str, metadata: dict | None = None) -> dg.AssetOut:
-    """The outputs differ only in name, description and metadata (by default their contract's)."""
+def _table_out(name: str, description: str) -> dg.AssetOut:
+    """The outputs differ only in name and description; each has its own contract."""
     return dg.AssetOut(
         description=description,
         group_name="profiles",
         kinds={"polars", "parquet"},
         owners=OWNERS,
-        metadata=contract_metadata(name) if metadata is None else metadata,
+        metadata=contract_metadata(name),
         code_version="3",
         automation_condition=AUTOMATION,
     )
@@ -63,16 +58,7 @@ PROFILE_OUTS = {
         "not be read at all (`unparseable_value`; the customer is kept): column, rule id, reason, the value, "
         "how many rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
     ),
-    "campaign_exposures": _table_out(
-        "campaign_exposures",
-        "Every campaign exposure of the month that passed the campaign row rules (a known customer, a "
-        "campaign id, an exposure in the month, a treatment or control arm, a response flag), in file "
-        "order: the exposures the profiles count, and the audit's KPIs and campaign lift test.",
-        {"dagster/column_schema": _column_schema(CAMPAIGNS)},
-    ),
 }
-# The outputs validated against a data contract before anything is published.
-CONTRACT_TABLES = ("customer_profiles", "quarantined_rows", "row_accounting", "recoded_values")
 
 
 def _raw_sources(settings: Settings, raw: dict[str, pl.DataFrame]) -> RawSources:
@@ -132,11 +118,9 @@ def _outputs(
             "dagster/row_count": build.recoded_values.height,
             "recoded_values": dg.MetadataValue.json(build.recoded),
         },
-        "campaign_exposures": {"dagster/row_count": build.exposures.height},
     }
     tables = {"customer_profiles": build.profiles, "quarantined_rows": build.quarantined,
-              "row_accounting": accounting, "recoded_values": build.recoded_values,
-              "campaign_exposures": build.exposures}  # fmt: skip
+              "row_accounting": accounting, "recoded_values": build.recoded_values}  # fmt: skip
     for name, table in tables.items():
         yield dg.Output(table, output_name=name, metadata=metadata[name], data_version=data_version(table))
 
@@ -192,7 +176,7 @@ def profile_defs() -> dg.Definitions:
                 outs=PROFILE_OUTS,
                 partitions_def=partitions_def,
                 check_specs=[
-                    *(spec for name in CONTRACT_TABLES for spec in contract_specs(name, name)),
+                    *(spec for name in PROFILE_OUTS for spec in contract_specs(name, name)),
                     balance_spec(),
                 ],
             )(customer_profiles)

@@ -26,15 +26,7 @@ from segflow.lib.profiles.imputation import (
     impute_surveys,
     imputed_flag,
 )
-from segflow.lib.schema import (
-    CAMPAIGNS,
-    CHANNELS,
-    CUSTOMERS,
-    MARITAL_STATUSES,
-    PII_COLUMNS,
-    SOURCES,
-    SURVEY_QUESTIONS,
-)
+from segflow.lib.schema import CHANNELS, CUSTOMERS, MARITAL_STATUSES, PII_COLUMNS, SOURCES, SURVEY_QUESTIONS
 
 GENDERS = ("F", "M", "X")
 EDUCATION_LEVELS = ("basic", "secondary", "bachelor", "master", "phd")
@@ -96,9 +88,6 @@ class ProfileBuild:
     recoded: dict[str, int]  # invalid demographic values recoded to null before imputation
     # One row per (source, column, rule, invalid value): RECODED_SCHEMA, with the reason and the action.
     recoded_values: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RECODED_SCHEMA))
-    # The month's accepted campaign exposures (CAMPAIGNS columns, file order): what the audit's KPIs and
-    # lift count, cleaned by the same rules as the profiles' campaign activity.
-    exposures: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CAMPAIGNS))
 
 
 @dataclass(frozen=True)
@@ -516,12 +505,7 @@ def build_profiles(
     profiles = impute_surveys(profiles, seed, imputation)
     quarantined = pl.concat([r.quarantined for r in results.values()], how="vertical")
     accounting = {source: r.accounting() for source, r in results.items()}
-    exposures = (
-        results["campaigns"].accepted.select(*CAMPAIGNS)
-        if "campaigns" in results
-        else pl.DataFrame(schema=CAMPAIGNS)
-    )
-    return ProfileBuild(profiles, quarantined, accounting, recoded, recoded_values, exposures)
+    return ProfileBuild(profiles, quarantined, accounting, recoded, recoded_values)
 
 
 def _no_transactions() -> pl.DataFrame:
