@@ -75,3 +75,36 @@ def test_a_month_is_built_whatever_the_unpartitioned_assets_beside_it(memory_ins
     assert result.success
     assert memory_instance.get_materialized_partitions(dg.AssetKey("overview")) == set()
     assert built_months(defs, memory_instance, "job", months.get_partition_keys()) == {"2024-01"}
+
+
+def test_the_report_reads_each_checks_latest_evaluation_of_the_month(tmp_path: Path) -> None:
+    """On an instance on disk (SQLite numbers a run's events in the run's own shard), the report
+    finds the month's latest evaluation of every upstream check, and its failing rules."""
+    from types import SimpleNamespace
+
+    from segflow.defs.audit.report import _check_outcomes
+
+    months = dg.StaticPartitionsDefinition(["2024-01", "2024-02"])
+    specs = [dg.AssetCheckSpec(name, asset="table", partitions_def=months) for name in ("a_ok", "b_warns")]
+
+    @dg.asset(partitions_def=months, group_name="profiles", check_specs=specs)
+    def table(context: dg.AssetExecutionContext):
+        yield dg.Output(1)
+        yield dg.AssetCheckResult(check_name="a_ok", passed=True)
+        yield dg.AssetCheckResult(check_name="b_warns", passed=context.partition_key != "2024-02",
+                                  severity=dg.AssetCheckSeverity.WARN, metadata={"failing_rules": "rule_x"})  # fmt: skip
+
+    job = dg.define_asset_job("job", selection=[table], executor_def=dg.in_process_executor)
+    defs = dg.Definitions(assets=[table], jobs=[job], resources={"io_manager": dg.mem_io_manager})
+    with warnings.catch_warnings(), dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        for month in ("2024-01", "2024-02", "2024-02"):
+            defs.resolve_job_def("job").execute_in_process(partition_key=month, instance=instance)
+        context = SimpleNamespace(job_def=defs.resolve_job_def("job"), instance=instance)
+        rows = {m: check_rows(_check_outcomes(context, m)) for m in months.get_partition_keys()}
+    assert rows["2024-01"] == [
+        {"asset": "table", "passed": 2, "warned": 0, "failed": 0, "missing": 0, "failing": "–"}
+    ]
+    assert rows["2024-02"] == [
+        {"asset": "table", "passed": 1, "warned": 1, "failed": 0, "missing": 0, "failing": "b_warns (rule_x)"}
+    ]
