@@ -204,10 +204,6 @@ class Settings:
         per-customer snapshot, and demographics; no RFM), from which sources are enabled."""
         return "transactions" if self.sources["transactions"].enabled else "snapshot"
 
-    @property
-    def reports_dir(self) -> Path:
-        return self.storage_dir / "reports"
-
     def source_location(self, source: str, period: str) -> str:
         return self.sources[source].location.format(landing=str(self.landing_dir), period=period)
 

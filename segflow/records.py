@@ -38,7 +38,8 @@ def dead_owner(tags: dict[str, str]) -> str | None:
 def _job_keys(defs: dg.Definitions, job_name: str) -> tuple[list, list]:
     job = defs.resolve_job_def(job_name)
     graph = job.asset_layer.asset_graph
-    assets = sorted(job.asset_layer.selected_asset_keys)
+    # A month is built when its partitions are: an unpartitioned asset (the report index) has none.
+    assets = sorted(key for key in job.asset_layer.selected_asset_keys if graph.get(key).is_partitioned)
     checks = sorted(
         (key for key in graph.get_check_keys_for_assets(set(assets)) if graph.get_check_spec(key).blocking),
         key=lambda key: (key.asset_key, key.name),

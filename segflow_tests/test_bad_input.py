@@ -601,7 +601,7 @@ def test_crm_run_keeps_bad_attribute_and_never_shows_a_constant_value(home: Path
     from types import SimpleNamespace
 
     from segflow.config import load_settings
-    from segflow.defs.audit.assets import _ignored_columns
+    from segflow.defs.audit.report import month_ignored_columns
 
     canary = "canary.7f3a@example.com"
     _landing(home, "2024-03", GOOD_LINES)
@@ -626,7 +626,7 @@ def test_crm_run_keeps_bad_attribute_and_never_shows_a_constant_value(home: Path
     logged = [str(record) for record in memory_instance.all_logs(result.run_id)]
     assert logged and not any(canary in record for record in logged)
     assert any("optional column 'household_size' cannot be read" in record for record in logged)
-    ignored = _ignored_columns(SimpleNamespace(instance=memory_instance), load_settings(), "2024-03")
+    ignored = month_ignored_columns(SimpleNamespace(instance=memory_instance), load_settings(), "2024-03")
     assert {"source": "customers", "column": "contact",
             "why": "constant (one value in every row): carries no information, not mapped"} in ignored  # fmt: skip
     assert canary not in repr(ignored)

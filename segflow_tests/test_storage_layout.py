@@ -47,6 +47,7 @@ def test_report_paths(tmp_path: Path) -> None:
     assert layout.report_record("2024-03") == tmp_path / "reports" / "2024-03.json"
     assert layout.report_index == tmp_path / "reports" / "index.html"
     layout.reports_dir.mkdir()
-    for name in ("2024-02.json", "2024-01.json", "index.json"):
-        (layout.reports_dir / name).write_text("{}")
-    assert [p.name for p in layout.report_records()] == ["2024-01.json", "2024-02.json"]
+    for period in ("2024-01", "2024-03"):
+        layout.report_record(period).write_text(f'{{"period": "{period}"}}')
+    # The months asked, in the order given; a month without a stored record is left out.
+    assert layout.report_records(["2024-03", "2024-02", "2024-01"]) == [{"period": "2024-03"}, {"period": "2024-01"}]

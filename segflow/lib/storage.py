@@ -153,9 +153,10 @@ class StorageLayout:
     def report_index(self) -> Path:
         return self.reports_dir / "index.html"
 
-    def report_records(self) -> list[Path]:
-        """Every month's report record, oldest first."""
-        return sorted(self.reports_dir.glob("????-??.json"))
+    def report_records(self, periods: list[str]) -> list[dict]:
+        """The index records of ``periods`` whose record is stored, in the order given."""
+        paths = [self.report_record(period) for period in periods]
+        return [json.loads(path.read_text(encoding="utf-8")) for path in paths if path.exists()]
 
     def table_periods(self, asset: str) -> list[str]:
         """The months for which ``asset`` is stored as a table, oldest first."""

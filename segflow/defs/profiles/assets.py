@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
+from segflow.config import Settings
 from segflow.defs.contract_checks import contract_metadata, contract_specs, publish_checked
 from segflow.defs.lineage import OWNERS, data_version, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
@@ -15,11 +16,11 @@ from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods
 from segflow.lib.profiles.cleaning import quarantined_share
 from segflow.lib.profiles.imputation import imputation_record
-from segflow.lib.profiles.profiles import RawSources, build_profiles
+from segflow.lib.profiles.profiles import ProfileBuild, RawSources, build_profiles
 
 
 def _table_out(name: str, description: str) -> dg.AssetOut:
-    """The three outputs differ only in name and description; each has its own contract."""
+    """The outputs differ only in name and description; each has its own contract."""
     return dg.AssetOut(
         description=description,
         group_name="profiles",
@@ -60,6 +61,70 @@ PROFILE_OUTS = {
 }
 
 
+def _raw_sources(settings: Settings, raw: dict[str, pl.DataFrame]) -> RawSources:
+    """The raw frames of the enabled sources; a disabled source's asset is read but not used."""
+    return RawSources(
+        **{source: frame if settings.sources[source].enabled else None for source, frame in raw.items()}
+    )
+
+
+def _accounting_table(period: str, accounting: dict[str, dict[str, int]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [{"period": period, "source": source, **counts} for source, counts in sorted(accounting.items())],
+        schema={
+            "period": pl.String,
+            "source": pl.String,
+            "raw_rows": pl.Int64,
+            "accepted_rows": pl.Int64,
+            "quarantined_rows": pl.Int64,
+            "duplicates_dropped": pl.Int64,
+            "orphan_rows": pl.Int64,
+            "orphan_customers": pl.Int64,
+        },  # fmt: skip
+    ).with_columns(quarantined_share().cast(pl.Float64))
+
+
+def _profiles_metadata(context: dg.AssetExecutionContext, settings: Settings, build: ProfileBuild) -> dict:
+    imputed = {
+        c.removesuffix("_imputed"): int(build.profiles[c].sum())
+        for c in build.profiles.columns
+        if c.endswith("_imputed")
+    }
+    return lineage(
+        context,
+        rows_in={source: counts["raw_rows"] for source, counts in build.accounting.items()},
+        rows_out=build.profiles.height,
+        row_accounting=dg.MetadataValue.json(build.accounting),
+        imputed_cells=dg.MetadataValue.json(imputed),
+        recoded_invalid_values=dg.MetadataValue.json(build.recoded),
+        imputation_seed=settings.model.seed,
+        imputation=dg.MetadataValue.json(imputation_record(settings.imputation, settings.model.seed)),
+    )
+
+
+def _outputs(
+    context: dg.AssetExecutionContext, settings: Settings, build: ProfileBuild, accounting: pl.DataFrame
+) -> Iterator[dg.Output]:
+    by_rule = build.quarantined.group_by("source", "rule_id").len().sort("source", "rule_id")
+    metadata = {
+        "customer_profiles": _profiles_metadata(context, settings, build),
+        "quarantined_rows": {
+            "dagster/row_count": build.quarantined.height,
+            "quarantine_by_rule": table_metadata(by_rule),
+            "row_accounting": dg.MetadataValue.json(build.accounting),
+        },
+        "row_accounting": {"dagster/row_count": accounting.height},
+        "recoded_values": {
+            "dagster/row_count": build.recoded_values.height,
+            "recoded_values": dg.MetadataValue.json(build.recoded),
+        },
+    }
+    tables = {"customer_profiles": build.profiles, "quarantined_rows": build.quarantined,
+              "row_accounting": accounting, "recoded_values": build.recoded_values}  # fmt: skip
+    for name, table in tables.items():
+        yield dg.Output(table, output_name=name, metadata=metadata[name], data_version=data_version(table))
+
+
 def customer_profiles(
     context: dg.AssetExecutionContext,
     settings: SegflowSettings,
@@ -73,63 +138,18 @@ def customer_profiles(
     """Validate every enabled source row by row and build the month's customer profiles."""
     period = context.partition_key
     start, end = periods.bounds(period)
-
-    def enabled(source: str, frame: pl.DataFrame) -> pl.DataFrame | None:
-        return frame if settings.sources[source].enabled else None
-
-    raw = RawSources(
-        customers=enabled("customers", raw_customers),
-        transactions=enabled("transactions", raw_transactions),
-        engagement=enabled("engagement", raw_engagement),
-        surveys=enabled("surveys", raw_surveys),
-        campaigns=enabled("campaigns", raw_campaigns),
-        snapshot=enabled("snapshot", raw_snapshot),
-    )
+    raw = {"customers": raw_customers, "transactions": raw_transactions, "engagement": raw_engagement,
+           "surveys": raw_surveys, "campaigns": raw_campaigns, "snapshot": raw_snapshot}  # fmt: skip
     build = build_profiles(
-        raw, period, start, end, settings.cleaning, settings.model.seed, settings.imputation
+        _raw_sources(settings, raw),
+        period,
+        start,
+        end,
+        settings.cleaning,
+        settings.model.seed,
+        settings.imputation,
     )
-    rows_in = {source: counts["raw_rows"] for source, counts in build.accounting.items()}
-    imputed = {
-        c.removesuffix("_imputed"): int(build.profiles[c].sum())
-        for c in build.profiles.columns
-        if c.endswith("_imputed")
-    }
-    by_rule = build.quarantined.group_by("source", "rule_id").len().sort("source", "rule_id")
-    profiles_meta = lineage(
-        context,
-        rows_in=rows_in,
-        rows_out=build.profiles.height,
-        row_accounting=dg.MetadataValue.json(build.accounting),
-        imputed_cells=dg.MetadataValue.json(imputed),
-        recoded_invalid_values=dg.MetadataValue.json(build.recoded),
-        imputation_seed=settings.model.seed,
-        imputation=dg.MetadataValue.json(imputation_record(settings.imputation, settings.model.seed)),
-    )
-    accounting = pl.DataFrame(
-        [
-            {"period": period, "source": source, **counts}
-            for source, counts in sorted(build.accounting.items())
-        ],
-        schema={
-            "period": pl.String,
-            "source": pl.String,
-            "raw_rows": pl.Int64,
-            "accepted_rows": pl.Int64,
-            "quarantined_rows": pl.Int64,
-            "duplicates_dropped": pl.Int64,
-            "orphan_rows": pl.Int64,
-            "orphan_customers": pl.Int64,
-        },  # fmt: skip
-    ).with_columns(quarantined_share().cast(pl.Float64))
-    quarantine_meta = {
-        "dagster/row_count": build.quarantined.height,
-        "quarantine_by_rule": table_metadata(by_rule),
-        "row_accounting": dg.MetadataValue.json(build.accounting),
-    }
-    recoded_meta = {
-        "dagster/row_count": build.recoded_values.height,
-        "recoded_values": dg.MetadataValue.json(build.recoded),
-    }
+    accounting = _accounting_table(period, build.accounting)
     tables = ((build.profiles, "customer_profiles"), (build.quarantined, "quarantined_rows"),
               (accounting, "row_accounting"), (build.recoded_values, "recoded_values"))  # fmt: skip
     # Every table passes its error rules, and the accounting balances, before any is written
@@ -143,32 +163,7 @@ def customer_profiles(
             metadata={"failing_rules": BALANCE},
         )
     checks.append(balance)
-    yield from (
-        dg.Output(
-            build.profiles,
-            output_name="customer_profiles",
-            metadata=profiles_meta,
-            data_version=data_version(build.profiles),
-        ),
-        dg.Output(
-            build.quarantined,
-            output_name="quarantined_rows",
-            metadata=quarantine_meta,
-            data_version=data_version(build.quarantined),
-        ),
-        dg.Output(
-            accounting,
-            output_name="row_accounting",
-            metadata={"dagster/row_count": accounting.height},
-            data_version=data_version(accounting),
-        ),
-        dg.Output(
-            build.recoded_values,
-            output_name="recoded_values",
-            metadata=recoded_meta,
-            data_version=data_version(build.recoded_values),
-        ),
-    )
+    yield from _outputs(context, settings, build, accounting)
     yield from checks
 
 

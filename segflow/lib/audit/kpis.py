@@ -120,36 +120,59 @@ def segment_kpis(
     exposures per arm; ``predicted_value`` and ``expected_purchases`` are the segment's totals over
     the CLV horizon, ``predicted_value_share`` its share of all predicted value. Counts are Int64, rates Float64 (null when undefined).
     """
-    total_customers = assignments.height
-    total_revenue = assignments.select(exact_sum(pl.col("net_revenue_window"))).item()
-    frame = assignments
-    if features is not None:
-        extra = [
-            c
-            for c in (
-                "gross_revenue_window",
-                "returns_value_window",
-                "email_open_rate",
-                "email_click_rate",
-                "sessions_per_month",
-            )
-            if c in features.columns and c not in assignments.columns
-        ]
-        frame = frame.join(features.select("customer_id", *extra), on="customer_id", how="left")
+    frame = _with_previous(_with_features(assignments, features), previous)
+    kpis = _segment_totals(frame, assignments)
+    kpis = _with_lost(kpis, assignments, previous)
+    kpis = kpis.join(_arm_response(assignments, campaigns), on="segment_id", how="left").with_columns(
+        pl.col("treatment_exposed", "control_exposed").fill_null(0)
+    )
+    return kpis.select(
+        pl.col("segment_id").cast(pl.Int64),
+        pl.col("segment_name").cast(pl.String),
+        *[pl.col(c) for c in KPI_COLUMNS[2:]],
+    ).sort("segment_id")
+
+
+def _with_features(assignments: pl.DataFrame, features: pl.DataFrame | None) -> pl.DataFrame:
+    """The assignments with the features' return and engagement columns they lack."""
+    if features is None:
+        return assignments
+    extra = [
+        c
+        for c in (
+            "gross_revenue_window",
+            "returns_value_window",
+            "email_open_rate",
+            "email_click_rate",
+            "sessions_per_month",
+        )
+        if c in features.columns and c not in assignments.columns
+    ]
+    return assignments.join(features.select("customer_id", *extra), on="customer_id", how="left")
+
+
+def _with_previous(frame: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """``_was``: whether the customer was segmented last month (null in the first month)."""
     if previous is not None:
-        frame = frame.with_columns(
+        return frame.with_columns(
             pl.col("customer_id").is_in(previous["customer_id"].implode()).alias("_was")
         )
-    else:
-        frame = frame.with_columns(pl.lit(None, dtype=pl.Boolean).alias("_was"))
-    returns = (
-        (exact_sum(pl.col("returns_value_window")) / exact_sum(pl.col("gross_revenue_window"))).alias(
+    return frame.with_columns(pl.lit(None, dtype=pl.Boolean).alias("_was"))
+
+
+def _return_rate(frame: pl.DataFrame) -> pl.Expr:
+    if {"returns_value_window", "gross_revenue_window"} <= set(frame.columns):
+        return (exact_sum(pl.col("returns_value_window")) / exact_sum(pl.col("gross_revenue_window"))).alias(
             "return_rate"
         )
-        if {"returns_value_window", "gross_revenue_window"} <= set(frame.columns)
-        else pl.lit(None, dtype=pl.Float64).alias("return_rate")
-    )
-    kpis = (
+    return pl.lit(None, dtype=pl.Float64).alias("return_rate")
+
+
+def _segment_totals(frame: pl.DataFrame, assignments: pl.DataFrame) -> pl.DataFrame:
+    """Per segment: size, flows in, value, behaviour, engagement, churn risk and predicted value."""
+    total_customers = assignments.height
+    total_revenue = assignments.select(exact_sum(pl.col("net_revenue_window"))).item()
+    return (
         frame.group_by("segment_id", "segment_name")
         .agg(
             pl.len().cast(pl.Int64).alias("customers"),
@@ -160,7 +183,7 @@ def segment_kpis(
             pl.col("invoices_window").cast(pl.Float64).mean().alias("mean_frequency"),
             pl.col("recency_days").cast(pl.Float64).mean().alias("mean_recency_days"),
             pl.col("recency_days").cast(pl.Float64).median().alias("median_recency_days"),
-            returns,
+            _return_rate(frame),
             _mean_or_null(frame, "email_open_rate"),
             _mean_or_null(frame, "email_click_rate"),
             _mean_or_null(frame, "sessions_per_month"),
@@ -180,29 +203,23 @@ def segment_kpis(
             .alias("avg_order_value"),
         )
     )
+
+
+def _with_lost(kpis: pl.DataFrame, assignments: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """Customers lost since last month, counted against last month's segment; flows are null in
+    the first month, when there is no last month."""
     if previous is None:
-        kpis = kpis.with_columns(
+        return kpis.with_columns(
             pl.lit(None, dtype=pl.Int64).alias("new_customers"),
             pl.lit(None, dtype=pl.Int64).alias("retained_customers"),
             pl.lit(None, dtype=pl.Int64).alias("lost_customers"),
         )
-    else:
-        lost = (
-            previous.filter(~pl.col("customer_id").is_in(assignments["customer_id"].implode()))
-            .group_by("segment_id")
-            .agg(pl.len().cast(pl.Int64).alias("lost_customers"))
-        )
-        kpis = kpis.join(lost, on="segment_id", how="left").with_columns(
-            pl.col("lost_customers").fill_null(0)
-        )
-    kpis = kpis.join(_arm_response(assignments, campaigns), on="segment_id", how="left").with_columns(
-        pl.col("treatment_exposed", "control_exposed").fill_null(0)
+    lost = (
+        previous.filter(~pl.col("customer_id").is_in(assignments["customer_id"].implode()))
+        .group_by("segment_id")
+        .agg(pl.len().cast(pl.Int64).alias("lost_customers"))
     )
-    return kpis.select(
-        pl.col("segment_id").cast(pl.Int64),
-        pl.col("segment_name").cast(pl.String),
-        *[pl.col(c) for c in KPI_COLUMNS[2:]],
-    ).sort("segment_id")
+    return kpis.join(lost, on="segment_id", how="left").with_columns(pl.col("lost_customers").fill_null(0))
 
 
 def _arm_response(assignments: pl.DataFrame, campaigns: pl.DataFrame | None) -> pl.DataFrame:
