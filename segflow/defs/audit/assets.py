@@ -31,7 +31,9 @@ from segflow.lib.audit.kpis import segment_kpis
 from segflow.lib.audit.lift import campaign_lift as compute_lift
 from segflow.lib.audit.migration import MIGRATION_SCHEMA, migration_matrix, stay_rate
 from segflow.lib.features.snapshot import feature_families
-from segflow.lib.models.clustering import aligned_ids
+from segflow.lib.models.alignment import aligned_ids
+from segflow.lib.models.clv import ClvModel
+from segflow.lib.models.model_types import ChurnModel, SegmentationModel
 from segflow.lib.periods import shift
 from segflow.lib.profiles.imputation import imputation_rates
 from segflow.lib.report import ReportInputs, render_report, segment_profile_z
@@ -190,7 +192,7 @@ def segment_drift(
     settings: SegflowSettings,
     customer_features: dict[str, pl.DataFrame],
     segment_assignments: dict[str, pl.DataFrame],
-    segmentation_model: dict,
+    segmentation_model: SegmentationModel,
 ) -> dg.Output[pl.DataFrame]:
     """Population stability index against the previous month: per numeric feature of customer_features
     (bins: the previous month's deciles) and for cluster and RFM segment shares, with its band (< 0.1
@@ -350,9 +352,9 @@ def audit_report(
     segment_backtest: pl.DataFrame,
     segment_assignments: pl.DataFrame,
     customer_features: pl.DataFrame,
-    segmentation_model: dict,
-    churn_model: dict,
-    clv_model: dict,
+    segmentation_model: SegmentationModel,
+    churn_model: ChurnModel,
+    clv_model: ClvModel,
     quarantined_rows: pl.DataFrame,
     row_accounting: dict[str, pl.DataFrame],
     recoded_values: pl.DataFrame,
@@ -410,8 +412,8 @@ def audit_report(
     families = feature_families(
         settings.feature_set,
         {name: source.enabled for name, source in settings.sources.items()},
-        [f["name"] for f in segmentation_model["features"]],
-        segmentation_model.get("unavailable_families", {}),
+        [f["name"] for f in segmentation_model.features],
+        segmentation_model.design.unavailable_families or {},
         customer_features,
     )
     previous_period = shift(period, -1)
@@ -419,7 +421,7 @@ def audit_report(
         period=period,
         kpis=kpis,
         profile_z=segment_profile_z(customer_features, segment_assignments, profile_features),
-        sweep=segmentation_model["sweep"],
+        sweep=segmentation_model.sweep,
         rfm_counts=rfm_counts,
         model=segmentation_model,
         methods={
@@ -459,7 +461,7 @@ def audit_report(
             "report": dg.MetadataValue.url(path.as_uri()),
             "index": dg.MetadataValue.url(index.as_uri()),
             "bytes": path.stat().st_size,
-            "model_version": segmentation_model["version"],
+            "model_version": segmentation_model.version,
             "refit_recommended": record["refit_recommended"],
             "imputation_rates": table_metadata(imputed),
             **lineage(

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import jinja2
 import polars as pl
 
 from segflow.lib.audit.drift import MAJOR, MODERATE
 from segflow.lib.audit.migration import LOST, NEW, stay_rate
-from segflow.lib.models.clustering import aligned_ids
+from segflow.lib.models.alignment import aligned_ids
+from segflow.lib.models.model_types import SegmentationModel
 from segflow.lib.report import charts
 from segflow.lib.report.selection import selection_section
 from segflow.lib.report.value import value_section
+
+if TYPE_CHECKING:
+    from segflow.lib.models.clv import ClvModel
 
 PROFILE_FEATURES = (
     "recency_days",
@@ -40,7 +45,7 @@ class ReportInputs:
     profile_z: pl.DataFrame  # segment_id, segment_name, customers, one z column per profile feature
     sweep: list[dict]
     rfm_counts: pl.DataFrame  # rfm_segment, customers
-    model: dict
+    model: SegmentationModel
     methods: dict[str, str]
     quality: dict = field(default_factory=dict)  # accounting, quarantine_by_rule, checks, trend
     min_cell: int = 10
@@ -55,7 +60,7 @@ class ReportInputs:
     profile_features: tuple[str, ...] = PROFILE_FEATURES  # the columns of profile_z
     # Feature families (rfm, behaviour, ...): available or not, from which source, used by the model.
     families: list[dict] = field(default_factory=list)
-    clv: dict | None = None  # the month's CLV model (segflow.lib.models.clv.ClvModel as JSON)
+    clv: ClvModel | None = None  # the month's CLV model
     currency: str = "EUR"  # of every money figure (report.currency)
     # The trailing window's length, and how many of its months hold data (the earliest month seen
     # in it); fewer means the first months' growth is partly the window filling up.
@@ -112,8 +117,8 @@ def _label(row: dict) -> str:
     return f"{row['segment_id']}: {row['segment_name']}"
 
 
-def _persona(model: dict, segment_id) -> str:
-    personas = model.get("personas") or {}
+def _persona(model: SegmentationModel, segment_id) -> str:
+    personas = model.personas or {}
     persona = personas.get(str(segment_id)) if isinstance(personas, dict) else None
     if (
         persona is None
@@ -130,9 +135,9 @@ def _persona(model: dict, segment_id) -> str:
     return str(persona) if persona else ""
 
 
-def _persona_rows(model: dict, segment_id) -> list[dict]:
+def _persona_rows(model: SegmentationModel, segment_id) -> list[dict]:
     """The persona card (segflow.lib.models.personas) as term/value rows; empty for a plain-text persona."""
-    personas = model.get("personas") or {}
+    personas = model.personas or {}
     card = personas.get(str(segment_id)) if isinstance(personas, dict) else None
     if not isinstance(card, dict) or "top_features" not in card:
         return []
@@ -232,8 +237,8 @@ def _segment_cards(inputs: ReportInputs) -> list[dict]:
     months, series = _history_series(inputs, visible["segment_id"].to_list())
     previous = _previous_kpis(inputs)
     before = {r["segment_id"]: r for r in previous.iter_rows(named=True)} if previous is not None else {}
-    renames = {c["segment_id"]: c for c in inputs.model.get("segment_renames") or []}
-    since = inputs.model.get("segment_named_since") or {}
+    renames = {c["segment_id"]: c for c in inputs.model.segment_renames or []}
+    since = inputs.model.segment_named_since or {}
     cards = []
     for row, label in zip(visible.iter_rows(named=True), labels, strict=True):
         prior = before.get(row["segment_id"]) if _continues(inputs, row["segment_id"]) else None
@@ -508,16 +513,16 @@ def _stability_section(inputs: ReportInputs) -> dict:
     JSON). Segments under ``min_cell`` customers are left out, like everywhere else."""
     model, k = inputs.model, inputs.min_cell
     visible = {r["segment_id"]: _label(r) for r in _visible(inputs.kpis, k).iter_rows(named=True)}
-    jaccard = model.get("segment_jaccard") or []
-    alignment = model.get("alignment") or {}
+    jaccard = model.segment_jaccard or []
+    alignment = model.alignment or {}
     matched = alignment.get("matched") or {}
     lines = []
-    if model.get("stability") is not None:
-        minimum = model.get("min_stability_threshold")
+    if model.stability is not None:
+        minimum = model.min_stability_threshold
         lines.append(
-            f"Mean bootstrap Jaccard {model['stability']:.2f}"
+            f"Mean bootstrap Jaccard {model.stability:.2f}"
             + (f" (the model needs at least {minimum:.2f})" if minimum is not None else "")
-            + (f"; mean agreement of refits (ARI) {model['ari_refits']:.2f}" if model.get("ari_refits") is not None else "")
+            + (f"; mean agreement of refits (ARI) {model.ari_refits:.2f}" if model.ari_refits is not None else "")
             + "."
         )
     if alignment.get("previous_period"):
@@ -543,7 +548,7 @@ def _stability_section(inputs: ReportInputs) -> dict:
         rows.append({"segment": label, "jaccard": _fmt(j, "num"), "reading": reading, "previous": previous})
     renames = [
         f"Segment {c['segment_id']} “{c['previous_name']}” is now “{c['name']}”: {c['reason']}."
-        for c in model.get("segment_renames") or []
+        for c in model.segment_renames or []
         if c["segment_id"] in visible
     ]
     return {"lines": lines, "rows": rows, "renames": renames}
@@ -552,7 +557,7 @@ def _stability_section(inputs: ReportInputs) -> dict:
 def _appendix(inputs: ReportInputs, lift: dict, backtest: dict) -> dict:
     """Effect sizes and test statistics, for the reader who wants them (the sections say what)."""
     visible = {str(r["segment_id"]): _label(r) for r in _visible(inputs.kpis, inputs.min_cell).iter_rows(named=True)}
-    personas = inputs.model.get("personas") or {}
+    personas = inputs.model.personas or {}
     effects = []
     for key, label in visible.items():
         card = personas.get(key) if isinstance(personas, dict) else None
@@ -661,7 +666,7 @@ def _summary(
         change = f", {direction} {abs(total - before) / before:.1%} on {inputs.previous_period}"
     population = (
         "customers in the behaviour snapshot"
-        if inputs.model.get("feature_set") == "snapshot"
+        if inputs.model.feature_set == "snapshot"
         else "customers with a purchase in the trailing window"
     )
     lines.append(f"{total:,} {population} were segmented into {kpis.height} segments{change}{flows}.")
@@ -759,7 +764,7 @@ def _window_filling(inputs: ReportInputs) -> str:
     """A sentence when the trailing window is not yet full of data: early growth is then the window
     accumulating months of history, not the customer base growing."""
     filled = inputs.window_months_with_data
-    if filled is None or filled >= inputs.window_months or inputs.model.get("feature_set") == "snapshot":
+    if filled is None or filled >= inputs.window_months or inputs.model.feature_set == "snapshot":
         return ""
     return (
         f"The {inputs.window_months}-month window holds only {filled} month(s) of data so far: until it "
@@ -891,7 +896,7 @@ def summary_record(inputs: ReportInputs) -> dict:
         "significant_lifts": int(lift["significant"].fill_null(False).sum())
         if lift is not None and lift.height
         else 0,
-        "model_version": inputs.model.get("version"),
+        "model_version": inputs.model.version,
     }
 
 
