@@ -63,7 +63,8 @@ def run(customers: int = 1_000_000, runs: int = 3, seed: int = 7) -> dict:
     from threadpoolctl import threadpool_limits
 
     from segflow.config import ModelSettings
-    from segflow.lib.models.clustering import assign, fit_design, fit_model
+    from segflow.lib.models.clustering import assign, fit_model
+    from segflow.lib.models.design import fit_design
 
     settings = ModelSettings(seed=seed)
     features, truth = planted_features(customers, seed)
@@ -90,11 +91,11 @@ def run(customers: int = 1_000_000, runs: int = 3, seed: int = 7) -> dict:
         "machine": machine(),
         "customers": customers,
         "design_columns": int(design.matrix.shape[1]),
-        "candidates": len(model["sweep"]),
-        "sampling": model["sampling"],
-        "chosen": {"family": model["family"], "k": model["k"], "stability": model["stability"]},
+        "candidates": len(model.sweep),
+        "sampling": model.sampling,
+        "chosen": {"family": model.family, "k": model.k, "stability": model.stability},
         "ari_vs_planted": float(adjusted_rand_score(truth, labels)),
-        "identical_across_runs": len({m["version"] for m in models}) == 1,
+        "identical_across_runs": len({m.version for m in models}) == 1,
         "sweep_seconds": sweep_stats,
         "kmeans_baseline_seconds": baseline_stats,
         "ratio": sweep_stats["median"] / baseline_stats["median"],

@@ -129,8 +129,8 @@ def build_months(settings, work: Path) -> tuple[dict[str, pl.DataFrame], dict[st
     return profiles, features
 
 
-def _chosen(fit: dict) -> dict:
-    row = fit["sweep"][fit["chosen_index"]]
+def _chosen(fit) -> dict:
+    row = fit.winner
     return {
         "family": row["family"], "k": row["k"], "silhouette": row["silhouette"],
         "stability": row["stability"], "oot_revenue": row["oot_revenue"],
@@ -149,11 +149,11 @@ def study(settings, profiles: dict, features: dict, months: list[str] | None) ->
         evidence = build_evidence(month, horizon, features, profiles, settings.feature_set)
         before = fit_segments(features[month], before_settings, month, settings.feature_set, evidence)
         after = fit_segments(features[month], settings.model, month, settings.feature_set, evidence)
-        row = {"month": month, "customers": features[month].height, "evidence": after["out_of_time"],
+        row = {"month": month, "customers": features[month].height, "evidence": after.out_of_time,
                "before": _chosen(before), "after": _chosen(after),
                "candidates": [{k: r[k] for k in ("family", "params", "k", "silhouette", "min_segment_share",
                                                  "stability", "oot_separation", "combined", "viable")}
-                              for r in after["sweep"]]}  # fmt: skip
+                              for r in after.sweep]}  # fmt: skip
         out.append(row)
         print(_line(row), flush=True)
     return out

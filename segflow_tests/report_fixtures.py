@@ -10,6 +10,7 @@ from segflow.lib.audit.drift import feature_drift
 from segflow.lib.audit.kpis import segment_kpis
 from segflow.lib.audit.lift import campaign_lift
 from segflow.lib.audit.migration import migration_matrix
+from segflow.lib.models.model_types import SegmentationModel
 from segflow.lib.profiles.imputation import imputation_rates
 from segflow.lib.report import ReportInputs, segment_profile_z
 from segflow.lib.report.inputs import PROFILE_FEATURES
@@ -95,7 +96,14 @@ def report_inputs(period: str = "2024-03", n: int = 3000, min_cell: int = 10) ->
             "survey_brand_loyalty_imputed": flagged < 0,
         }
     )
-    model = {
+    # A typed model needs every field: those the report never reads are placeholders.
+    placeholders = {"params": {}, "period": period, "centroids": [], "segment_names": {}, "segment_shares": [],
+                    "min_segment_share": 0.05, "n_customers": n, "settings": {}, "features": [],
+                    "feature_families": [], "missing_feature_columns": [], "dropped_constant_features": [],
+                    "fill_values": {}, "winsorize_quantile": 0.01, "clip_lower": [], "clip_upper": [],
+                    "scaling": "standard", "scaler_mean": [], "scaler_scale": []}  # fmt: skip
+    model = SegmentationModel.from_dict({
+        **placeholders,
         "family": "kmeans",
         "version": "abc123",
         "k": 5,
@@ -128,12 +136,12 @@ def report_inputs(period: str = "2024-03", n: int = 3000, min_cell: int = 10) ->
         "segment_renames": [{"segment_id": 2, "previous_id": 2, "previous_name": "Window shoppers",
                              "name": "Browsers", "reason": "sessions_per_month no longer clearly lower"}],
         "segment_named_since": {"0": "2024-01", "1": "2024-01", "3": "2024-02"},
-    }
+    })  # fmt: skip
     return ReportInputs(
         period=period,
         kpis=segment_kpis(assignments, features, prev_assignments, campaigns),
         profile_z=segment_profile_z(features, assignments),
-        sweep=model["sweep"],
+        sweep=model.sweep,
         rfm_counts=assignments.group_by("rfm_segment").len("customers").sort("rfm_segment"),
         model=model,
         methods={"Window": "12 months", "Seed": "42"},

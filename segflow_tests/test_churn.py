@@ -5,7 +5,6 @@ recency-only baseline on planted churn, skipping on short history, and exact JSO
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 from segflow.config import ModelSettings
 from segflow.lib import periods
 from segflow.lib.models.churn import churn_labels, churn_periods, churn_scores, fit_churn_model, predict
+from segflow.lib.models.model_types import ChurnModel
 from segflow_tests.synthetic_history import synthetic_profiles
 
 START = "2024-01"
@@ -52,16 +52,16 @@ def _last(history: dict[str, pl.DataFrame]) -> str:
 def test_out_of_time_auc_beats_recency_baseline(history) -> None:
     period = _last(history)
     model = fit_churn_model(history, period, ModelSettings(), WINDOW)
-    assert model["available"], model.get("reason")
-    m = model["metrics"]
+    assert model.available, model.reason
+    m = model.metrics
     print(
-        f"\n[churn] T={period} train={model['train']} validation={model['validation']}\n"
+        f"\n[churn] T={period} train={model.train} validation={model.validation}\n"
         f"[churn] AUC {m['auc']:.4f} vs recency-only {m['baseline_auc']:.4f}; "
         f"Brier {m['brier']:.4f} vs {m['baseline_brier']:.4f}; "
         f"top-decile lift {m['top_decile_lift']:.3f} vs {m['baseline_top_decile_lift']:.3f}"
     )
     months = churn_periods(period, ModelSettings().churn_horizon_months)
-    assert (model["train"]["features_period"], model["validation"]["features_period"]) == (
+    assert (model.train["features_period"], model.validation["features_period"]) == (
         months.train,
         months.validation,
     )
@@ -70,18 +70,18 @@ def test_out_of_time_auc_beats_recency_baseline(history) -> None:
     assert m["brier"] < m["baseline_brier"]
     # Issue 17.8: the guard lets a model that beats its baseline score, and the record carries the
     # churner counts, the AUC intervals and the calibration check the report prints.
-    assert model["guard"]["scorer"] == "model"
-    val = model["validation"]
+    assert model.guard["scorer"] == "model"
+    val = model.validation
     assert (
         val["churners"] == round(val["churn_rate"] * val["customers"]) >= ModelSettings().churn_min_churners
     )
     assert m["auc_ci_low"] < m["auc"] < m["auc_ci_high"] and m["auc_gain_ci_low"] > 0
-    assert 0 <= model["calibration"]["expected_calibration_error"] < 0.1
+    assert 0 <= model.calibration["expected_calibration_error"] < 0.1
     # Calibrated on the later period: each reliability decile's mean prediction is near its rate,
     # and the deciles partition the validation customers.
-    table = model["reliability"]
+    table = model.reliability
     assert [r["decile"] for r in table] == list(range(1, 11))
-    assert sum(r["customers"] for r in table) == model["validation"]["customers"]
+    assert sum(r["customers"] for r in table) == model.validation["customers"]
     assert max(abs(r["mean_predicted"] - r["observed_rate"]) for r in table) < 0.15
     assert table[-1]["observed_rate"] > table[0]["observed_rate"]
 
@@ -117,17 +117,17 @@ def test_too_little_history_skips_with_the_reason(history) -> None:
     months = churn_periods(period, settings.churn_horizon_months)
     short = {m: f for m, f in history.items() if m != months.train}
     skipped = fit_churn_model(short, period, settings, WINDOW)
-    assert skipped["available"] is False and skipped["version"] is None
-    assert skipped["missing_periods"] == [months.train]
-    assert "not enough history" in skipped["reason"] and months.train in skipped["reason"]
+    assert skipped.available is False and skipped.version is None
+    assert skipped.missing_periods == [months.train]
+    assert "not enough history" in skipped.reason and months.train in skipped.reason
     # The first partitions have no earlier months at all.
     first = fit_churn_model({START: history[START]}, START, settings, WINDOW)
-    assert first["available"] is False and "not enough history" in first["reason"]
+    assert first.available is False and "not enough history" in first.reason
     # Enough months, but too few labelled customers.
     strict = dataclasses.replace(settings, churn_min_customers=10**6)
     few = fit_churn_model(history, period, strict, WINDOW)
-    assert few["available"] is False and "churn_min_customers is 1000000" in few["reason"]
-    assert few["labelled_customers"]["train"] == history[months.train].height
+    assert few.available is False and "churn_min_customers is 1000000" in few.reason
+    assert few.labelled_customers["train"] == history[months.train].height
     # Skipped models score nobody: churn_risk is null.
     scores = churn_scores(history[period], few)
     assert scores.height == history[period].height and scores["churn_risk"].null_count() == scores.height
@@ -141,8 +141,8 @@ def test_stored_json_model_reloads_and_reproduces_scores_exactly(history, tmp_pa
     period = _last(history)
     model = fit_churn_model(history, period, ModelSettings(), WINDOW)
     path = tmp_path / "churn_model.json"
-    path.write_text(json.dumps(model, sort_keys=True, indent=1), encoding="utf-8")
-    reloaded = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(model.to_json(), encoding="utf-8")
+    reloaded = ChurnModel.from_json(path.read_text(encoding="utf-8"))
     assert reloaded == model
     features = history[period]
     before = churn_scores(features, model)
@@ -154,12 +154,12 @@ def test_stored_json_model_reloads_and_reproduces_scores_exactly(history, tmp_pa
     # probabilities (to rounding), so nothing but plain parameters is needed to score.
     estimator = LogisticRegression()
     estimator.classes_ = np.array([0, 1])
-    estimator.coef_ = np.array([reloaded["coefficients"]])
-    estimator.intercept_ = np.array([reloaded["intercept"]])
-    sk = estimator.predict_proba(design_matrix(features, reloaded["design"]))[:, 1]
-    assert np.allclose(sk, predict(features, reloaded), rtol=0, atol=1e-12)
+    estimator.coef_ = np.array([reloaded.coefficients])
+    estimator.intercept_ = np.array([reloaded.intercept])
+    sk = estimator.predict_proba(design_matrix(features, reloaded.design))[:, 1]
+    assert np.allclose(sk, predict(features, reloaded.scorer), rtol=0, atol=1e-12)
     # Refitting on the same data gives the same model (seeded, deterministic solver).
-    assert fit_churn_model(history, period, ModelSettings(), WINDOW)["version"] == model["version"]
+    assert fit_churn_model(history, period, ModelSettings(), WINDOW).version == model.version
 
 
 def test_churn_model_asset_records_validation_or_reason(history) -> None:
@@ -179,11 +179,11 @@ def test_churn_model_asset_records_validation_or_reason(history) -> None:
     assert meta["available"] is True and meta["validation_auc"] > meta["validation_baseline_auc"]
     assert meta["scored_customers"] == history[period].height
     assert 0 < meta["mean_churn_risk"] < 1
-    assert json.loads(json.dumps(output.value)) == output.value  # what the JSON IO manager stores
+    assert ChurnModel.from_json(output.value.to_json()) == output.value  # what the JSON IO manager stores
     # A month without the earlier history: a stored reason, not a failure.
     with dg.build_asset_context(partition_key=START, resources={"settings": settings}) as context:
         skipped = churn_model(context, customer_features={START: lazy[START]})
-    assert skipped.value["available"] is False and skipped.metadata["available"].value is False
+    assert skipped.value.available is False and skipped.metadata["available"].value is False
     assert "not enough history" in skipped.metadata["reason"].value
 
 
@@ -209,10 +209,10 @@ def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
     expected = churn_scores(features, churn)
     assert assignments["customer_id"].to_list() == expected["customer_id"].to_list()
     assert np.array_equal(assignments["churn_risk"].to_numpy(), expected["churn_risk"].to_numpy())
-    assert (assignments["churn_model_version"] == churn["version"]).all()
+    assert (assignments["churn_model_version"] == churn.version).all()
     summary = out.metadata["churn_risk"].value  # in words, for people reading the UI
-    assert summary.startswith(f"Churn model {churn['version']}")
-    assert f"validation AUC {churn['metrics']['auc']:.3f}" in summary
+    assert summary.startswith(f"Churn model {churn.version}")
+    assert f"validation AUC {churn.metrics['auc']:.3f}" in summary
     kpis = segment_kpis(assignments, features)
     assert kpis["mean_churn_risk"].is_between(0, 1).all() and kpis["mean_churn_risk"].null_count() == 0
     # Without a model the column is null for everyone and the metadata says why.
@@ -220,7 +220,7 @@ def test_segment_assignments_carry_the_months_churn_risk(history) -> None:
     with dg.build_asset_context(partition_key=period) as context:
         out = _published(segment_assignments(context, features, segmentation, skipped, None, no_clv, {}))
     assert out.value["churn_risk"].null_count() == features.height
-    assert out.metadata["churn_risk"].value == f"Not available: {skipped['reason']}."
+    assert out.metadata["churn_risk"].value == f"Not available: {skipped.reason}."
 
 
 def test_report_methods_state_the_churn_validation_or_why_not() -> None:
@@ -229,14 +229,14 @@ def test_report_methods_state_the_churn_validation_or_why_not() -> None:
 
     settings = load_settings()
     reason = "not enough history: customer_features missing"
-    skipped = churn_text(settings, {"available": False, "reason": reason})
+    skipped = churn_text(settings, ChurnModel(available=False, period="2024-10", horizon_months=3, reason=reason))
     assert "no purchase in the next 3 months" in skipped and "Not available this month: not enough" in skipped
     metrics = {"auc": 0.93, "baseline_auc": 0.89, "brier": 0.09, "baseline_brier": 0.12,
                "top_decile_lift": 3.4, "baseline_top_decile_lift": 3.1}  # fmt: skip
-    model = {"available": True, "metrics": metrics, "version": "abc123",
-             "train": {"features_period": "2024-04", "labels_period": "2024-07"},
-             "validation": {"features_period": "2024-07", "labels_period": "2024-10", "customers": 3001,
-                            "churn_rate": 0.267}}  # fmt: skip
+    model = ChurnModel(available=True, period="2024-10", horizon_months=3, metrics=metrics, version="abc123",
+                       train={"features_period": "2024-04", "labels_period": "2024-07"},
+                       validation={"features_period": "2024-07", "labels_period": "2024-10", "customers": 3001,
+                                   "churn_rate": 0.267})  # fmt: skip
     text = churn_text(settings, model)
     assert "AUC 0.930 against 0.890 for a recency-only logistic baseline" in text
     assert "validated out of time on 2024-07 labelled by 2024-10" in text and "abc123" in text
@@ -251,12 +251,12 @@ def test_churn_guard_withholds_churn_risk_with_too_few_churners(history) -> None
     period = _last(history)
     strict = dataclasses.replace(ModelSettings(), churn_min_churners=10**6)
     withheld = fit_churn_model(history, period, strict, WINDOW)
-    churners = withheld["validation"]["churners"]
-    assert withheld["available"] is False and withheld["version"] is None
-    assert withheld["guard"]["scorer"] == "withheld"
+    churners = withheld.validation["churners"]
+    assert withheld.available is False and withheld.version is None
+    assert withheld.guard["scorer"] == "withheld"
     assert (
-        f"{churners} in validation" in withheld["reason"]
-        and "churn_min_churners is 1000000" in withheld["reason"]
+        f"{churners} in validation" in withheld.reason
+        and "churn_min_churners is 1000000" in withheld.reason
     )
     scores = churn_scores(history[period], withheld)
     assert scores["churn_risk"].null_count() == history[period].height
@@ -274,13 +274,13 @@ def test_churn_guard_falls_back_to_the_baseline_when_the_model_does_not_beat_it(
     )
     period = _last(history)
     model = fit_churn_model(history, period, ModelSettings(), WINDOW)
-    m = model["metrics"]
+    m = model.metrics
     assert m["auc"] <= m["baseline_auc"]
-    assert model["available"] and model["guard"]["scorer"] == "baseline"
-    assert "does not beat the recency-only baseline" in model["guard"]["reason"]
+    assert model.available and model.guard["scorer"] == "baseline"
+    assert "does not beat the recency-only baseline" in model.guard["reason"]
     scores = churn_scores(history[period], model)["churn_risk"].to_numpy()
-    np.testing.assert_array_equal(scores, predict(history[period], model["baseline"]))
-    assert {f["name"] for f in model["fitted_model"]["design"]} <= {
+    np.testing.assert_array_equal(scores, predict(history[period], model.baseline))
+    assert {f["name"] for f in model.fitted_model.design} <= {
         "return_rate",
         "email_click_rate",
         "email_click_rate_missing",

@@ -104,13 +104,13 @@ def history() -> dict[str, pl.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def model(history) -> dict:
+def model(history) -> ClvModel:
     """The model of the last month, fitted once for the tests that only read it."""
     return fit_clv_model(history, max(history), ModelSettings())
 
 
 @pytest.fixture(scope="module")
-def lost(history) -> dict:
+def lost(history) -> ClvModel:
     """Customers who buy three times as often in the holdout's last month as the history says: the
     baseline, which ignores dropout, over-predicts and so comes closer; the model loses."""
     period = max(history)
@@ -140,38 +140,37 @@ def test_out_of_time_validation_beats_the_naive_baseline(history) -> None:
     segments = pl.DataFrame({"customer_id": ["C00000", "C00001"], "segment_id": [1, 2],
                              "segment_name": ["One", "Two"]})  # fmt: skip
     model = fit_clv_model(history, period, ModelSettings(), segments)
-    assert model["available"], model["reason"]
-    totals = model["validation"]["totals"]
+    assert model.available, model.reason
+    totals = model.validation["totals"]
     print(f"\n[clv] synthetic BG/NBD history: {json.dumps(totals)}")
     assert totals["purchases_error"] < 0.10 and totals["purchases_error"] < totals["baseline_purchases_error"]
     assert totals["purchases_mae"] < totals["baseline_purchases_mae"]
-    deciles = model["validation"]["deciles"]
+    deciles = model.validation["deciles"]
     assert [d["decile"] for d in deciles] == list(range(1, 11))
     assert sum(d["customers"] for d in deciles) == totals["customers"]
     assert deciles[-1]["mean_actual_purchases"] > 5 * deciles[0]["mean_actual_purchases"]
-    names = [s["segment_name"] for s in model["validation"]["segments"]]
+    names = [s["segment_name"] for s in model.validation["segments"]]
     assert names == ["One", "Two", "not segmented"]
     # Fitted on the months up to T - h only: changing the holdout months leaves the parameters alone.
     altered = {**history, period: history[period].with_columns(pl.col("purchase_days") * 3)}
     refit = fit_clv_model(altered, period, ModelSettings(), segments)
-    assert refit["fit"] == model["fit"] and refit["validation"] != model["validation"]
+    assert refit.fit == model.fit and refit.validation != model.validation
     # Stored as JSON, reloaded into the typed object, it scores the same.
-    reloaded = ClvModel.from_dict(json.loads(json.dumps(model)))
+    reloaded = ClvModel.from_dict(json.loads(json.dumps(model.to_dict())))
     customers = history[period].select("customer_id")
-    first = clv_scores(customers, history, ClvModel.from_dict(model), period)
+    first = clv_scores(customers, history, model, period)
     assert first.equals(clv_scores(customers, history, reloaded, period))
     assert first["p_alive"].is_between(0, 1).all() and (first["predicted_value"] > 0).all()
     assert first.null_count().sum_horizontal().item() == 0
     # A history the special functions overflow on is scored null, not NaN or infinity.
     extreme = pl.DataFrame({"customer_id": ["z"], "frequency": [1e308], "recency_days": [1.0],
                             "age_days": [1e308], "mean_value": [1.0]})  # fmt: skip
-    scored = score(extreme, ClvModel.from_dict(model), period)
+    scored = score(extreme, model, period)
     assert scored["expected_purchases"].null_count() == 1 and scored["predicted_value"].null_count() == 1
 
 
 def test_discounting_lowers_the_value_and_not_the_purchases(history, model) -> None:
     period = max(history)
-    model = ClvModel.from_dict(model)
     summary = btyd_summary(history, periods.as_of(period))
     plain = score(summary, dataclasses.replace(model, discount_rate=0.0), period)
     discounted = score(summary, dataclasses.replace(model, discount_rate=0.05), period)
@@ -182,21 +181,21 @@ def test_discounting_lowers_the_value_and_not_the_purchases(history, model) -> N
 
 def test_withheld_with_the_reason(history, lost, monkeypatch: pytest.MonkeyPatch) -> None:
     period = max(history)
-    assert lost["available"] is False and "naive baseline" in lost["reason"], lost["reason"]
-    totals = lost["validation"]["totals"]
+    assert lost.available is False and "naive baseline" in lost.reason, lost.reason
+    totals = lost.validation["totals"]
     assert totals["baseline_purchases_error"] <= totals["purchases_error"]
     # Regular buyers every 20 days who never drop out: BG/NBD's dropout and rate spread have no
     # maximum (they run to the boundary), so the fit does not converge and is withheld.
     regular = fit_clv_model(_profiles(1_000, seed=6, regular=True), period, ModelSettings())
-    assert regular["available"] is False and "did not converge" in regular["reason"], regular["reason"]
+    assert regular.available is False and "did not converge" in regular.reason, regular.reason
     # Too short a history: the holdout months are not there.
     short = fit_clv_model({START: history[START]}, periods.shift(START, 1), ModelSettings())
-    assert short["available"] is False and "not enough history" in short["reason"]
+    assert short.available is False and "not enough history" in short.reason
     # An optimiser stopped after one step has not converged: withheld, never used.
     monkeypatch.setattr(btyd, "MAX_ITER", 1)
     stopped = fit_clv_model(history, period, ModelSettings())
-    assert stopped["available"] is False and "did not converge" in stopped["reason"]
-    scores = clv_scores(history[period].select("customer_id"), history, ClvModel.from_dict(stopped), period)
+    assert stopped.available is False and "did not converge" in stopped.reason
+    scores = clv_scores(history[period].select("customer_id"), history, stopped, period)
     assert scores["predicted_value"].null_count() == scores.height
 
 
@@ -228,14 +227,14 @@ def test_clv_model_asset_records_validation_or_reason(history, model) -> None:
         out = clv_model(context, customer_profiles=lazy, validation_features=None, validation_model=None)
     assert out.value == model  # the default settings' model
     meta = {key: getattr(value, "value", value) for key, value in out.metadata.items()}
-    assert meta["available"] is True and meta["model_version"] == out.value["version"]
+    assert meta["available"] is True and meta["model_version"] == out.value.version
     assert (
         meta["validation_totals"]["purchases_error"] < meta["validation_totals"]["baseline_purchases_error"]
     )
     with dg.build_asset_context(partition_key=START, resources={"settings": settings}) as context:
         skipped = clv_model(context, customer_profiles={START: lazy[START]}, validation_features=None,
                             validation_model=None)  # fmt: skip
-    assert skipped.value["available"] is False and "not enough history" in skipped.metadata["reason"].value
+    assert skipped.value.available is False and "not enough history" in skipped.metadata["reason"].value
     # No line items (the snapshot feature set): withheld, saying why, whatever the profiles hold.
     sources = {
         **settings.sources,
@@ -244,7 +243,7 @@ def test_clv_model_asset_records_validation_or_reason(history, model) -> None:
     snapshot = dataclasses.replace(settings, sources=sources)
     with dg.build_asset_context(partition_key=period, resources={"settings": snapshot}) as context:
         none = clv_model(context, customer_profiles=lazy, validation_features=None, validation_model=None)
-    assert none.value["available"] is False and "no transaction line items" in none.value["reason"]
+    assert none.value.available is False and "no transaction line items" in none.value.reason
 
 
 def test_report_section_shows_value_calibration_and_definitions(history, model, lost) -> None:
@@ -269,9 +268,9 @@ def test_report_section_shows_value_calibration_and_definitions(history, model, 
     ]
     assert 'id="chart-value-calibration"' in section and "<svg" in section
     assert "Out-of-time validation" in section and "naive baseline" in section
-    assert f"{model['validation']['totals']['actual_purchases']:,.0f} actual" in section
+    assert f"{model.validation['totals']['actual_purchases']:,.0f} actual" in section
     assert "1,000.00" in section and "Withheld" not in section  # value by segment
-    assert "Predicted value (CLV)" in page and "BG/NBD" in page and model["version"] in page
+    assert "Predicted value (CLV)" in page and "BG/NBD" in page and model.version in page
     # A small segment is not shown; a decile under min_cell customers neither.
     small = value_section(model, kpis, min_cell=10_000)
     assert small["chart"] == "" and small["rows"] == [] and small["deciles"] == []

@@ -14,8 +14,11 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from segflow.config import ModelSettings
-from segflow.lib.models.clustering import assign, fit_design, fit_model, gating_failures
-from segflow.lib.models.selection import apply, select, sweep
+from segflow.lib.models.clustering import assign, fit_model, gating_failures
+from segflow.lib.models.design import fit_design
+from segflow.lib.models.families import apply
+from segflow.lib.models.model_types import DesignParams, SegmentationModel
+from segflow.lib.models.selection import select, sweep
 from segflow_tests.synthetic_history import synthetic_profiles
 
 MONTHS = 5
@@ -63,20 +66,20 @@ def test_selected_model_recovers_planted_segments(planted) -> None:
     """With the out-of-time criterion on, as the pipeline fits every month that has an earlier one."""
     month, features = _last(planted)
     model = fit_model(features, ModelSettings(), month, evidence=planted["evidence"])
-    assert model["out_of_time"]["available"], model["out_of_time"]
-    chosen = model["sweep"][model["chosen_index"]]
+    assert model.out_of_time["available"], model.out_of_time
+    chosen = model.sweep[model.chosen_index]
     assert chosen["oot_separation"] > 0.15 and chosen["oot_shortfall"] is not None
     joined = assign(features, model).join(planted["truth"], on="customer_id", how="inner")
     ari = adjusted_rand_score(joined["segment"].to_list(), joined["segment_id"].to_list())
     print(
-        f"n={features.height} family={model['family']} k={model['k']} "
-        f"stability={model['stability']:.3f} ARI={ari:.3f}"
+        f"n={features.height} family={model.family} k={model.k} "
+        f"stability={model.stability:.3f} ARI={ari:.3f}"
     )
     assert ari >= 0.9  # issue 5: the selected model recovers the planted segments
-    assert model["k"] == PLANTED_K  # and chooses the planted number of segments
-    assert model["stability"] >= 0.75 and model["min_segment_share"] >= 0.02
+    assert model.k == PLANTED_K  # and chooses the planted number of segments
+    assert model.stability >= 0.75 and model.min_segment_share >= 0.02
     assert not gating_failures(model)["size"] and not gating_failures(model)["stability"]
-    rows = model["sweep"]
+    rows = model.sweep
     assert {r["family"] for r in rows} == {"kmeans", "ward", "hdbscan", "gmm"}
     for key in (
         "k",
@@ -88,7 +91,7 @@ def test_selected_model_recovers_planted_segments(planted) -> None:
         "gap",
     ):
         assert all(key in r for r in rows)
-    assert model["sampling"]["index_sample_rows"] <= ModelSettings().silhouette_sample
+    assert model.sampling["index_sample_rows"] <= ModelSettings().silhouette_sample
 
 
 @pytest.fixture(scope="module")
@@ -182,57 +185,88 @@ def test_segment_ids_stable_across_unchanged_months(small) -> None:
     after = assign(small[months[1]], second)
     both = before.join(after, on="customer_id", how="inner", suffix="_after")
     kept = float((both["segment_id"] == both["segment_id_after"]).mean())
-    print(f"same id across months: {kept:.3f}, alignment {second['alignment']['matched']}")
-    assert second["alignment"]["previous_period"] == months[0]
+    print(f"same id across months: {kept:.3f}, alignment {second.alignment['matched']}")
+    assert second.alignment["previous_period"] == months[0]
     assert kept >= 0.95  # issue 5: at least 95% of customers keep their id
 
 
 def test_stored_model_reproduces_assignments_exactly(small) -> None:
     month, features = _last(small)
     model = fit_model(features, ModelSettings(), month)
-    reloaded = json.loads(json.dumps(model, sort_keys=True, indent=1))
-    assert reloaded["version"] == model["version"]
+    reloaded = SegmentationModel.from_json(model.to_json())
+    assert reloaded.version == model.version
     assert assign(features, reloaded).equals(assign(features, model))
     assert fit_model(features, ModelSettings(), month) == model  # deterministic given the seed
 
 
+def test_typed_models_round_trip_through_their_stored_json(small) -> None:
+    """Issue 15: the fit and the model are typed values whose JSON is the stored record: the same
+    keys the dicts had (optional ones only when recorded), and from_json(to_json(m)) == m."""
+    from segflow.lib.models.clustering import fit_segments, publish_segments
+    from segflow.lib.models.model_types import SegmentationFit
+
+    month, features = _last(small)
+    fit = fit_segments(features, ModelSettings(), month)
+    model = publish_segments(fit, features, ModelSettings(), None)
+    for value, kind in ((fit, SegmentationFit), (model, SegmentationModel)):
+        stored = kind.from_json(value.to_json())
+        assert stored == value and kind.from_json(stored.to_json()) == stored
+        assert stored.to_json() == json.dumps(value.to_dict(), sort_keys=True, indent=1)
+    assert sorted(json.loads(fit.to_json())) == [
+        "chosen_index", "design", "feature_set", "k", "out_of_time", "period", "rule", "sampling",
+        "segment_jaccard", "sweep",
+    ]  # fmt: skip
+    assert sorted(json.loads(model.to_json())) == [
+        "alignment", "ari_refits", "centroids", "chosen_index", "clip_lower", "clip_upper",
+        "dropped_constant_features", "family", "feature_families", "features", "fill_values", "k",
+        "min_segment_share", "min_segment_share_threshold", "min_stability_threshold",
+        "missing_feature_columns", "n_customers", "out_of_time", "params", "pca", "period", "personas",
+        "rule", "sampling", "scaler_mean", "scaler_scale", "scaling", "seed", "segment_jaccard",
+        "segment_name_basis", "segment_named_since", "segment_names", "segment_renames",
+        "segment_shares", "selection_rule", "settings", "stability", "sweep", "version",
+        "winsorize_quantile",
+    ]  # fmt: skip
+    # The version is the content hash of the record without it, as it always was.
+    assert dataclasses.replace(model, version=None).versioned() == model
+
+
 def test_feature_preparation_is_declared_and_recorded(small) -> None:
-    from segflow.lib.models.clustering import FEATURE_FAMILIES, transform
+    from segflow.lib.models.design import FEATURE_FAMILIES, transform
 
     month, features = _last(small)
     default = fit_design(features)
-    assert default.model["feature_families"] == list(ModelSettings().feature_families)
-    assert {f["family"] for f in default.model["features"]} == set(ModelSettings().feature_families)
-    transforms = {f["name"]: f["transform"] for f in default.model["features"]}
+    assert default.params.feature_families == list(ModelSettings().feature_families)
+    assert {f["family"] for f in default.params.features} == set(ModelSettings().feature_families)
+    transforms = {f["name"]: f["transform"] for f in default.params.features}
     assert transforms["avg_order_value"] == "log1p" and transforms["invoices_per_month"] == "log1p"
     assert transforms["web_share"] == "identity" and "digital_share" not in transforms
-    assert default.model["scaling"] == "standard" and default.model["pca"] is None
-    assert default.model["winsorize_quantile"] == 0.01
+    assert default.params.scaling == "standard" and default.params.pca is None
+    assert default.params.winsorize_quantile == 0.01
     assert np.allclose(default.matrix.mean(axis=0), 0.0, atol=1e-9)
 
     every = dataclasses.replace(
         ModelSettings(), feature_families=tuple(FEATURE_FAMILIES), scaling="robust", pca_components=0.9
     )
     design = fit_design(features, every)
-    onehot = [f for f in design.model["features"] if f["transform"] == "onehot"]
+    onehot = [f for f in design.params.features if f["transform"] == "onehot"]
     assert {f["name"] for f in onehot} == {"gender", "education", "region"}
     assert all(f["columns"] and all(c.startswith(f["name"] + "=") for c in f["columns"]) for f in onehot)
     assert {"survey_price_sensitivity", "income", "birth_year"} <= {
-        f["name"] for f in design.model["features"]
+        f["name"] for f in design.params.features
     }
-    assert design.model["scaling"] == "robust"
-    pca = design.model["pca"]
+    assert design.params.scaling == "robust"
+    pca = design.params.pca
     assert sum(pca["explained_variance_ratio"]) >= 0.9 and design.matrix.shape[1] == len(pca["components"])
-    assert design.matrix.shape[1] < len(design.model["scaler_mean"])
-    stored = json.loads(json.dumps(design.model))
+    assert design.matrix.shape[1] < len(design.params.scaler_mean)
+    stored = DesignParams.from_json(design.params.to_json())
     assert np.allclose(transform(features, stored), design.matrix)  # a stored design replays exactly
 
     model = fit_model(features, dataclasses.replace(every, families=("kmeans",), k_max=6), month)
-    assert model["pca"] == pca and model["scaling"] == "robust"
+    assert model.design.pca == pca and model.design.scaling == "robust"
     months = sorted(k for k in small if k not in ("truth", "evidence"))
     quick = dataclasses.replace(ModelSettings(), pca_components=0.9, families=("kmeans",), k_min=5, k_max=5)
     aligned = fit_model(features, quick, month, fit_model(small[months[0]], quick, months[0]))
-    assert aligned["pca"] and len(aligned["alignment"]["matched"]) == 5  # PCA centroids map back to columns
+    assert aligned.design.pca and len(aligned.alignment["matched"]) == 5  # PCA centroids map back to columns
     with pytest.raises(ValueError, match="unknown feature families"):
         fit_design(features, dataclasses.replace(ModelSettings(), feature_families=("rfm", "basket")))
     with pytest.raises(ValueError, match="scaling"):
@@ -242,10 +276,10 @@ def test_feature_preparation_is_declared_and_recorded(small) -> None:
 def test_personas_describe_segments_without_pii(small) -> None:
     month, features = _last(small)
     model = fit_model(features, ModelSettings(), month)
-    personas = model["personas"]
-    assert sorted(personas) == sorted(model["segment_names"])
+    personas = model.personas
+    assert sorted(personas) == sorted(model.segment_names)
     for sid, card in personas.items():
-        assert card["name"] == model["segment_names"][sid] and card["description"]
+        assert card["name"] == model.segment_names[sid] and card["description"]
         assert len(card["top_features"]) == 5
         ds = [abs(e["cohens_d"]) for e in card["top_features"]]
         assert ds == sorted(ds, reverse=True) and ds[0] > 0.5  # segments are distinguished, strongly
@@ -280,19 +314,19 @@ def test_category_mix_family_recovers_planted_segments(planted) -> None:
     model = fit_model(features, settings, month)
     joined = assign(features, model).join(planted["truth"], on="customer_id", how="inner")
     ari = adjusted_rand_score(joined["segment"].to_list(), joined["segment_id"].to_list())
-    print(f"category_mix: n={features.height} family={model['family']} k={model['k']} ARI={ari:.3f}")
-    assert ari >= 0.9 and model["k"] == PLANTED_K  # the planted segments differ in category weights too
+    print(f"category_mix: n={features.height} family={model.family} k={model.k} ARI={ari:.3f}")
+    assert ari >= 0.9 and model.k == PLANTED_K  # the planted segments differ in category weights too
     assert not gating_failures(model)["size"] and not gating_failures(model)["stability"]
-    used = [f for f in model["features"] if f["family"] == "category_mix"]
-    assert used and all(f["transform"] == "share" for f in used) and model["category_mix_weight"] == 1.0
-    assert {f["name"] for f in used} | set(model["dropped_constant_features"]) == set(shares)
-    from segflow.lib.models.clustering import transform
+    used = [f for f in model.features if f["family"] == "category_mix"]
+    assert used and all(f["transform"] == "share" for f in used) and model.design.category_mix_weight == 1.0
+    assert {f["name"] for f in used} | set(model.design.dropped_constant_features) == set(shares)
+    from segflow.lib.models.design import transform
 
-    columns = [c for f in model["features"] for c in f["columns"]]
+    columns = [c for f in model.features for c in f["columns"]]
     family = [columns.index(f["name"]) for f in used]
-    assert len({model["scaler_scale"][i] for i in family}) == 1  # one scale for the whole family
+    assert len({model.design.scaler_scale[i] for i in family}) == 1  # one scale for the whole family
     # ... chosen so that the family weighs as one standardised feature, however many columns it has
-    assert transform(features, model)[:, family].var(axis=0).sum() == pytest.approx(1.0)
+    assert transform(features, model.design)[:, family].var(axis=0).sum() == pytest.approx(1.0)
 
 
 def _fold_into_other(features: pl.DataFrame, keep: int) -> pl.DataFrame:
@@ -311,22 +345,22 @@ def test_category_mix_alignment_and_unavailable_family(small) -> None:
     later = _fold_into_other(small[months[1]], keep=5)  # and the next month's top N differs
     first = fit_model(earlier, settings, months[0])
     second = fit_model(later, settings, months[1], previous=first)
-    alignment = second["alignment"]
+    alignment = second.alignment
     assert alignment["incomparable_features"] == ["category_share_other"]
-    unchanged = fit_model(earlier, settings, months[1], previous=first)["alignment"]
+    unchanged = fit_model(earlier, settings, months[1], previous=first).alignment
     assert "incomparable_features" not in unchanged and "category_share_other" in unchanged["common_features"]
     assert "category_share_other" not in alignment["common_features"]
     assert set(_shares(later)[:-1]) <= set(alignment["common_features"])
     both = assign(earlier, first).join(assign(later, second), on="customer_id", suffix="_after")
     kept = float((both["segment_id"] == both["segment_id_after"]).mean())
     print(f"category_mix, category set changed: same id across months {kept:.3f}")
-    assert len(alignment["matched"]) == second["k"] == first["k"] and kept >= 0.95
+    assert len(alignment["matched"]) == second.k == first.k and kept >= 0.95
 
     without = small[months[1]].drop(_shares(small[months[1]]))  # as when no category is mapped
     design = fit_design(without, settings)
-    assert "customer_features has no category_share_*" in design.model["unavailable_families"]["category_mix"]
+    assert "customer_features has no category_share_*" in design.params.unavailable_families["category_mix"]
     default = fit_design(without)
-    assert "unavailable_families" not in default.model
+    assert default.params.unavailable_families is None
     assert np.array_equal(design.matrix, default.matrix)  # the rest of the design is untouched
     with pytest.raises(ValueError, match="category_mix"):
         fit_design(without, dataclasses.replace(settings, feature_families=("category_mix",)))

@@ -217,7 +217,7 @@ def test_bands_and_marital_status_are_categories_in_profiles_recoding_what_is_no
 
 def test_bands_are_one_hot_in_the_demographic_family_and_named_in_personas() -> None:
     from segflow.config import ModelSettings
-    from segflow.lib.models.clustering import fit_design
+    from segflow.lib.models.design import fit_design
     from segflow.lib.models.personas import build_personas
 
     n = 60
@@ -228,9 +228,9 @@ def test_bands_are_one_hot_in_the_demographic_family_and_named_in_personas() -> 
         "recency_days": [float(i) for i in range(n)],
     })  # fmt: skip
     design = fit_design(frame, ModelSettings(feature_families=("demographic",)))
-    columns = [c for f in design.model["features"] for c in f["columns"]]
+    columns = [c for f in design.params.features for c in f["columns"]]
     assert {"age_band=25-34", "age_band=65+", "income_band=50-74K", "marital_status=married"} <= set(columns)
-    assert "household_size_band=5+" in design.model["dropped_constant_features"]  # constant: no information
+    assert "household_size_band=5+" in design.params.dropped_constant_features  # constant: no information
     labels = np.array([0] * 30 + [1] * 30)
     cards = build_personas(frame, labels, {0: "Young", 1: "Older"}, "2024-03", min_cell=10)
     assert cards["0"]["demographics"]["age_band"] == [{"value": "25-34", "share": 1.0}]

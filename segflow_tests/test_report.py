@@ -189,7 +189,7 @@ def test_segment_cards_render_persona_cards() -> None:
     labels = assignments["segment_id"].to_numpy()
     names = {int(i): f"Segment {i}" for i in set(labels.tolist())}
     cards = build_personas(frame, labels, names, "2024-03")
-    html = render_report(dataclasses.replace(inputs, model={**inputs.model, "personas": cards}))
+    html = render_report(dataclasses.replace(inputs, model=dataclasses.replace(inputs.model, personas=cards)))
     assert html.count("<summary>Persona card</summary>") == 4  # segment 4 (5 customers) is suppressed
     assert "Stands out by" in html and "RFM segment" in html and "Geography" in html
     # Effect sizes are in the appendix, not on the cards (issue 16.8).

@@ -11,6 +11,7 @@ from html import unescape
 import pytest
 
 from segflow.config import ModelSettings, load_settings
+from segflow.lib.models.model_types import SegmentationModel
 from segflow.lib.models.selection import rule_text
 from segflow.lib.report import render_report
 from segflow.lib.report.methods import methods_text
@@ -48,13 +49,14 @@ def _sweep() -> list[dict]:
 def inputs():
     base = report_inputs()
     rule = rule_text(ModelSettings())
-    model = {**base.model, "family": "kmeans", "k": 3, "chosen_index": 1, "sweep": _sweep(),
-             "selection_rule": rule, "features": [], "dropped_constant_features": [],
-             "settings": {"k_min": 2, "k_max": 8, "n_init": 10},
-             "out_of_time": {"available": True, "anchor_period": "2023-11", "customers": 2048,
-                             "outcome_periods": ["2023-12", "2024-01", "2024-02"]}}  # fmt: skip
+    model = SegmentationModel.from_dict(
+        {**base.model.to_dict(), "family": "kmeans", "k": 3, "chosen_index": 1, "sweep": _sweep(),
+         "selection_rule": rule, "features": [], "dropped_constant_features": [],
+         "settings": {"k_min": 2, "k_max": 8, "n_init": 10},
+         "out_of_time": {"available": True, "anchor_period": "2023-11", "customers": 2048,
+                         "outcome_periods": ["2023-12", "2024-01", "2024-02"]}})  # fmt: skip
     methods = methods_text(load_settings(), model)
-    return dataclasses.replace(base, model=model, sweep=model["sweep"], methods=methods)
+    return dataclasses.replace(base, model=model, sweep=model.sweep, methods=methods)
 
 
 @pytest.fixture(scope="module")

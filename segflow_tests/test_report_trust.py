@@ -12,8 +12,7 @@ from segflow.lib.audit.drift import feature_drift
 from segflow.lib.audit.lift import INSUFFICIENT, NO_CONTROL, campaign_lift
 from segflow.lib.audit.migration import migration_matrix, stay_rate
 from segflow.lib.features.snapshot import feature_families
-from segflow.lib.models.clustering import _PHRASES
-from segflow.lib.models.naming import NAME_HOLDS_Z, bind_names
+from segflow.lib.models.naming import _PHRASES, NAME_HOLDS_Z, bind_names
 from segflow.lib.models.personas import build_personas
 from segflow.lib.report.audits import _drift_section
 from segflow.lib.report.render import _share_lines, render_index
@@ -161,9 +160,9 @@ def test_a_new_segment_reusing_an_id_is_not_compared_with_last_months_id(inputs)
     from segflow.lib.report.segments import _segment_cards
     from segflow.lib.report.summary import executive_summary
 
-    alignment = {**inputs.model["alignment"], "new": [0, 4],
+    alignment = {**inputs.model.alignment, "new": [0, 4],
                  "matched": {str(i): {"previous_id": i, "distance": 0.1} for i in (1, 2, 3)}}  # fmt: skip
-    inputs = dataclasses.replace(inputs, model={**inputs.model, "alignment": alignment})
+    inputs = dataclasses.replace(inputs, model=dataclasses.replace(inputs.model, alignment=alignment))
     lines, _ = executive_summary(inputs)
     assert not any("biggest shift is “Big spenders”" in line for line in lines)
     card = next(c for c in _segment_cards(inputs) if c["label"] == "0: Big spenders")  # no chart rendering

@@ -173,7 +173,7 @@ frame = pl.DataFrame({
 settings = ModelSettings(families=("kmeans", "gmm"), k_max=4, n_init=2, stability_resamples=2,
                          gap_references=2, feature_families=("rfm", "behaviour"))
 fit = fit_segments(frame, settings, "2024-01")
-print(hashlib.sha256(json.dumps(fit, sort_keys=True).encode()).hexdigest())
+print(hashlib.sha256(json.dumps(fit.to_dict(), sort_keys=True).encode()).hexdigest())
 """
 
 

@@ -105,13 +105,13 @@ def test_no_category_mapped_leaves_the_category_mix_unavailable(features: pl.Dat
     import dataclasses
 
     from segflow.config import ModelSettings
-    from segflow.lib.models.clustering import fit_design
+    from segflow.lib.models.design import fit_design
 
     assert not [c for c in features.columns if c.startswith("category_share_")]
     families = (*ModelSettings().feature_families, "category_mix")
     design = fit_design(features, dataclasses.replace(ModelSettings(), feature_families=families))
     assert (
         "no transaction line in the window carries a category"
-        in design.model["unavailable_families"]["category_mix"]
+        in design.params.unavailable_families["category_mix"]
     )
-    assert design.model["features"] == fit_design(features).model["features"]  # the rest as by default
+    assert design.params.features == fit_design(features).params.features  # the rest as by default

@@ -7,6 +7,7 @@ so local paths and object-store URIs work alike.
 
 import json
 import tempfile
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -78,17 +79,30 @@ class PolarsParquetIOManager(dg.UPathIOManager):
         return loaded
 
 
+def _stored_type(context: dg.InputContext) -> Any:
+    """The model class an input is annotated with (through ``Optional`` and ``dict[str, ...]``),
+    or None for a plain dict."""
+    typing_type = _element_type(context)
+    if typing.get_origin(typing_type) in (typing.Union, types.UnionType):
+        typing_type = next(t for t in typing.get_args(typing_type) if t is not type(None))
+    return typing_type if hasattr(typing_type, "from_dict") else None
+
+
 class JsonIOManager(dg.UPathIOManager):
-    """Stores JSON-serialisable dicts (model parameters), never pickles."""
+    """Stores models (typed values with ``to_dict``/``from_dict``, or plain dicts) as JSON, never
+    pickles; an input annotated with a model class is read back as that class."""
 
     extension = storage.StorageLayout.MODEL_SUFFIX
 
-    def dump_to_path(self, context: dg.OutputContext, obj: dict, path: UPath) -> None:
-        text = json.dumps(obj, sort_keys=True, indent=1)
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        record = obj.to_dict() if hasattr(obj, "to_dict") else obj
+        text = json.dumps(record, sort_keys=True, indent=1)
         _publish(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> dict:
-        return json.loads(path.read_text(encoding="utf-8"))
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        model_type = _stored_type(context)
+        return model_type.from_dict(record) if model_type is not None else record
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from segflow.lib.audit.drift import DRIFT_SCHEMA, feature_drift, major_drift
 from segflow.lib.audit.kpis import segment_kpis
 from segflow.lib.audit.lift import campaign_lift as compute_lift
 from segflow.lib.audit.migration import MIGRATION_SCHEMA, migration_matrix, stay_rate
-from segflow.lib.models.clustering import aligned_ids
+from segflow.lib.models.alignment import aligned_ids
+from segflow.lib.models.model_types import SegmentationModel
 from segflow.lib.periods import shift
 
 
@@ -139,7 +140,7 @@ def segment_drift(
     settings: SegflowSettings,
     customer_features: dict[str, pl.DataFrame],
     segment_assignments: dict[str, pl.DataFrame],
-    segmentation_model: dict,
+    segmentation_model: SegmentationModel,
 ) -> dg.Output[pl.DataFrame]:
     """Population stability index against the previous month: per numeric feature of customer_features
     (bins: the previous month's deciles) and for cluster and RFM segment shares, with its band (< 0.1

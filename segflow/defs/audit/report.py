@@ -29,6 +29,8 @@ from segflow.lib.audit.report_inputs import (
     ignored_columns,
     summary_markdown,
 )
+from segflow.lib.models.clv import ClvModel
+from segflow.lib.models.model_types import ChurnModel, SegmentationModel
 from segflow.lib.report import render_report
 from segflow.lib.report.render import render_index, summary_record
 
@@ -126,9 +128,9 @@ def audit_report(
     segment_backtest: pl.DataFrame,
     segment_assignments: pl.DataFrame,
     customer_features: pl.DataFrame,
-    segmentation_model: dict,
-    churn_model: dict,
-    clv_model: dict,
+    segmentation_model: SegmentationModel,
+    churn_model: ChurnModel,
+    clv_model: ClvModel,
     quarantined_rows: pl.DataFrame,
     row_accounting: dict[str, pl.DataFrame],
     recoded_values: pl.DataFrame,
@@ -171,7 +173,7 @@ def audit_report(
             "report": dg.MetadataValue.url(path.as_uri()),
             "index": dg.MetadataValue.url(index_uri),
             "bytes": path.stat().st_size,
-            "model_version": segmentation_model["version"],
+            "model_version": segmentation_model.version,
             "refit_recommended": record["refit_recommended"],
             "imputation_rates": table_metadata(imputed),
             **lineage(

@@ -22,7 +22,8 @@ from segflow.defs.resources import SegflowSettings
 from segflow.defs.scope import settings_in_scope
 from segflow.lib.models.churn import churn_periods, churn_scores, fit_churn_model
 from segflow.lib.models.clustering import assign, fit_segments, publish_segments
-from segflow.lib.models.clv import fit_clv_model, withheld
+from segflow.lib.models.clv import ClvModel, fit_clv_model, withheld
+from segflow.lib.models.model_types import ChurnModel, SegmentationFit, SegmentationModel
 from segflow.lib.models.out_of_time import build_evidence, evidence_periods
 
 
@@ -30,7 +31,7 @@ def previous_partition(loaded: object) -> object:
     """The single previous-month object, whether the IO manager hands it bare or keyed by partition."""
     if loaded is None:
         return None
-    if isinstance(loaded, dict) and "centroids" not in loaded:
+    if isinstance(loaded, dict):  # models are typed values, so a dict is keyed by partition
         values = [v for _, v in sorted(loaded.items()) if v is not None]
         return values[-1] if values else None
     return loaded
@@ -58,7 +59,7 @@ def segmentation_fit(
     settings: SegflowSettings,
     customer_features: dict[str, pl.LazyFrame],
     outcome_profiles: dict[str, pl.LazyFrame],
-) -> dg.Output[dict]:
+) -> dg.Output[SegmentationFit]:
     """Four candidate families (k-means, Ward, HDBSCAN, Gaussian mixture), each swept; every candidate
     scored by sampled validity indices, the gap statistic, bootstrap stability and out-of-time value
     separation (how much of the revenue and purchases of months T-h..T-1 its segments of the
@@ -92,27 +93,27 @@ def segmentation_fit(
     fit = fit_segments(
         customer_features, settings.model, context.partition_key, settings.feature_set, evidence
     )
-    winner = fit["sweep"][fit["chosen_index"]]
+    winner = fit.winner
     return lineage_output(
         context,
         fit,
         rows_in={"customer_features": customer_features.height},
         rows_out=customer_features.height,
         family=winner["family"],
-        chosen_k=fit["k"],
+        chosen_k=fit.k,
         seed=settings.model.seed,
-        sweep=_sweep_table(fit["sweep"]),
-        sampling=dg.MetadataValue.json(fit["sampling"]),
-        out_of_time=dg.MetadataValue.json(fit["out_of_time"]),
+        sweep=_sweep_table(fit.sweep),
+        sampling=dg.MetadataValue.json(fit.sampling),
+        out_of_time=dg.MetadataValue.json(fit.out_of_time),
     )
 
 
 def segmentation_model(
     context: dg.AssetExecutionContext,
     settings: SegflowSettings,
-    segmentation_fit: dict,
+    segmentation_fit: SegmentationFit,
     customer_features: pl.DataFrame,
-    previous_model: Optional[dict],  # noqa: UP045 - Dagster resolves typing.Optional
+    previous_model: Optional[SegmentationModel],  # noqa: UP045 - Dagster resolves typing.Optional
 ) -> Iterator:
     """The month's published segmentation: the fit of ``segmentation_fit`` with its segment ids aligned
     to last month's model by Hungarian matching, each segment named and described as a persona, and a
@@ -137,49 +138,52 @@ def segmentation_model(
 
 
 def _model_output(
-    context: dg.AssetExecutionContext, settings: SegflowSettings, model: dict, customer_features: pl.DataFrame
-) -> dg.Output[dict]:
+    context: dg.AssetExecutionContext,
+    settings: SegflowSettings,
+    model: SegmentationModel,
+    customer_features: pl.DataFrame,
+) -> dg.Output[SegmentationModel]:
     return dg.Output(
         model,
         metadata=lineage(
             context,
             rows_in={"segmentation_fit": 1, "customer_features": customer_features.height},
-            rows_out=model["n_customers"],
-            model_version=model["version"],
-            family=model["family"],
-            chosen_k=model["k"],
-            seed=model["seed"],
-            min_segment_share=model["min_segment_share"],
-            stability=model["stability"],
-            sweep=_sweep_table(model["sweep"]),
-            sampling=dg.MetadataValue.json(model["sampling"]),
-            alignment=dg.MetadataValue.json(model["alignment"]),
+            rows_out=model.n_customers,
+            model_version=model.version,
+            family=model.family,
+            chosen_k=model.k,
+            seed=model.seed,
+            min_segment_share=model.min_segment_share,
+            stability=model.stability,
+            sweep=_sweep_table(model.sweep),
+            sampling=dg.MetadataValue.json(model.sampling),
+            alignment=dg.MetadataValue.json(model.alignment),
             segment_names=dg.MetadataValue.md(_names_table(model)),
             feature_set=settings.feature_set,
-            model_features=dg.MetadataValue.json([f["name"] for f in model["features"]]),
+            model_features=dg.MetadataValue.json([f["name"] for f in model.features]),
             feature_families=dg.MetadataValue.json(
-                {"declared": model["feature_families"], "unavailable": model.get("unavailable_families", {})}
+                {"declared": model.design.feature_families, "unavailable": model.design.unavailable_families or {}}
             ),
         ),
     )
 
 
-def _names_table(model: dict) -> str:
+def _names_table(model: SegmentationModel) -> str:
     """The segments' names as a Markdown table: since when each holds, and this month's renames."""
-    since = model.get("segment_named_since", {})
-    renames = {str(c["segment_id"]): c for c in model.get("segment_renames", [])}
+    since = model.segment_named_since
+    renames = {str(c["segment_id"]): c for c in model.segment_renames}
     rows = [
         f"| {i} | {name} | {since.get(i, '')} | "
         + (f"renamed from “{renames[i]['previous_name']}”: {renames[i]['reason']}" if i in renames else "")
         + " |"
-        for i, name in sorted(model["segment_names"].items(), key=lambda kv: int(kv[0]))
+        for i, name in sorted(model.segment_names.items(), key=lambda kv: int(kv[0]))
     ]
     return "\n".join(["| id | name | named in | change |", "|---:|---|---|---|", *rows])
 
 
 def churn_model(
     context: dg.AssetExecutionContext, settings: SegflowSettings, customer_features: dict[str, pl.LazyFrame]
-) -> dg.Output[dict]:
+) -> dg.Output[ChurnModel]:
     """Churn risk: the probability that a customer makes no purchase in the next h months
     (``model.churn_horizon_months``). An L2 logistic regression on the customer features, fitted on
     month T-2h with labels read from T-h, validated out of time on T-h with labels read from T against
@@ -200,31 +204,32 @@ def churn_model(
     frames = {m: f.collect() for m, f in loaded if m in needed and f is not None}
     model = fit_churn_model(frames, period, settings.model, settings.features.window_months)
     rows_in = {m: f.height for m, f in frames.items()}
-    if not model["available"]:
-        context.log.warning(f"churn_model {period}: no model: {model['reason']}")
+    if not model.available:
+        context.log.warning(f"churn_model {period}: no model: {model.reason}")
         validated = {
-            "churners": dg.MetadataValue.json({k: model[k]["churners"] for k in ("train", "validation")}),
-            **{f"validation_{name}": value for name, value in model["metrics"].items()},
-        } if "metrics" in model else {}  # fmt: skip
+            "churners": dg.MetadataValue.json({"train": model.train["churners"],
+                                               "validation": model.validation["churners"]}),
+            **{f"validation_{name}": value for name, value in model.metrics.items()},
+        } if model.metrics is not None else {}  # fmt: skip
         return dg.Output(
             model,
             metadata=lineage(
-                context, rows_in=rows_in, rows_out=0, available=False, reason=model["reason"],
-                horizon_months=model["horizon_months"], **validated,
+                context, rows_in=rows_in, rows_out=0, available=False, reason=model.reason,
+                horizon_months=model.horizon_months, **validated,
             ),
         )  # fmt: skip
-    if model["guard"]["scorer"] != "model":
-        context.log.warning(f"churn_model {period}: {model['guard']['reason']}")
+    if model.guard["scorer"] != "model":
+        context.log.warning(f"churn_model {period}: {model.guard['reason']}")
     scores = churn_scores(frames[period], model)["churn_risk"]
-    reliability = pl.DataFrame(model["reliability"]).join(
-        pl.DataFrame(model["baseline_reliability"]).select(
+    reliability = pl.DataFrame(model.reliability).join(
+        pl.DataFrame(model.baseline_reliability).select(
             "decile", pl.col("mean_predicted").alias("baseline_mean_predicted"),
             pl.col("observed_rate").alias("baseline_observed_rate"),
         ),
         on="decile",
     )  # fmt: skip
     coefficients = pl.DataFrame(
-        {"feature": [f["name"] for f in model["design"]], "coefficient": model["coefficients"]}
+        {"feature": [f["name"] for f in model.design], "coefficient": model.coefficients}
     ).sort(pl.col("coefficient").abs(), descending=True)
     return dg.Output(
         model,
@@ -233,16 +238,16 @@ def churn_model(
             rows_in=rows_in,
             rows_out=scores.len(),
             available=True,
-            model_version=model["version"],
-            horizon_months=model["horizon_months"],
-            seed=model["seed"],
-            train=dg.MetadataValue.json(model["train"]),
-            validation=dg.MetadataValue.json(model["validation"]),
-            scored_by=model["guard"]["scorer"],
-            guard=model["guard"]["reason"],
-            calibration=dg.MetadataValue.json(model["calibration"]),
+            model_version=model.version,
+            horizon_months=model.horizon_months,
+            seed=model.seed,
+            train=dg.MetadataValue.json(model.train),
+            validation=dg.MetadataValue.json(model.validation),
+            scored_by=model.guard["scorer"],
+            guard=model.guard["reason"],
+            calibration=dg.MetadataValue.json(model.calibration),
             # validation_auc, validation_brier, validation_top_decile_lift and the baseline's, out of time
-            **{f"validation_{name}": value for name, value in model["metrics"].items()},
+            **{f"validation_{name}": value for name, value in model.metrics.items()},
             reliability=table_metadata(reliability),
             coefficients=table_metadata(coefficients),
             scored_customers=scores.len(),
@@ -256,8 +261,8 @@ def clv_model(
     settings: SegflowSettings,
     customer_profiles: dict[str, pl.LazyFrame],
     validation_features: Optional[pl.DataFrame],  # noqa: UP045 - Dagster resolves typing.Optional
-    validation_model: Optional[dict],  # noqa: UP045
-) -> dg.Output[dict]:
+    validation_model: Optional[SegmentationModel],  # noqa: UP045
+) -> dg.Output[ClvModel]:
     """Predicted customer value: BG/NBD (repeat purchases and dropout) and Gamma-Gamma (spend per
     purchase), fitted by maximum likelihood on the BTYD summary (repeat purchase days, recency, age,
     mean value) as of the end of T-h from the monthly profiles (h = ``model.clv_horizon_months``),
@@ -272,25 +277,25 @@ def clv_model(
     else:
         features = previous_partition(validation_features)
         segmentation = previous_partition(validation_model)
-        segments = assign(features, segmentation) if features is not None and segmentation else None
+        segments = assign(features, segmentation) if features is not None and segmentation is not None else None
         model = fit_clv_model(customer_profiles or {}, period, settings.model, segments)
-    facts = {"available": model["available"], "horizon_months": model["horizon_months"],
-             "discount_rate_monthly": model["discount_rate"], "model_version": model["version"]}  # fmt: skip
-    if model["fit"]:
-        facts["fit"] = dg.MetadataValue.json(model["fit"])
-    if model["validation"]:
-        totals = model["validation"]["totals"]
+    facts = {"available": model.available, "horizon_months": model.horizon_months,
+             "discount_rate_monthly": model.discount_rate, "model_version": model.version}  # fmt: skip
+    if model.fit:
+        facts["fit"] = dg.MetadataValue.json(model.fit)
+    if model.validation:
+        totals = model.validation["totals"]
         facts["validation_totals"] = dg.MetadataValue.json(totals)
-        facts["validation_deciles"] = table_metadata(pl.DataFrame(model["validation"]["deciles"]))
-    if not model["available"]:
-        context.log.warning(f"clv_model {period}: withheld: {model['reason']}")
-        facts["reason"] = model["reason"]
+        facts["validation_deciles"] = table_metadata(pl.DataFrame(model.validation["deciles"]))
+    if not model.available:
+        context.log.warning(f"clv_model {period}: withheld: {model.reason}")
+        facts["reason"] = model.reason
     return dg.Output(
         model,
         metadata=lineage(
             context,
             rows_in={"customer_profiles": len(customer_profiles or {})},
-            rows_out=model["fit"].get("customers", 0) if model["available"] else 0,
+            rows_out=model.fit.get("customers", 0) if model.available else 0,
             **facts,
         ),
     )

@@ -10,6 +10,7 @@ import dagster as dg
 from segflow.defs.contract_checks import monthly_check_spec
 from segflow.defs.lineage import for_people
 from segflow.lib.models.clustering import gating_failures
+from segflow.lib.models.model_types import SegmentationModel
 
 GATES = {
     "segment_sizes_viable": "Every segment holds at least model.min_segment_share of customers.",
@@ -25,34 +26,34 @@ def model_gate_specs() -> list[dg.AssetCheckSpec]:
     ]
 
 
-def segment_sizes_viable(segmentation_model: dict) -> dg.AssetCheckResult:
+def _gate(check_name: str, failing: list[str], passed: str, metadata: dict) -> dg.AssetCheckResult:
+    """One blocking gate's evaluation: ERROR severity, failing reasons joined as its description."""
+    return dg.AssetCheckResult(
+        asset_key="segmentation_model",
+        check_name=check_name,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=passed if not failing else "; ".join(failing),
+        metadata=metadata,
+    )
+
+
+def segment_sizes_viable(segmentation_model: SegmentationModel) -> dg.AssetCheckResult:
     """Every segment holds at least the minimum share of customers."""
-    failing = gating_failures(segmentation_model)["size"]
-    return dg.AssetCheckResult(
-        asset_key="segmentation_model",
-        check_name="segment_sizes_viable",
-        passed=not failing,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="all segments viable" if not failing else "; ".join(failing),
-        metadata={
-            "segment_shares": for_people(dg.MetadataValue.json(segmentation_model["segment_shares"])),
-            "threshold": segmentation_model["min_segment_share_threshold"],
-        },
-    )
+    return _gate(
+        "segment_sizes_viable", gating_failures(segmentation_model)["size"],
+        "all segments viable",
+        {"segment_shares": for_people(dg.MetadataValue.json(segmentation_model.segment_shares)),
+         "threshold": segmentation_model.min_segment_share_threshold},
+    )  # fmt: skip
 
 
-def segments_stable(segmentation_model: dict) -> dg.AssetCheckResult:
+def segments_stable(segmentation_model: SegmentationModel) -> dg.AssetCheckResult:
     """Mean bootstrap Jaccard (Hennig 2007) of the chosen model reaches the stability threshold."""
-    failing = gating_failures(segmentation_model)["stability"]
-    return dg.AssetCheckResult(
-        asset_key="segmentation_model",
-        check_name="segments_stable",
-        passed=not failing,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description="segments stable" if not failing else "; ".join(failing),
-        metadata={
-            "stability": for_people(segmentation_model.get("stability")),
-            "segment_jaccard": dg.MetadataValue.json(segmentation_model.get("segment_jaccard", [])),
-            "threshold": segmentation_model.get("min_stability_threshold"),
-        },
-    )
+    return _gate(
+        "segments_stable", gating_failures(segmentation_model)["stability"],
+        "segments stable",
+        {"stability": for_people(segmentation_model.stability),
+         "segment_jaccard": dg.MetadataValue.json(segmentation_model.segment_jaccard),
+         "threshold": segmentation_model.min_stability_threshold},
+    )  # fmt: skip

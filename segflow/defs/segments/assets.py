@@ -15,6 +15,7 @@ from segflow.defs.scope import settings_in_scope
 from segflow.lib.models.churn import CHURN_FEATURES, churn_scores
 from segflow.lib.models.clustering import assign
 from segflow.lib.models.clv import SCORE_COLUMNS, ClvModel, clv_scores
+from segflow.lib.models.model_types import ChurnModel, SegmentationModel
 
 ASSIGNMENT_COLUMNS = (
     "customer_id", "period", "rfm_segment", "rfm_code", "r_score", "f_score", "m_score",
@@ -25,10 +26,10 @@ ASSIGNMENT_COLUMNS = (
 def segment_assignments(
     context: dg.AssetExecutionContext,
     customer_features: pl.DataFrame,
-    segmentation_model: dict,
-    churn_model: dict,
+    segmentation_model: SegmentationModel,
+    churn_model: ChurnModel,
     previous_assignments: Optional[pl.DataFrame],  # noqa: UP045 - Dagster resolves typing.Optional
-    clv_model: dict,
+    clv_model: ClvModel,
     customer_profiles: dict[str, pl.LazyFrame],
 ) -> Iterator:
     """Per customer: segment id and name from the month's model, last month's segment id (null for a
@@ -46,7 +47,7 @@ def segment_assignments(
     """
     segments = assign(customer_features, segmentation_model)
     churn = churn_scores(customer_features, churn_model)
-    clv = ClvModel.from_dict(clv_model)
+    clv = clv_model
     value = clv_scores(customer_features.select("customer_id"), customer_profiles or {}, clv,
                        context.partition_key)  # fmt: skip
     previous = previous_partition(previous_assignments)
@@ -62,9 +63,9 @@ def segment_assignments(
         customer_features.select(carried)
         .join(segments, on="customer_id", how="left", maintain_order="left")
         .join(previous, on="customer_id", how="left", maintain_order="left")
-        .with_columns(pl.lit(segmentation_model["version"]).alias("model_version"))
+        .with_columns(pl.lit(segmentation_model.version).alias("model_version"))
         .join(churn, on="customer_id", how="left", maintain_order="left")
-        .with_columns(pl.lit(churn_model.get("version"), dtype=pl.String).alias("churn_model_version"))
+        .with_columns(pl.lit(churn_model.version, dtype=pl.String).alias("churn_model_version"))
         .join(value, on="customer_id", how="left", maintain_order="left")
         .with_columns(pl.lit(clv.version, dtype=pl.String).alias("clv_model_version"))
         .select("customer_id", "period", "segment_id", "segment_name",
@@ -78,7 +79,7 @@ def segment_assignments(
         assignments,
         rows_in={"customer_features": customer_features.height},
         rows_out=assignments.height,
-        model_version=segmentation_model["version"],
+        model_version=segmentation_model.version,
         segments=dg.MetadataValue.md(_segment_table(assignments)),
         same_segment_as_last_month=round(stayed, 4) if stayed is not None else "no previous month",
         churn_risk=dg.MetadataValue.md(_churn_summary(churn_model, assignments)),
@@ -99,12 +100,12 @@ def _segment_table(assignments: pl.DataFrame) -> str:
     return "\n".join(["| id | name | customers | share |", "|---:|---|---:|---:|", *rows])
 
 
-def _column_lineage(columns: list[str], segmentation_model: dict) -> dg.TableColumnLineage:
+def _column_lineage(columns: list[str], segmentation_model: SegmentationModel) -> dg.TableColumnLineage:
     """Carried columns come from customer_features as they are; the segment from the features the
     model's design reads; churn risk from the churn model's features; the previous segment from last
     month's assignments. (The models themselves are JSON, not tables, so they have no columns.)"""
     features, assignments = dg.AssetKey("customer_features"), dg.AssetKey("segment_assignments")
-    design = [f["name"] for f in segmentation_model["features"]]
+    design = [f["name"] for f in segmentation_model.features]
     derived = {
         "segment_id": [(features, c) for c in design],
         "segment_name": [(features, c) for c in design],
@@ -123,17 +124,17 @@ def _column_lineage(columns: list[str], segmentation_model: dict) -> dg.TableCol
     return dg.TableColumnLineage(deps_by_column=deps)
 
 
-def _churn_summary(churn_model: dict, assignments: pl.DataFrame) -> str:
+def _churn_summary(churn_model: ChurnModel, assignments: pl.DataFrame) -> str:
     """What the churn_risk column holds this month, in words: the model and its validation, or why
     it is null."""
-    if not churn_model.get("available"):
-        return f"Not available: {churn_model.get('reason', 'no churn model')}."
-    metrics = churn_model["metrics"]
+    if not churn_model.available:
+        return f"Not available: {churn_model.reason or 'no churn model'}."
+    metrics = churn_model.metrics
     scorer = ""
-    if "guard" in churn_model:  # the guard may fall back to the recency-only baseline, and says why
-        scorer = f" Scored by {churn_model['guard']['scorer']}: {churn_model['guard']['reason']}"
+    if churn_model.guard is not None:  # the guard may fall back to the recency-only baseline, and says why
+        scorer = f" Scored by {churn_model.guard['scorer']}: {churn_model.guard['reason']}"
     return (
-        f"Churn model {churn_model['version']}, horizon {churn_model['horizon_months']} months: mean churn "
+        f"Churn model {churn_model.version}, horizon {churn_model.horizon_months} months: mean churn "
         f"risk {float(assignments['churn_risk'].mean()):.1%}; validation AUC {metrics['auc']:.3f} "
         f"(recency-only baseline {metrics['baseline_auc']:.3f}).{scorer}"
     )

@@ -16,6 +16,8 @@ import polars as pl
 from segflow.config import Settings
 from segflow.lib.audit.drift import major_drift
 from segflow.lib.features.snapshot import feature_families
+from segflow.lib.models.clv import ClvModel
+from segflow.lib.models.model_types import ChurnModel, SegmentationModel
 from segflow.lib.periods import shift
 from segflow.lib.profiles.imputation import imputation_rates
 from segflow.lib.report import ReportInputs, segment_profile_z
@@ -43,9 +45,9 @@ class AuditUpstream:
     backtest: pl.DataFrame
     assignments: pl.DataFrame
     features: pl.DataFrame
-    segmentation_model: dict
-    churn_model: dict
-    clv_model: dict
+    segmentation_model: SegmentationModel
+    churn_model: ChurnModel
+    clv_model: ClvModel
     quarantined: pl.DataFrame
     accounting_months: dict[str, pl.DataFrame]  # row_accounting of the trend window
     recoded: pl.DataFrame
@@ -181,8 +183,8 @@ def _families(settings: Settings, upstream: AuditUpstream) -> list[dict]:
     return feature_families(
         settings.feature_set,
         {name: source.enabled for name, source in settings.sources.items()},
-        [f["name"] for f in model["features"]],
-        model.get("unavailable_families", {}),
+        [f["name"] for f in model.features],
+        model.design.unavailable_families or {},
         upstream.features,
     )
 
@@ -201,7 +203,7 @@ def gather_report_inputs(
         period=period,
         kpis=upstream.kpi_months[period].drop("period"),
         profile_z=segment_profile_z(features, upstream.assignments, profile_features),
-        sweep=model["sweep"],
+        sweep=model.sweep,
         rfm_counts=_rfm_counts(upstream.assignments),
         model=model,
         methods={

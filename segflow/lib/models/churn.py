@@ -12,15 +12,14 @@ Definitions (h = ``model.churn_horizon_months``):
   **validated out of time** on the features of T - h labelled by T, against a recency-only
   logistic baseline. The validated model (not a refit) is the one stored and applied to the
   customers of T, so the reported metrics describe exactly the model that scores.
-- The model is plain data (JSON): per-feature transform, fill value, clip bounds, scaler mean and
+- The model is plain data (``ChurnModel``, stored as JSON): per-feature transform, fill value, clip bounds, scaler mean and
   scale, coefficients and intercept. Scoring is a few numpy operations on those numbers, so a
   reloaded model reproduces the stored scores bit for bit and no pickle is ever loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ import polars as pl
 from segflow.config import ModelSettings
 from segflow.lib import periods
 from segflow.lib.models.churn_guard import auc_intervals, calibration, decide
+from segflow.lib.models.model_types import ChurnModel, LogisticParams
 
 # (feature column, transform). Only features whose scale does not depend on how long the window
 # is: the model is fitted on an earlier month than it scores, and in a young history the earlier
@@ -164,7 +164,7 @@ def design_matrix(frame: pl.DataFrame, spec: list[dict]) -> np.ndarray:
     return (matrix - np.array([f["mean"] for f in spec])) / np.array([f["scale"] for f in spec])
 
 
-def predict(frame: pl.DataFrame, params: dict) -> np.ndarray:
+def predict(frame: pl.DataFrame, params: LogisticParams) -> np.ndarray:
     """Churn probability per row of ``frame`` (0..1), from stored logistic parameters.
 
     ``params``: ``design`` (from ``fit_design``), ``coefficients`` (one per design column) and
@@ -172,13 +172,13 @@ def predict(frame: pl.DataFrame, params: dict) -> np.ndarray:
     """
     from scipy.special import expit
 
-    logit = design_matrix(frame, params["design"]) @ np.asarray(params["coefficients"], dtype=np.float64)
-    return expit(logit + float(params["intercept"]))
+    logit = design_matrix(frame, params.design) @ np.asarray(params.coefficients, dtype=np.float64)
+    return expit(logit + float(params.intercept))
 
 
 def _fit_logistic(
     frame: pl.DataFrame, y: np.ndarray, features: tuple[tuple[str, str], ...], seed: int
-) -> dict:
+) -> LogisticParams:
     """Fit an L2 logistic regression of ``y`` (0/1 per row) on ``features``; return its parameters."""
     from sklearn.linear_model import LogisticRegression
 
@@ -191,12 +191,12 @@ def _fit_logistic(
     # Single-threaded BLAS: the matrices are small, and threads only add scheduling noise here.
     with single_threaded():
         estimator.fit(design_matrix(frame, spec), y)
-    return {
-        "design": spec,
-        "coefficients": [float(c) for c in estimator.coef_[0]],
-        "intercept": float(estimator.intercept_[0]),
-        "iterations": int(estimator.n_iter_[0]),
-    }
+    return LogisticParams(
+        design=spec,
+        coefficients=[float(c) for c in estimator.coef_[0]],
+        intercept=float(estimator.intercept_[0]),
+        iterations=int(estimator.n_iter_[0]),
+    )
 
 
 def _ranked_deciles(risk: np.ndarray, ids: list[str], bins: int) -> np.ndarray:
@@ -235,21 +235,21 @@ def evaluate(risk: np.ndarray, churned: np.ndarray, ids: list[str]) -> dict:
     }
 
 
-def _skipped(period: str, horizon: int, reason: str, **extra: object) -> dict:
-    return {"available": False, "period": period, "horizon_months": horizon, "reason": reason,
-            "version": None, **extra}  # fmt: skip
+def _skipped(period: str, horizon: int, reason: str, **extra: object) -> ChurnModel:
+    return ChurnModel(available=False, period=period, horizon_months=horizon, reason=reason, version=None,
+                      **extra)  # fmt: skip
 
 
 def fit_churn_model(
     features_by_period: Mapping[str, pl.DataFrame], period: str, settings: ModelSettings, window_months: int
-) -> dict:
+) -> ChurnModel:
     """The churn model of month ``period`` (T), or a record of why there is none.
 
     ``features_by_period``: customer feature tables keyed "YYYY-MM"; it must hold T - 2h, T - h and
-    T (months not built are simply absent). Returns a JSON-able dict. With ``available`` True it
-    holds the fitted parameters (see ``predict``), the recency-only baseline's parameters, the
-    train/validation sizes and churn rates, and validation metrics of both. With ``available``
-    False it holds ``reason``: too little history, too few labelled customers, or a single class.
+    T (months not built are simply absent). With ``available`` True the model holds the fitted
+    parameters (see ``predict``), the recency-only baseline's parameters, the train/validation
+    sizes and churn rates, and validation metrics of both. With ``available`` False it holds
+    ``reason``: too little history, too few labelled customers, or a single class.
     """
     horizon = settings.churn_horizon_months
     months = churn_periods(period, horizon)
@@ -272,18 +272,45 @@ def fit_churn_model(
 
     train = labelled(months.train, months.validation)
     validation = labelled(months.validation, months.score)
-    sizes = {"train": train.height, "validation": validation.height}
-    for name, frame in (("train", train), ("validation", validation)):
-        if frame.height < settings.churn_min_customers:
-            reason = (
-                f"not enough history: {frame.height} labelled customers in {name} ({required[name]}), "
-                f"churn_min_customers is {settings.churn_min_customers}"
-            )
-            return _skipped(period, horizon, reason, required_periods=required, labelled_customers=sizes)
-        if frame["churned"].n_unique() < 2:
-            reason = f"{name} ({required[name]}) holds a single class: all labelled customers churned or none"
-            return _skipped(period, horizon, reason, required_periods=required, labelled_customers=sizes)
+    too_little = _too_little(train, validation, required, settings.churn_min_customers)
+    if too_little is not None:
+        sizes = {"train": train.height, "validation": validation.height}
+        return _skipped(period, horizon, too_little, required_periods=required, labelled_customers=sizes)
+    return _fitted(train, validation, period, settings, months, required)
 
+
+def _too_little(
+    train: pl.DataFrame, validation: pl.DataFrame, required: dict[str, str], min_customers: int
+) -> str | None:
+    """Why the labelled months cannot fit and validate a model (too few customers, or one class)."""
+    for name, frame in (("train", train), ("validation", validation)):
+        if frame.height < min_customers:
+            return (
+                f"not enough history: {frame.height} labelled customers in {name} ({required[name]}), "
+                f"churn_min_customers is {min_customers}"
+            )
+        if frame["churned"].n_unique() < 2:
+            return f"{name} ({required[name]}) holds a single class: all labelled customers churned or none"
+    return None
+
+
+def _sample(frame: pl.DataFrame, y: np.ndarray, features_period: str, labels_period: str) -> dict:
+    """The record of one labelled month: its periods, customers, churners and churn rate."""
+    return {"features_period": features_period, "labels_period": labels_period, "customers": frame.height,
+            "churners": int(y.sum()), "churn_rate": float(y.mean())}  # fmt: skip
+
+
+def _fitted(
+    train: pl.DataFrame,
+    validation: pl.DataFrame,
+    period: str,
+    settings: ModelSettings,
+    months: ChurnPeriods,
+    required: dict[str, str],
+) -> ChurnModel:
+    """Fit the model and its recency-only baseline on ``train``, validate both out of time on
+    ``validation``, and let the guard decide which scores (or that neither does)."""
+    horizon = settings.churn_horizon_months
     y_train = train["churned"].to_numpy().astype(np.int64)
     y_val = validation["churned"].to_numpy()
     model = _fit_logistic(train, y_train, CHURN_FEATURES, settings.seed)
@@ -297,82 +324,65 @@ def fit_churn_model(
     guard = decide(
         {"auc": metrics["auc"], "baseline_auc": base_metrics["auc"]}, churners, settings.churn_min_churners
     )
+    # The parameters that score (``predict``): the model's, or the baseline's when the guard fell
+    # back to it; the model's own are kept under ``fitted_model`` either way.
     scorer = baseline if guard["scorer"] == "baseline" else model
-    result = {
-        "available": guard["scorer"] != "withheld",
-        "period": period,
-        "horizon_months": horizon,
-        "seed": settings.seed,
-        "estimator": {
-            "class": "sklearn.linear_model.LogisticRegression",
-            "C": LOGISTIC_C,
-            "solver": "lbfgs",
-            "max_iter": LOGISTIC_MAX_ITER,
-            "penalty": "l2",
-        },  # fmt: skip
-        "label_definition": f"no purchase in the {horizon} months after the features' month",
-        "required_periods": required,
-        "train": {
-            "features_period": months.train,
-            "labels_period": months.validation,
-            "customers": train.height,
-            "churners": churners["train"],
-            "churn_rate": float(y_train.mean()),
-        },  # fmt: skip
-        "validation": {
-            "features_period": months.validation,
-            "labels_period": months.score,
-            "customers": validation.height,
-            "churners": churners["validation"],
-            "churn_rate": float(y_val.mean()),
-        },  # fmt: skip
-        # The parameters that score (``predict``): the model's, or the baseline's when the guard
-        # fell back to it; the model's own are kept under ``fitted_model`` either way.
-        **scorer,
-        "fitted_model": {**model, "features": [name for name, _ in CHURN_FEATURES]},
-        "baseline": {**baseline, "features": [name for name, _ in BASELINE_FEATURES]},
-        "guard": {**guard, "min_churners": settings.churn_min_churners},
-        "metrics": {
-            "auc": metrics["auc"],
-            "auc_ci_low": intervals["auc_ci"][0],
-            "auc_ci_high": intervals["auc_ci"][1],
-            "brier": metrics["brier"],
-            "top_decile_lift": metrics["top_decile_lift"],
-            "baseline_auc": base_metrics["auc"],
-            "baseline_auc_ci_low": intervals["baseline_auc_ci"][0],
-            "baseline_auc_ci_high": intervals["baseline_auc_ci"][1],
-            "baseline_brier": base_metrics["brier"],
-            "baseline_top_decile_lift": base_metrics["top_decile_lift"],
-            "auc_gain_over_baseline": metrics["auc"] - base_metrics["auc"],
-            "auc_gain_ci_low": intervals["auc_gain_ci"][0],
-            "auc_gain_ci_high": intervals["auc_gain_ci"][1],
-        },
-        "auc_ci_method": intervals["auc_ci_method"],
-        "calibration": calibration(metrics["reliability"]),
-        "baseline_calibration": calibration(base_metrics["reliability"]),
-        "reliability": metrics["reliability"],
-        "baseline_reliability": base_metrics["reliability"],
-    }
+    result = ChurnModel(
+        available=guard["scorer"] != "withheld",
+        period=period,
+        horizon_months=horizon,
+        seed=settings.seed,
+        estimator={"class": "sklearn.linear_model.LogisticRegression", "C": LOGISTIC_C, "solver": "lbfgs",
+                   "max_iter": LOGISTIC_MAX_ITER, "penalty": "l2"},  # fmt: skip
+        label_definition=f"no purchase in the {horizon} months after the features' month",
+        required_periods=required,
+        train=_sample(train, y_train, months.train, months.validation),
+        validation=_sample(validation, y_val, months.validation, months.score),
+        design=scorer.design,
+        coefficients=scorer.coefficients,
+        intercept=scorer.intercept,
+        iterations=scorer.iterations,
+        fitted_model=dataclasses.replace(model, features=[name for name, _ in CHURN_FEATURES]),
+        baseline=dataclasses.replace(baseline, features=[name for name, _ in BASELINE_FEATURES]),
+        guard={**guard, "min_churners": settings.churn_min_churners},
+        metrics=_metrics(metrics, base_metrics, intervals),
+        auc_ci_method=intervals["auc_ci_method"],
+        calibration=calibration(metrics["reliability"]),
+        baseline_calibration=calibration(base_metrics["reliability"]),
+        reliability=metrics["reliability"],
+        baseline_reliability=base_metrics["reliability"],
+    )
     if guard["scorer"] == "withheld":
-        result.update(reason=guard["reason"], version=None)
-        return result
-    result["version"] = churn_model_version(result)
-    return result
+        return dataclasses.replace(result, reason=guard["reason"], version=None)
+    return result.versioned()
 
 
-def churn_model_version(model: dict) -> str:
-    """Content hash of the stored model (everything but the version itself)."""
-    payload = json.dumps({k: v for k, v in model.items() if k != "version"}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+def _metrics(metrics: dict, base: dict, intervals: dict) -> dict:
+    """The out-of-time metrics of the model and the baseline, with bootstrap AUC intervals."""
+    return {
+        "auc": metrics["auc"],
+        "auc_ci_low": intervals["auc_ci"][0],
+        "auc_ci_high": intervals["auc_ci"][1],
+        "brier": metrics["brier"],
+        "top_decile_lift": metrics["top_decile_lift"],
+        "baseline_auc": base["auc"],
+        "baseline_auc_ci_low": intervals["baseline_auc_ci"][0],
+        "baseline_auc_ci_high": intervals["baseline_auc_ci"][1],
+        "baseline_brier": base["brier"],
+        "baseline_top_decile_lift": base["top_decile_lift"],
+        "auc_gain_over_baseline": metrics["auc"] - base["auc"],
+        "auc_gain_ci_low": intervals["auc_gain_ci"][0],
+        "auc_gain_ci_high": intervals["auc_gain_ci"][1],
+    }
 
 
-def churn_scores(features: pl.DataFrame, model: dict) -> pl.DataFrame:
+def churn_scores(features: pl.DataFrame, model: ChurnModel) -> pl.DataFrame:
     """``customer_id`` and ``churn_risk`` (Float64 probability of no purchase in the next h months),
     one row per row of ``features`` in its order; risk is null for every row when the model is not
     available."""
-    if not model.get("available"):
+    if not model.available:
         risk = pl.lit(None, dtype=pl.Float64)
         return features.select("customer_id", risk.alias("churn_risk"))
     return features.select("customer_id").with_columns(
-        pl.Series("churn_risk", predict(features, model), dtype=pl.Float64)
+        pl.Series("churn_risk", predict(features, model.scorer), dtype=pl.Float64)
     )

@@ -196,10 +196,10 @@ def holdout_outcomes(
     return base.join(totals, on="customer_id", how="left", maintain_order="left").fill_null(0.0)
 
 
-def withheld(period: str, settings: ModelSettings, reason: str, **extra: dict) -> dict:
+def withheld(period: str, settings: ModelSettings, reason: str, **extra: dict) -> ClvModel:
     """The stored record of a month without a CLV model: why, and the fit and validation if any."""
     return ClvModel(False, period, settings.clv_horizon_months, settings.clv_discount_rate, reason,
-                    **extra).versioned().to_dict()  # fmt: skip
+                    **extra).versioned()  # fmt: skip
 
 
 def _fit_record(bg: btyd.Fit, gg: btyd.Fit, calibration: str, customers: int) -> dict:
@@ -220,9 +220,8 @@ def fit_clv_model(
     period: str,
     settings: ModelSettings,
     segments: pl.DataFrame | None = None,
-) -> dict:
-    """The CLV model of month ``period`` (T) as a JSON-able dict (``ClvModel.to_dict``), or the
-    record of why it is withheld.
+) -> ClvModel:
+    """The CLV model of month ``period`` (T), or the record of why it is withheld.
 
     ``history``: monthly customer profiles keyed "YYYY-MM" up to T (missing months absent).
     ``segments``: ``customer_id``, ``segment_id``, ``segment_name`` of T - h, for the validation per
@@ -263,7 +262,7 @@ def fit_clv_model(
     if loses:
         return withheld(period, settings, loses, fit=fit, validation=validation)
     return ClvModel(True, period, h, settings.clv_discount_rate, None, bg.params, gg.params, fit,
-                    validation).versioned().to_dict()  # fmt: skip
+                    validation).versioned()  # fmt: skip
 
 
 def _fit_problem(bg: btyd.Fit, gg: btyd.Fit) -> str | None:

@@ -109,37 +109,6 @@ def build_personas(
     cards: dict[str, dict] = {}
     for segment in sorted(int(s) for s in np.unique(labels)):
         inside = labels == segment
-        n = int(inside.sum())
-        effects = []
-        for column, x in numeric.items():
-            d = _cohens_d(x, inside)
-            if d is not None:
-                mean = np.nanmean(x[inside]) if np.isfinite(x[inside]).any() else None
-                effects.append(
-                    {
-                        "feature": column,
-                        "label": labels_of[column],
-                        "segment_mean": None if mean is None else round(float(mean), 4),
-                        "overall_mean": round(float(np.nanmean(x)), 4),
-                        "cohens_d": round(d, 3),
-                        "direction": "higher" if d > 0 else "lower",
-                    }
-                )
-        effects.sort(key=lambda e: (-abs(e["cohens_d"]), e["feature"]))
-        traits = []
-        for q, x in surveys.items():
-            answered = int(np.isfinite(x[inside]).sum())
-            d = _cohens_d(x, inside) if answered >= min_cell else None
-            if d is not None and abs(d) >= TRAIT_MIN_D:
-                traits.append(
-                    {
-                        "question": q,
-                        "trait": TRAIT_WORDS[q][0 if d > 0 else 1],
-                        "cohens_d": round(d, 3),
-                        "respondents": answered,
-                    }
-                )
-        traits.sort(key=lambda t: (-abs(t["cohens_d"]), t["question"]))
         shares = _channel_shares(numeric, inside & channel_known, min_cell)
         # Mean share per named category (``other`` is not a category, so never the preferred one),
         # suppressed like any cell describing fewer than ``min_cell`` customers.
@@ -148,55 +117,95 @@ def build_personas(
             for c in categories
             if np.isfinite(numeric[c][inside]).sum() >= min_cell
         }
-        preferred_category = min(spend, key=lambda c: (-spend[c], c)) if spend else None
-        demographics = {}
-        for column in ("age", "income", "household_size"):
-            if column in frame.columns:
-                x = _numeric(frame, column)[inside]
-                if np.isfinite(x).sum() >= min_cell:
-                    demographics[f"median_{column}"] = round(float(np.nanmedian(x)), 1)
-        for column in ("gender", "education"):
-            if column in frame.columns:
-                demographics[column] = _mix(frame[column].cast(pl.String), inside, min_cell)
-        # Marital status and bands, where the source delivers them: the segment's most common ones.
-        for column in ("marital_status", *BAND_COLUMNS):
-            if column in frame.columns and frame[column].is_not_null().any():
-                demographics[column] = _mix(frame[column].cast(pl.String), inside, min_cell)
-        geography = {
-            c: _mix(frame[c].cast(pl.String), inside, min_cell)
-            for c in ("country", "region")
-            if c in frame.columns
-        }
-        preferred = (
-            _mix(frame["preferred_channel"].cast(pl.String), inside, min_cell, top=1)
-            if "preferred_channel" in frame.columns
-            else []
-        )
-        rfm = (
-            _mix(frame["rfm_segment"].cast(pl.String), inside, min_cell, top=1)
-            if "rfm_segment" in frame.columns
-            else []
-        )
         card = {
             "name": names[segment],
-            "customers": n,
-            "top_features": effects[:TOP_FEATURES],
-            "demographics": demographics,
-            "geography": geography,
-            "preferred_channel": preferred[0]["value"] if preferred else None,
-            "preferred_channel_share": preferred[0]["share"] if preferred else None,
+            "customers": int(inside.sum()),
+            "top_features": _effects(numeric, labels_of, inside)[:TOP_FEATURES],
+            "demographics": _demographics(frame, inside, min_cell),
+            "geography": {c: _mix(frame[c].cast(pl.String), inside, min_cell)
+                          for c in ("country", "region") if c in frame.columns},  # fmt: skip
+            **_top("preferred_channel", frame, inside, min_cell, "preferred_channel"),
             "purchase_channel": max(shares, key=lambda c: shares[c]) if shares else None,
             "channel_shares": {c: round(v, 4) for c, v in shares.items()},
-            "preferred_category": preferred_category,
-            "preferred_category_share": round(spend[preferred_category], 4) if preferred_category else None,
-            "category_shares": {c: round(v, 4) for c, v in spend.items()},
-            "psychographic_traits": traits,
-            "dominant_rfm_segment": rfm[0]["value"] if rfm else None,
-            "dominant_rfm_share": rfm[0]["share"] if rfm else None,
+            **_preferred_category(spend),
+            "psychographic_traits": _traits(surveys, inside, min_cell),
+            **_top("rfm_segment", frame, inside, min_cell, "dominant_rfm_segment", "dominant_rfm_share"),
         }
         card["description"] = describe(card)
         cards[str(segment)] = card
     return cards
+
+
+def _effects(numeric: dict[str, np.ndarray], labels_of: dict[str, str], inside: np.ndarray) -> list[dict]:
+    """Every numeric feature's effect size for the segment, largest first (ties by feature)."""
+    effects = []
+    for column, x in numeric.items():
+        d = _cohens_d(x, inside)
+        if d is None:
+            continue
+        mean = np.nanmean(x[inside]) if np.isfinite(x[inside]).any() else None
+        effects.append({
+            "feature": column,
+            "label": labels_of[column],
+            "segment_mean": None if mean is None else round(float(mean), 4),
+            "overall_mean": round(float(np.nanmean(x)), 4),
+            "cohens_d": round(d, 3),
+            "direction": "higher" if d > 0 else "lower",
+        })  # fmt: skip
+    effects.sort(key=lambda e: (-abs(e["cohens_d"]), e["feature"]))
+    return effects
+
+
+def _traits(surveys: dict[str, np.ndarray], inside: np.ndarray, min_cell: int) -> list[dict]:
+    """Psychographic traits: survey questions the segment answers at least ``TRAIT_MIN_D`` sds apart
+    from everyone else, with enough respondents; largest first."""
+    traits = []
+    for q, x in surveys.items():
+        answered = int(np.isfinite(x[inside]).sum())
+        d = _cohens_d(x, inside) if answered >= min_cell else None
+        if d is not None and abs(d) >= TRAIT_MIN_D:
+            traits.append({"question": q, "trait": TRAIT_WORDS[q][0 if d > 0 else 1], "cohens_d": round(d, 3),
+                           "respondents": answered})  # fmt: skip
+    traits.sort(key=lambda t: (-abs(t["cohens_d"]), t["question"]))
+    return traits
+
+
+def _demographics(frame: pl.DataFrame, inside: np.ndarray, min_cell: int) -> dict:
+    """Median age, income and household size, and the mix of gender, education, marital status and
+    bands where the source delivers them; small cells suppressed."""
+    demographics = {}
+    for column in ("age", "income", "household_size"):
+        if column in frame.columns:
+            x = _numeric(frame, column)[inside]
+            if np.isfinite(x).sum() >= min_cell:
+                demographics[f"median_{column}"] = round(float(np.nanmedian(x)), 1)
+    for column in ("gender", "education"):
+        if column in frame.columns:
+            demographics[column] = _mix(frame[column].cast(pl.String), inside, min_cell)
+    # Marital status and bands, where the source delivers them: the segment's most common ones.
+    for column in ("marital_status", *BAND_COLUMNS):
+        if column in frame.columns and frame[column].is_not_null().any():
+            demographics[column] = _mix(frame[column].cast(pl.String), inside, min_cell)
+    return demographics
+
+
+def _top(
+    column: str, frame: pl.DataFrame, inside: np.ndarray, min_cell: int, key: str, share_key: str | None = None
+) -> dict:
+    """The segment's most common value of ``column`` as ``key``, and its share as ``share_key``
+    (``<key>_share`` by default); None when the column is absent or the cell too small."""
+    top = _mix(frame[column].cast(pl.String), inside, min_cell, top=1) if column in frame.columns else []
+    return {key: top[0]["value"] if top else None, share_key or f"{key}_share": top[0]["share"] if top else None}
+
+
+def _preferred_category(spend: dict[str, float]) -> dict:
+    """The category with the highest mean share of spend (ties by name), and every category's share."""
+    preferred = min(spend, key=lambda c: (-spend[c], c)) if spend else None
+    return {
+        "preferred_category": preferred,
+        "preferred_category_share": round(spend[preferred], 4) if preferred else None,
+        "category_shares": {c: round(v, 4) for c, v in spend.items()},
+    }
 
 
 def _channel_known(numeric: dict[str, np.ndarray], n: int) -> np.ndarray:

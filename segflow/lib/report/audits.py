@@ -210,16 +210,16 @@ def _stability_section(inputs: ReportInputs) -> dict:
     JSON). Segments under ``min_cell`` customers are left out, like everywhere else."""
     model, k = inputs.model, inputs.min_cell
     visible = {r["segment_id"]: _label(r) for r in _visible(inputs.kpis, k).iter_rows(named=True)}
-    jaccard = model.get("segment_jaccard") or []
-    alignment = model.get("alignment") or {}
+    jaccard = model.segment_jaccard or []
+    alignment = model.alignment or {}
     matched = alignment.get("matched") or {}
     lines = []
-    if model.get("stability") is not None:
-        minimum = model.get("min_stability_threshold")
+    if model.stability is not None:
+        minimum = model.min_stability_threshold
         lines.append(
-            f"Mean bootstrap Jaccard {model['stability']:.2f}"
+            f"Mean bootstrap Jaccard {model.stability:.2f}"
             + (f" (the model needs at least {minimum:.2f})" if minimum is not None else "")
-            + (f"; mean agreement of refits (ARI) {model['ari_refits']:.2f}" if model.get("ari_refits") is not None else "")
+            + (f"; mean agreement of refits (ARI) {model.ari_refits:.2f}" if model.ari_refits is not None else "")
             + "."
         )
     if alignment.get("previous_period"):
@@ -245,7 +245,7 @@ def _stability_section(inputs: ReportInputs) -> dict:
         rows.append({"segment": label, "jaccard": _fmt(j, "num"), "reading": reading, "previous": previous})
     renames = [
         f"Segment {c['segment_id']} “{c['previous_name']}” is now “{c['name']}”: {c['reason']}."
-        for c in model.get("segment_renames") or []
+        for c in model.segment_renames or []
         if c["segment_id"] in visible
     ]
     return {"lines": lines, "rows": rows, "renames": renames}
@@ -254,7 +254,7 @@ def _stability_section(inputs: ReportInputs) -> dict:
 def _appendix(inputs: ReportInputs, lift: dict, backtest: dict) -> dict:
     """Effect sizes and test statistics, for the reader who wants them (the sections say what)."""
     visible = {str(r["segment_id"]): _label(r) for r in _visible(inputs.kpis, inputs.min_cell).iter_rows(named=True)}
-    personas = inputs.model.get("personas") or {}
+    personas = inputs.model.personas or {}
     effects = []
     for key, label in visible.items():
         card = personas.get(key) if isinstance(personas, dict) else None

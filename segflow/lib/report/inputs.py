@@ -9,8 +9,14 @@ aggregate them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+from segflow.lib.models.model_types import SegmentationModel
+
+if TYPE_CHECKING:
+    from segflow.lib.models.clv import ClvModel
 
 PROFILE_FEATURES = (
     "recency_days",
@@ -31,7 +37,7 @@ class ReportInputs:
     profile_z: pl.DataFrame  # segment_id, segment_name, customers, one z column per profile feature
     sweep: list[dict]
     rfm_counts: pl.DataFrame  # rfm_segment, customers
-    model: dict
+    model: SegmentationModel
     methods: dict[str, str]
     quality: dict = field(default_factory=dict)  # accounting, quarantine_by_rule, checks, trend
     min_cell: int = 10
@@ -46,7 +52,7 @@ class ReportInputs:
     profile_features: tuple[str, ...] = PROFILE_FEATURES  # the columns of profile_z
     # Feature families (rfm, behaviour, ...): available or not, from which source, used by the model.
     families: list[dict] = field(default_factory=list)
-    clv: dict | None = None  # the month's CLV model (segflow.lib.models.clv.ClvModel as JSON)
+    clv: ClvModel | None = None  # the month's CLV model
     currency: str = "EUR"  # of every money figure (report.currency)
     # The trailing window's length, and how many of its months hold data (the earliest month seen
     # in it); fewer means the first months' growth is partly the window filling up.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from segflow.config import Settings
 from segflow.lib.models.naming import NAME_HOLDS_Z
 
+if TYPE_CHECKING:
+    from segflow.lib.models.model_types import ChurnModel, SegmentationModel
 
-def churn_text(settings: Settings, churn: dict | None) -> str:
+
+def churn_text(settings: Settings, churn: ChurnModel | None) -> str:
     """How churn risk is defined and validated, with this month's figures, or why it is missing."""
     h = settings.model.churn_horizon_months
     definition = (
@@ -14,10 +19,10 @@ def churn_text(settings: Settings, churn: dict | None) -> str:
         "rate, order value, returns, channel mix and engagement; labels from later months' feature tables "
         "only)"
     )
-    if not churn or "metrics" not in churn:
-        reason = (churn or {}).get("reason", "no churn model for this month")
+    if not churn or churn.metrics is None:
+        reason = churn.reason if churn and churn.reason is not None else "no churn model for this month"
         return f"{definition}. Not available this month: {reason}."
-    m, train, val = churn["metrics"], churn["train"], churn["validation"]
+    m, train, val = churn.metrics, churn.train, churn.validation
     validated = (
         f"{definition}. Fitted on the customers of {train['features_period']} labelled by "
         f"{train['labels_period']}{_counts(train)}; validated out of time on {val['features_period']} "
@@ -26,14 +31,14 @@ def churn_text(settings: Settings, churn: dict | None) -> str:
         f"against {m['baseline_auc']:.3f}{_ci(m, 'baseline_auc')} for a recency-only logistic baseline, "
         f"Brier score {m['brier']:.3f} (baseline {m['baseline_brier']:.3f}), top-decile lift "
         f"{_num(m['top_decile_lift'])} (baseline {_num(m['baseline_top_decile_lift'])})"
-        f"{_calibration(churn.get('calibration'))}."
+        f"{_calibration(churn.calibration)}."
     )
-    guard = churn.get("guard") or {"scorer": "model"}
-    if not churn.get("available"):
-        return f"{validated} Not scored this month: {churn.get('reason', guard.get('reason'))}."
+    guard = churn.guard or {"scorer": "model"}
+    if not churn.available:
+        return f"{validated} Not scored this month: {churn.reason if churn.reason is not None else guard.get('reason')}."
     if guard["scorer"] == "baseline":
-        return f"{validated} Churn risk this month is the baseline's: {guard['reason']}. Version {churn['version']}."
-    return f"{validated} Model version {churn['version']}."
+        return f"{validated} Churn risk this month is the baseline's: {guard['reason']}. Version {churn.version}."
+    return f"{validated} Model version {churn.version}."
 
 
 def _churners(part: dict) -> str:
@@ -89,26 +94,27 @@ def imputation_text(settings: Settings) -> str:
     )
 
 
-def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> dict[str, str]:
+def methods_text(settings: Settings, model: SegmentationModel, churn: ChurnModel | None = None) -> dict[str, str]:
     f = settings.features
     r = settings.report
-    features = ", ".join(f"{x['name']} ({x['transform']})" for x in model["features"])
-    if model.get("feature_families"):
-        pca = model.get("pca")
+    design = model.design
+    features = ", ".join(f"{x['name']} ({x['transform']})" for x in design.features)
+    if design.feature_families:
+        pca = design.pca
         features = (
-            f"families {', '.join(model['feature_families'])}: {features}; winsorised at the "
-            f"{model.get('winsorize_quantile', 0.01):.0%} tails, {model.get('scaling', 'standard')} scaling"
+            f"families {', '.join(design.feature_families)}: {features}; winsorised at the "
+            f"{design.winsorize_quantile:.0%} tails, {design.scaling} scaling"
             + (f", PCA to {len(pca['components'])} components" if pca else "")
             + (
-                f"; category shares (share) pooled to the weight of {model['category_mix_weight']:g} feature"
-                if "category_mix_weight" in model
+                f"; category shares (share) pooled to the weight of {design.category_mix_weight:g} feature"
+                if design.category_mix_weight is not None
                 else ""
             )
             + "".join(
-                f"; {fam} not used: {why}" for fam, why in model.get("unavailable_families", {}).items()
+                f"; {fam} not used: {why}" for fam, why in (design.unavailable_families or {}).items()
             )
         )
-    if model.get("feature_set") == "snapshot":
+    if model.feature_set == "snapshot":
         return _snapshot_methods(settings, model, features, churn)
     return {
         "Window": f"{f.window_months} calendar months ending with the report's month; values as of the first "
@@ -124,8 +130,8 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
         "half up; 11 named segments on the R × FM grid.",
         "Population": "customers with at least one purchase invoice in the window; customers with only "
         "cancellations or no purchase are not scored.",
-        "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
-        f"n_init {model['settings']['n_init']}, chosen k = {model['k']} by the selection rule: "
+        "Model": f"{model.family}, k in {model.settings['k_min']}..{model.settings['k_max']}, "
+        f"n_init {model.settings['n_init']}, chosen k = {model.k} by the selection rule: "
         f"{selection_rule(model)}.",
         **_model_entries(settings, model, features, churn),
         "Population flows": "new = segmented this month but not last month; retained = segmented both "
@@ -147,13 +153,15 @@ def methods_text(settings: Settings, model: dict, churn: dict | None = None) -> 
     }
 
 
-def selection_rule(model: dict) -> str:
+def selection_rule(model: SegmentationModel) -> str:
     """The rule as stored with the model (``segflow.lib.models.selection.rule_text``): the report's
     model-selection footnote prints the same words."""
-    return model.get("selection_rule") or "not recorded with this model"
+    return model.selection_rule or "not recorded with this model"
 
 
-def _snapshot_methods(settings: Settings, model: dict, features: str, churn: dict | None) -> dict[str, str]:
+def _snapshot_methods(
+    settings: Settings, model: SegmentationModel, features: str, churn: ChurnModel | None
+) -> dict[str, str]:
     """Methods of the snapshot feature set: behaviour from a per-customer snapshot, and demographics."""
     f = settings.features
     c = settings.cleaning
@@ -177,21 +185,23 @@ def _snapshot_methods(settings: Settings, model: dict, features: str, churn: dic
             if c.near_duplicates == "quarantine"
             else "kept"
         ),
-        "Model": f"{model['family']}, k in {model['settings']['k_min']}..{model['settings']['k_max']}, "
-        f"chosen k = {model['k']} by the selection rule: {selection_rule(model)}.",
+        "Model": f"{model.family}, k in {model.settings['k_min']}..{model.settings['k_max']}, "
+        f"chosen k = {model.k} by the selection rule: {selection_rule(model)}.",
         **_model_entries(settings, model, features, churn),
         "Drift": "PSI against the previous month's snapshot, when there is one.",
     }
 
 
-def _model_entries(settings: Settings, model: dict, features: str, churn: dict | None) -> dict[str, str]:
+def _model_entries(
+    settings: Settings, model: SegmentationModel, features: str, churn: ChurnModel | None
+) -> dict[str, str]:
     """Features, seed, versions, churn and privacy: worded the same in every feature set."""
-    dropped = model["dropped_constant_features"]
+    dropped = model.design.dropped_constant_features
     return {
         "Features": features + (f"; constant, so dropped: {', '.join(dropped)}" if dropped else ""),
         "Imputation": imputation_text(settings),
-        "Seed": f"{model['seed']} (model fit, samples and imputation).",
-        "Model version": model["version"],
+        "Seed": f"{model.seed} (model fit, samples and imputation).",
+        "Model version": model.version,
         "Churn risk": churn_text(settings, churn),
         "Segment names": "from the two features that set a segment apart most (z-score of its mean). A "
         "segment matched to last month's keeps its id and its name while both named features still lie on "

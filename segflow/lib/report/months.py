@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from segflow.lib.models.clustering import aligned_ids
+from segflow.lib.models.alignment import aligned_ids
 from segflow.lib.report.inputs import ReportInputs
 
 
@@ -45,7 +45,7 @@ def _window_filling(inputs: ReportInputs) -> str:
     """A sentence when the trailing window is not yet full of data: early growth is then the window
     accumulating months of history, not the customer base growing."""
     filled = inputs.window_months_with_data
-    if filled is None or filled >= inputs.window_months or inputs.model.get("feature_set") == "snapshot":
+    if filled is None or filled >= inputs.window_months or inputs.model.feature_set == "snapshot":
         return ""
     return (
         f"The {inputs.window_months}-month window holds only {filled} month(s) of data so far: until it "

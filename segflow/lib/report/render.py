@@ -154,7 +154,7 @@ def summary_record(inputs: ReportInputs) -> dict:
         "significant_lifts": int(lift["significant"].fill_null(False).sum())
         if lift is not None and lift.height
         else 0,
-        "model_version": inputs.model.get("version"),
+        "model_version": inputs.model.version,
     }
 
 

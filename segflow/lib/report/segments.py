@@ -4,14 +4,15 @@ the KPI table, small segments suppressed.
 
 from __future__ import annotations
 
+from segflow.lib.models.model_types import SegmentationModel
 from segflow.lib.report import charts
 from segflow.lib.report.cells import _count, _fmt, _label, _visible
 from segflow.lib.report.inputs import ReportInputs
 from segflow.lib.report.months import _continues, _history_series, _previous_kpis
 
 
-def _persona(model: dict, segment_id) -> str:
-    personas = model.get("personas") or {}
+def _persona(model: SegmentationModel, segment_id) -> str:
+    personas = model.personas or {}
     persona = personas.get(str(segment_id)) if isinstance(personas, dict) else None
     if (
         persona is None
@@ -28,9 +29,9 @@ def _persona(model: dict, segment_id) -> str:
     return str(persona) if persona else ""
 
 
-def _persona_rows(model: dict, segment_id) -> list[dict]:
+def _persona_rows(model: SegmentationModel, segment_id) -> list[dict]:
     """The persona card (segflow.lib.models.personas) as term/value rows; empty for a plain-text persona."""
-    personas = model.get("personas") or {}
+    personas = model.personas or {}
     card = personas.get(str(segment_id)) if isinstance(personas, dict) else None
     if not isinstance(card, dict) or "top_features" not in card:
         return []
@@ -91,8 +92,8 @@ def _segment_cards(inputs: ReportInputs) -> list[dict]:
     months, series = _history_series(inputs, visible["segment_id"].to_list())
     previous = _previous_kpis(inputs)
     before = {r["segment_id"]: r for r in previous.iter_rows(named=True)} if previous is not None else {}
-    renames = {c["segment_id"]: c for c in inputs.model.get("segment_renames") or []}
-    since = inputs.model.get("segment_named_since") or {}
+    renames = {c["segment_id"]: c for c in inputs.model.segment_renames or []}
+    since = inputs.model.segment_named_since or {}
     cards = []
     for row, label in zip(visible.iter_rows(named=True), labels, strict=True):
         prior = before.get(row["segment_id"]) if _continues(inputs, row["segment_id"]) else None

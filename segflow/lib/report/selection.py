@@ -4,7 +4,8 @@ Methods print the same sentence the code applied."""
 
 from __future__ import annotations
 
-from segflow.lib.models.selection import FAMILY_NAMES
+from segflow.lib.models.families import FAMILY_NAMES
+from segflow.lib.models.model_types import SegmentationModel
 from segflow.lib.report import charts
 from segflow.lib.report.methods import selection_rule
 
@@ -61,13 +62,13 @@ def _row(row: dict, chosen: bool) -> dict:
     }
 
 
-def _chosen_index(sweep: list[dict], model: dict) -> int | None:
+def _chosen_index(sweep: list[dict], model: SegmentationModel) -> int | None:
     """The chosen row: the model's ``chosen_index``; for a model stored without one, its family and k."""
-    index = model.get("chosen_index")
+    index = model.chosen_index
     if index is not None and 0 <= index < len(sweep):
         return index
-    family = model.get("family")
-    matches = [i for i, r in enumerate(sweep) if r.get("k") == model.get("k")
+    family = model.family
+    matches = [i for i, r in enumerate(sweep) if r.get("k") == model.k
                and (family is None or r.get("family", family) == family)]  # fmt: skip
     return matches[0] if matches else None
 
@@ -89,8 +90,8 @@ def _why(sweep: list[dict], chosen: int | None) -> str:
     )
 
 
-def _evidence(model: dict) -> str:
-    record = model.get("out_of_time") or {}
+def _evidence(model: SegmentationModel) -> str:
+    record = model.out_of_time or {}
     if record.get("available"):
         months = record["outcome_periods"]
         return (
@@ -127,7 +128,7 @@ def selection_chart(sweep: list[dict]) -> str:
     return charts.family_lines(series, list(panels), "Model selection: score terms by number of segments")
 
 
-def selection_section(sweep: list[dict], model: dict) -> dict:
+def selection_section(sweep: list[dict], model: SegmentationModel) -> dict:
     """Everything the template's model-selection section prints."""
     chosen = _chosen_index(sweep, model)
     return {

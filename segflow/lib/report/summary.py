@@ -59,7 +59,7 @@ def _headline(inputs: ReportInputs, previous: pl.DataFrame | None) -> str:
         change = f", {direction} {abs(total - before) / before:.1%} on {inputs.previous_period}"
     population = (
         "customers in the behaviour snapshot"
-        if inputs.model.get("feature_set") == "snapshot"
+        if inputs.model.feature_set == "snapshot"
         else "customers with a purchase in the trailing window"
     )
     return f"{total:,} {population} were segmented into {kpis.height} segments{change}{flows}."

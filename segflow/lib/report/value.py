@@ -6,10 +6,15 @@ other sections change without touching it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from segflow.config import Settings
 from segflow.lib.report import charts
+
+if TYPE_CHECKING:
+    from segflow.lib.models.clv import ClvModel
 
 # Template label -> validation column (per group the column's mean per customer, in total its sum).
 _COMPARED = {
@@ -82,15 +87,15 @@ def _calibration_chart(deciles: list[dict], min_cell: int) -> str:
     )
 
 
-def value_section(clv: dict | None, kpis: pl.DataFrame, min_cell: int) -> dict:
+def value_section(clv: ClvModel | None, kpis: pl.DataFrame, min_cell: int) -> dict:
     """What the template's "Predicted value" section shows; empty when there is no CLV model input."""
     if not clv:
         return {}
-    validation = clv.get("validation") or {}
+    validation = clv.validation or {}
     totals = validation.get("totals")
-    section = {"available": bool(clv.get("available")), "reason": clv.get("reason"),
-               "horizon": clv["horizon_months"], "discount": _pct(clv["discount_rate"]),
-               "calibration": (clv.get("fit") or {}).get("calibration_period")}  # fmt: skip
+    section = {"available": bool(clv.available), "reason": clv.reason,
+               "horizon": clv.horizon_months, "discount": _pct(clv.discount_rate),
+               "calibration": (clv.fit or {}).get("calibration_period")}  # fmt: skip
     if section["available"]:
         section["rows"], section["suppressed"] = _segment_rows(kpis, min_cell)
     if totals:
@@ -117,7 +122,7 @@ def value_section(clv: dict | None, kpis: pl.DataFrame, min_cell: int) -> dict:
     return section
 
 
-def clv_text(settings: Settings, clv: dict | None) -> str:
+def clv_text(settings: Settings, clv: ClvModel | None) -> str:
     """How predicted value is defined and validated, with this month's figures, or why it is missing."""
     m = settings.model
     definition = (
@@ -132,13 +137,13 @@ def clv_text(settings: Settings, clv: dict | None) -> str:
         f"customer repeats their past purchase rate at their own mean value); withheld when a fit does "
         f"not converge or the model's error (total and per customer) is not below the baseline's"
     )
-    if not clv or not clv.get("available"):
-        reason = (clv or {}).get("reason") or "no CLV model for this month"
+    if not clv or not clv.available:
+        reason = (clv.reason if clv else None) or "no CLV model for this month"
         return f"{definition}. Not available this month: {reason}."
-    t = clv["validation"]["totals"]
+    t = clv.validation["totals"]
     return (
-        f"{definition}. Fitted on the history to {clv['fit']['calibration_period']}; out of time, "
+        f"{definition}. Fitted on the history to {clv.fit['calibration_period']}; out of time, "
         f"{t['predicted_purchases']:,.0f} repeat purchases predicted against {t['actual_purchases']:,.0f} "
         f"actual ({t['purchases_error']:.1%} off; the baseline {t['baseline_purchases_error']:.1%}). "
-        f"Model version {clv['version']}."
+        f"Model version {clv.version}."
     )
