@@ -86,6 +86,33 @@ def test_orphans_setting_quarantine_quarantines_every_row_of_an_unknown_customer
     assert build.accounting["customers"]["orphan_customers"] == 0
 
 
+def test_the_audit_counts_only_the_exposures_the_profiles_accepted() -> None:
+    """``campaign_exposures`` is the accepted campaign rows; the KPIs and the lift read it, so an
+    exposure the data-quality section reports as quarantined is never counted in a response rate."""
+    from segflow.lib.audit.kpis import segment_kpis
+    from segflow.lib.audit.lift import campaign_lift
+
+    frame = pl.DataFrame({
+        "campaign_id": ["K1", "K1", "K1", "K1", "K1", "K1"],
+        "customer_id": ["C1", "C2", "C9", "C3", "C4", "C1"],  # C9 is not in the CRM
+        "arm": ["treatment", " Control ", "treatment", "holdout", "control", "treatment"],
+        "exposed_at": ["2024-03-02 09:00:00"] * 5 + ["2024-04-02 09:00:00"],  # the last: next month
+        "responded": ["true", "false", "true", "true", None, "false"],
+    })  # fmt: skip
+    raw = RawSources(_crm(), _tx(["C1", "C2"]), None, None, _numbered(frame, "campaigns", "campaigns.csv"))
+    build = build_profiles(raw, "2024-03", START, END, CleaningSettings(orphans="quarantine"), seed=1)
+    assert build.exposures.select("customer_id", "arm").rows() == [("C1", "treatment"), ("C2", "control")]
+    quarantined = build.quarantined.filter(pl.col("source") == "campaigns")
+    assert quarantined.height == 4  # the orphan, the unknown arm, the unknown response, next month's
+    assert build.accounting["campaigns"]["accepted_rows"] == build.exposures.height
+    segments = pl.DataFrame({"customer_id": CRM_IDS + ("C9",), "segment_id": [0] * 5, "segment_name": "s"})
+    values = segments.with_columns(net_revenue_window=pl.lit(1.0), invoices_window=pl.lit(1), recency_days=pl.lit(3))
+    kpis = segment_kpis(values, exposures=build.exposures)
+    assert kpis.select("treatment_exposed", "control_exposed").row(0) == (1, 1)
+    lift = campaign_lift(build.exposures, segments, min_arm_size=1)
+    assert lift.select("treatment_n", "control_n", "treatment_responders").row(0) == (1, 1, 1)
+
+
 def test_without_a_crm_nobody_is_an_orphan() -> None:
     build = _build(_tx(["C1", "C9"]), crm=False)
     assert sorted(build.profiles["customer_id"]) == ["C1", "C9"]

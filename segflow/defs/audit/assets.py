@@ -47,7 +47,7 @@ def kpi_audit(
     context: dg.AssetExecutionContext,
     segment_assignments: dict[str, pl.DataFrame],
     customer_features: pl.DataFrame,
-    raw_campaigns: pl.DataFrame,
+    campaign_exposures: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
     """Per segment and month: customers and share; new (not segmented last month), retained and lost
     (segmented last month, no purchase in this window) customers; net revenue and its share, average
@@ -59,11 +59,11 @@ def kpi_audit(
     months = frames(segment_assignments)
     assigned = current(months, period, "segment_assignments")
     previous = months.get(shift(period, -1))
-    kpis = tagged(segment_kpis(assigned, customer_features, previous, raw_campaigns), period)
+    kpis = tagged(segment_kpis(assigned, customer_features, previous, campaign_exposures), period)
     rows_in = {
         "segment_assignments": assigned.height,
         "previous_assignments": previous.height if previous is not None else 0,
-        "raw_campaigns": raw_campaigns.height,
+        "campaign_exposures": campaign_exposures.height,
     }
     shown = ("segment_id", "segment_name", "customers", "customer_share", "new_customers", "lost_customers",
              "revenue_share")  # fmt: skip
@@ -80,20 +80,22 @@ def campaign_lift(
     context: dg.AssetExecutionContext,
     settings: SegflowSettings,
     segment_assignments: pl.DataFrame,
-    raw_campaigns: pl.DataFrame,
+    campaign_exposures: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
     """Per segment and campaign of the month: treatment and control response rates, absolute and relative
     lift, two-proportion z-test p-value (raw and Holm-adjusted over the month's tests) and 95% CI.
     Arms under `report.min_arm_size` exposed customers are "insufficient sample", with no p-value.
-    The arm comes from `raw_campaigns`, the canonical exposures of the same month (upstream of profiles).
+    The arm comes from `campaign_exposures`, the month's exposures as the profiles stage cleaned them.
     """
     config = settings.report
     period = context.partition_key
-    lift = tagged(compute_lift(raw_campaigns, segment_assignments, config.min_arm_size, config.alpha), period)
+    lift = tagged(
+        compute_lift(campaign_exposures, segment_assignments, config.min_arm_size, config.alpha), period
+    )
     tested = lift.filter(pl.col("status") == "tested")
     rows_in = {
         "segment_assignments": segment_assignments.height,
-        "raw_campaigns": raw_campaigns.height,
+        "campaign_exposures": campaign_exposures.height,
     }
     return _published(
         context,

@@ -1,4 +1,4 @@
-"""Cleaned customer profiles and the quarantine of rejected raw rows."""
+"""Cleaned customer profiles, the quarantine of rejected raw rows, and the cleaned campaign exposures."""
 
 from collections.abc import Iterator
 
@@ -57,6 +57,12 @@ PROFILE_OUTS = {
         "gender, education, marital status, children), and every optional customer attribute that could "
         "not be read at all (`unparseable_value`; the customer is kept): column, rule id, reason, the value, "
         "how many rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
+    ),
+    "campaign_exposures": _table_out(
+        "campaign_exposures",
+        "Every campaign exposure of the month that passed the campaign row rules (a known customer, a "
+        "campaign id, an exposure in the month, a treatment or control arm, a response flag), in file "
+        "order: the exposures the profiles count, and those the audit's KPIs and campaign lift test.",
     ),
 }
 
@@ -118,11 +124,17 @@ def _outputs(
             "dagster/row_count": build.recoded_values.height,
             "recoded_values": dg.MetadataValue.json(build.recoded),
         },
+        "campaign_exposures": {"dagster/row_count": build.exposures.height},
     }
-    tables = {"customer_profiles": build.profiles, "quarantined_rows": build.quarantined,
-              "row_accounting": accounting, "recoded_values": build.recoded_values}  # fmt: skip
-    for name, table in tables.items():
+    for name, table in _tables(build, accounting).items():
         yield dg.Output(table, output_name=name, metadata=metadata[name], data_version=data_version(table))
+
+
+def _tables(build: ProfileBuild, accounting: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The stage's outputs by name (PROFILE_OUTS), each validated against its own contract."""
+    return {"customer_profiles": build.profiles, "quarantined_rows": build.quarantined,
+            "row_accounting": accounting, "recoded_values": build.recoded_values,
+            "campaign_exposures": build.exposures}  # fmt: skip
 
 
 def customer_profiles(
@@ -150,11 +162,10 @@ def customer_profiles(
         settings.imputation,
     )
     accounting = _accounting_table(period, build.accounting)
-    tables = ((build.profiles, "customer_profiles"), (build.quarantined, "quarantined_rows"),
-              (accounting, "row_accounting"), (build.recoded_values, "recoded_values"))  # fmt: skip
     # Every table passes its error rules, and the accounting balances, before any is written
     # (write-audit-publish).
-    checks = [result for table, name in tables for result in publish_checked(context, name, table, name)]
+    tables = _tables(build, accounting)
+    checks = [result for name, table in tables.items() for result in publish_checked(context, name, table, name)]
     balance = row_accounting_balances(accounting)
     if not balance.passed:
         yield balance

@@ -15,7 +15,7 @@ from __future__ import annotations
 import polars as pl
 
 from segflow.lib.exact import exact_mean, exact_sum
-from segflow.lib.schema import CAMPAIGN_ARMS
+from segflow.lib.schema import CAMPAIGN_ARMS, CAMPAIGNS
 
 KPI_COLUMNS = (
     "segment_id",
@@ -47,32 +47,13 @@ KPI_COLUMNS = (
 )
 
 
-def clean_exposures(campaigns: pl.DataFrame) -> pl.DataFrame:
-    """Usable campaign exposures: a customer, a known arm and a response flag; one row per
-    (campaign, customer), the first in file order. Raw rows that fail this are quarantined upstream.
-    """
-    if campaigns.height == 0 or not {"campaign_id", "customer_id", "arm", "responded"} <= set(
-        campaigns.columns
-    ):
-        return pl.DataFrame(
-            schema={
-                "campaign_id": pl.String,
-                "customer_id": pl.String,
-                "arm": pl.String,
-                "responded": pl.Boolean,
-            }
-        )
-    return (
-        campaigns.select(
-            "campaign_id", "customer_id", pl.col("arm").str.strip_chars().str.to_lowercase(), "responded"
-        )
-        .filter(
-            pl.col("campaign_id").is_not_null()
-            & pl.col("customer_id").is_not_null()
-            & pl.col("arm").is_in(CAMPAIGN_ARMS)
-            & pl.col("responded").is_not_null()
-        )
-        .unique(["campaign_id", "customer_id"], keep="first", maintain_order=True)
+def first_exposures(exposures: pl.DataFrame) -> pl.DataFrame:
+    """One exposure per (campaign, customer), the first in file order: a customer counts once in a
+    campaign's arm, however often the campaign reached them. ``exposures``: the month's cleaned
+    exposures (``campaign_exposures``, from the profiles stage, whose row rules already dropped
+    exposures without a campaign, customer, known arm or response)."""
+    return exposures.select("campaign_id", "customer_id", "arm", "responded").unique(
+        ["campaign_id", "customer_id"], keep="first", maintain_order=True
     )
 
 
@@ -103,7 +84,7 @@ def segment_kpis(
     assignments: pl.DataFrame,
     features: pl.DataFrame | None = None,
     previous: pl.DataFrame | None = None,
-    campaigns: pl.DataFrame | None = None,
+    exposures: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Per segment: size and flows, value, behaviour, engagement, churn risk and campaign response.
 
@@ -111,7 +92,7 @@ def segment_kpis(
     ``net_revenue_window``, ``invoices_window``, ``recency_days``; ``churn_risk`` when the model
     provides it; ``predicted_value``, ``expected_purchases`` and ``p_alive`` when the CLV model
     does). ``features``: the month's customer features (return and engagement columns).
-    ``previous``: last month's assignments, or None for the first month. ``campaigns``: the month's
+    ``previous``: last month's assignments, or None for the first month. ``exposures``: the month's cleaned
     exposures (``campaign_id, customer_id, arm, responded``).
 
     ``revenue`` is net revenue in the window; ``avg_order_value`` is revenue per purchase invoice of
@@ -123,7 +104,7 @@ def segment_kpis(
     frame = _with_previous(_with_features(assignments, features), previous)
     kpis = _segment_totals(frame, assignments)
     kpis = _with_lost(kpis, assignments, previous)
-    kpis = kpis.join(_arm_response(assignments, campaigns), on="segment_id", how="left").with_columns(
+    kpis = kpis.join(_arm_response(assignments, exposures), on="segment_id", how="left").with_columns(
         pl.col("treatment_exposed", "control_exposed").fill_null(0)
     )
     return kpis.select(
@@ -222,13 +203,13 @@ def _with_lost(kpis: pl.DataFrame, assignments: pl.DataFrame, previous: pl.DataF
     return kpis.join(lost, on="segment_id", how="left").with_columns(pl.col("lost_customers").fill_null(0))
 
 
-def _arm_response(assignments: pl.DataFrame, campaigns: pl.DataFrame | None) -> pl.DataFrame:
+def _arm_response(assignments: pl.DataFrame, exposures: pl.DataFrame | None) -> pl.DataFrame:
     schema = {"segment_id": assignments.schema["segment_id"]}
     columns = {}
     for arm in CAMPAIGN_ARMS:
         columns[f"{arm}_exposed"] = pl.Int64
         columns[f"{arm}_response_rate"] = pl.Float64
-    exposures = clean_exposures(campaigns) if campaigns is not None else clean_exposures(pl.DataFrame())
+    exposures = first_exposures(exposures if exposures is not None else pl.DataFrame(schema=CAMPAIGNS))
     joined = exposures.join(assignments.select("customer_id", "segment_id"), on="customer_id", how="inner")
     if joined.height == 0:
         return pl.DataFrame(schema={**schema, **columns})

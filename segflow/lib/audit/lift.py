@@ -17,7 +17,7 @@ import math
 
 import polars as pl
 
-from segflow.lib.audit.kpis import clean_exposures
+from segflow.lib.audit.kpis import first_exposures
 
 INSUFFICIENT = "insufficient sample"
 NO_CONTROL = "no control group"
@@ -79,7 +79,7 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 def campaign_lift(
-    campaigns: pl.DataFrame,
+    exposures: pl.DataFrame,
     segments: pl.DataFrame,
     min_arm_size: int = 50,
     alpha: float = 0.05,
@@ -87,11 +87,11 @@ def campaign_lift(
 ) -> pl.DataFrame:
     """One row per (segment, campaign) with exposures in the month; columns as ``LIFT_SCHEMA``.
 
-    ``campaigns``: exposures (``campaign_id, customer_id, arm, responded``; raw rows are cleaned by
-    :func:`segflow.lib.audit.kpis.clean_exposures`). ``segments``: ``customer_id, segment_id, segment_name``.
+    ``exposures``: the month's cleaned exposures (``campaign_id, customer_id, arm, responded``; the
+    profiles stage's ``campaign_exposures``). ``segments``: ``customer_id, segment_id, segment_name``.
     Exposed customers without a segment (no purchase in the window) are left out.
     """
-    exposures = clean_exposures(campaigns).join(
+    exposures = first_exposures(exposures).join(
         segments.select("customer_id", pl.col("segment_id").cast(pl.Int64), "segment_name"), on="customer_id"
     )
     if exposures.height == 0:

@@ -37,7 +37,7 @@ from segflow.lib.profiles.imputation import (
     imputed_flag,
 )
 from segflow.lib.profiles.recoding import RECODED_SCHEMA, recode_invalid, with_unreadable
-from segflow.lib.schema import CUSTOMERS, PII_COLUMNS
+from segflow.lib.schema import CAMPAIGNS, CUSTOMERS, PII_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class ProfileBuild:
     recoded: dict[str, int]  # invalid demographic values recoded to null before imputation
     # One row per (source, column, rule, invalid value): RECODED_SCHEMA, with the reason and the action.
     recoded_values: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RECODED_SCHEMA))
+    # The month's accepted campaign exposures (CAMPAIGNS columns, file order), cleaned by the same rules
+    # as the profiles' campaign activity: what the audit's KPIs and campaign lift count.
+    exposures: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CAMPAIGNS))
 
 
 def build_profiles(
@@ -91,7 +94,9 @@ def build_profiles(
     profiles = impute_surveys(profiles, seed, imputation)
     quarantined = pl.concat([r.quarantined for r in results.values()], how="vertical")
     accounting = {source: r.accounting() for source, r in results.items()}
-    return ProfileBuild(profiles, quarantined, accounting, recoded, recoded_values)
+    exposures = results["campaigns"].accepted.select(*CAMPAIGNS) if "campaigns" in results else None
+    return ProfileBuild(profiles, quarantined, accounting, recoded, recoded_values,
+                        *([exposures] if exposures is not None else []))  # fmt: skip
 
 
 @dataclass(frozen=True)
