@@ -126,14 +126,14 @@ class ModelSettings:
     min_segment_share: float = 0.02
     n_init: int = 10
     max_fit_rows: int = 200_000
-    # Feature preparation (segflow/lib/models/clustering.py FEATURE_FAMILIES): the families clustered on,
+    # Feature preparation (segflow/lib/models/design.py FEATURE_FAMILIES): the families clustered on,
     # from rfm, behaviour, engagement, channel_mix, category_mix, psychographic, demographic.
     # Demographic and psychographic families are opt-in: segments are behavioural, and age, gender
     # and income describe them in the personas instead of defining them. category_mix is opt-in so
     # that the default design stays the one the planted-recovery bounds were measured on.
     feature_families: tuple[str, ...] = ("rfm", "behaviour", "engagement", "channel_mix")
     # The opt-in category_mix family (revenue shares of the top categories) counts, in total, as this
-    # many standardised features, however many categories it has (clustering._pool_share_scales).
+    # many standardised features, however many categories it has (design._pool_share_scales).
     category_mix_weight: float = 1.0
     winsorize_quantile: float = 0.01  # clip every numeric column to its [q, 1 - q] quantiles
     scaling: str = "standard"  # standard: mean and sd | robust: median and IQR (sd where IQR is 0)

@@ -19,7 +19,7 @@ from segflow.lib.features.category_mix import SHARE_PREFIX
 from segflow.lib.profiles.activity import snapshot_column
 from segflow.lib.schema import CHANNELS
 
-# (feature, transform), as in segflow.lib.models.clustering.MODEL_FEATURES. log1p tames long right tails.
+# (feature, transform), as in segflow.lib.models.design.MODEL_FEATURES. log1p tames long right tails.
 MODEL_FEATURES: tuple[tuple[str, str], ...] = (
     ("recency_days", "identity"),
     ("purchases_per_month", "log1p"),
@@ -34,7 +34,7 @@ MODEL_FEATURES: tuple[tuple[str, str], ...] = (
     ("children", "identity"),
 )
 
-# Naming phrases (above average, below average), as in segflow.lib.models.clustering._PHRASES.
+# Naming phrases (above average, below average), as in segflow.lib.models.naming._PHRASES.
 PHRASES: dict[str, tuple[str, str]] = {
     "spend_per_month": ("High-spending", "Low-spending"),
     "purchases_per_month": ("Frequent", "Infrequent"),
