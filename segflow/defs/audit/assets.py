@@ -16,7 +16,7 @@ import polars as pl
 
 from segflow.defs.audit.months import AUDIT, current, frames, months_in, tagged
 from segflow.defs.contract_checks import contract_metadata, contract_specs, with_contract_checks
-from segflow.defs.lineage import lineage, table_metadata
+from segflow.defs.lineage import lineage_output, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import PUBLISHED_FRESHNESS
 from segflow.defs.resources import SegflowSettings
@@ -29,13 +29,6 @@ from segflow.lib.audit.migration import MIGRATION_SCHEMA, migration_matrix, stay
 from segflow.lib.models.alignment import aligned_ids
 from segflow.lib.models.model_types import SegmentationModel
 from segflow.lib.periods import shift
-
-
-def _published(
-    context: dg.AssetExecutionContext, table: pl.DataFrame, rows_in: dict[str, int], **extra: Any
-) -> dg.Output[pl.DataFrame]:
-    """The month's table with its lineage: rows read per input, rows written, and ``extra``."""
-    return dg.Output(table, metadata=lineage(context, rows_in=rows_in, rows_out=table.height, **extra))
 
 
 def _against_previous(table: pl.DataFrame, period: str) -> pl.DataFrame:
@@ -67,10 +60,11 @@ def kpi_audit(
     }
     shown = ("segment_id", "segment_name", "customers", "customer_share", "new_customers", "lost_customers",
              "revenue_share")  # fmt: skip
-    return _published(
+    return lineage_output(
         context,
         kpis,
         rows_in,
+        kpis.height,
         previous_period=shift(period, -1) if previous is not None else "none",
         kpis=table_metadata(kpis.select(*shown)),
     )
@@ -97,10 +91,11 @@ def campaign_lift(
         "segment_assignments": segment_assignments.height,
         "campaign_exposures": campaign_exposures.height,
     }
-    return _published(
+    return lineage_output(
         context,
         lift,
         rows_in,
+        lift.height,
         tests=tested.height,
         significant=int(tested["significant"].sum()),
         min_arm_size=config.min_arm_size,
@@ -126,10 +121,11 @@ def segment_migration(
         matrix = pl.concat([migration_matrix(previous, assigned, kind) for kind in kinds])
     matrix = _against_previous(matrix, period)
     stays = {kind: stay_rate(matrix.filter(pl.col("kind") == kind)) for kind in ("cluster", "rfm")}
-    return _published(
+    return lineage_output(
         context,
         matrix,
         {"segment_assignments": sum(f.height for f in months.values())},
+        matrix.height,
         previous_period=shift(period, -1) if previous is not None else "none",
         # Computed from segment ids (a customer stayed when the aligned id is the same).
         stay_rate_cluster=round(stays["cluster"], 4) if stays["cluster"] is not None else "n/a",
@@ -166,10 +162,11 @@ def segment_drift(
     else:
         drift = pl.DataFrame(schema=DRIFT_SCHEMA)
     drift = _against_previous(drift, period)
-    return _published(
+    return lineage_output(
         context,
         drift,
         {"customer_features": sum(f.height for f in features.values())},
+        drift.height,
         previous_period=prev_key if prev_key in features else "none",
         major_drift=", ".join(major_drift(drift)["name"].to_list()) or "none",
         max_feature_psi=round(float(drift.filter(pl.col("kind") == "feature")["psi"].max() or 0.0), 4),
@@ -208,10 +205,11 @@ def segment_backtest(
         "segment_assignments": assigned.height if assigned is not None else 0,
         "customer_profiles": sum(f.height for f in outcome_months.values()),
     }
-    return _published(
+    return lineage_output(
         context,
         result,
         rows_in,
+        result.height,
         assigned_period=assigned_period if assigned is not None else "none",
         horizon_months=horizon,
         kruskal_p=float(p_value) if p_value is not None else "n/a",

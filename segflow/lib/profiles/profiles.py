@@ -60,7 +60,7 @@ class ProfileBuild:
     recoded_values: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RECODED_SCHEMA))
     # The month's accepted campaign exposures (CAMPAIGNS columns, file order), cleaned by the same rules
     # as the profiles' campaign activity: what the audit's KPIs and campaign lift count.
-    exposures: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CAMPAIGNS))
+    exposures: pl.DataFrame = field(default_factory=lambda: _no_exposures())
 
 
 def build_profiles(
@@ -94,9 +94,10 @@ def build_profiles(
     profiles = impute_surveys(profiles, seed, imputation)
     quarantined = pl.concat([r.quarantined for r in results.values()], how="vertical")
     accounting = {source: r.accounting() for source, r in results.items()}
-    exposures = results["campaigns"].accepted.select(*CAMPAIGNS) if "campaigns" in results else None
-    return ProfileBuild(profiles, quarantined, accounting, recoded, recoded_values,
-                        *([exposures] if exposures is not None else []))  # fmt: skip
+    exposures = (
+        results["campaigns"].accepted.select(*CAMPAIGNS) if "campaigns" in results else _no_exposures()
+    )
+    return ProfileBuild(profiles, quarantined, accounting, recoded, recoded_values, exposures)
 
 
 @dataclass(frozen=True)
@@ -245,3 +246,7 @@ def _no_transactions() -> pl.DataFrame:
     from segflow.lib.sources.ingest import empty_source
 
     return empty_source("transactions")
+
+
+def _no_exposures() -> pl.DataFrame:
+    return pl.DataFrame(schema=CAMPAIGNS)
