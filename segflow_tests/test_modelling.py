@@ -136,7 +136,8 @@ def test_finalists_choose_what_measuring_every_candidate_would(seed: int) -> Non
     truth = [
         {"family": str(rng.choice(["kmeans", "ward", "hdbscan", "gmm"])), "k": int(rng.integers(2, 9)),
          "min_segment_share": float(rng.choice([0.01, 0.05])), "validity": round(float(rng.uniform(0, 1)), 2),
-         "ari_refits": float(rng.uniform(-0.1, 1)), "stability": float(rng.choice([0.5, 0.9]))}
+         "ari_refits": float(rng.uniform(-0.1, 1)), "stability": float(rng.choice([0.5, 0.9])),
+         "se": float(rng.choice([0.0, 0.01, 0.05]))}
         for _ in range(n)
     ]  # fmt: skip
 
@@ -146,7 +147,8 @@ def test_finalists_choose_what_measuring_every_candidate_would(seed: int) -> Non
         ]
 
     def measure(row: dict) -> None:
-        row.update(combined=row["validity"] / 3 + 0.5 * row["ari_refits"])
+        # A bootstrap standard error, so that near ties (selection.tie_tolerance) are drawn too.
+        row.update(combined=row["validity"] / 3 + 0.5 * row["ari_refits"], ari_refits_se=row["se"])
         row["viable"] = row["min_segment_share"] >= 0.02 and row["stability"] >= settings.min_stability
 
     everything = unmeasured()

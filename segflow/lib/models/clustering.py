@@ -101,7 +101,7 @@ def fit_segments(
     # provide the parallelism instead.
     with single_threaded():
         rows, rules, sampling = sweep(design.matrix, settings, oot)
-    chosen = select(rows)
+    chosen = select(rows, out_of_time=bool(settings.oot_weight))
     rule, k = rules[chosen], rows[chosen]["k"]
     labels = apply(rule, design.matrix)
     monetary = features[value_column].cast(pl.Float64).fill_nan(None).fill_null(0.0).to_numpy()

@@ -13,16 +13,23 @@ the text and the code cannot disagree): discard candidates whose smallest segmen
 take the highest combined criterion ``(silhouette + 1 / (1 + davies_bouldin) + calinski_harabasz /
 max calinski_harabasz over the sweep) / 3 + ARI_WEIGHT * ari_refits - oot_weight * oot_shortfall``
 (three validity indices on comparable 0-1 scales, a partition that refits to itself, and segments
-that explain later revenue and purchases nearly as well as the best candidate: ``_oot_target``
-and ``segflow.lib.models.out_of_time``; 0 while no earlier month is built); ties go to the earlier family in ``families`` and then the smaller k. If nothing is
-viable, the best combined criterion overall is returned, and the gating checks fail.
+that explain later revenue and purchases nearly as well as the best candidate the rule could
+choose: ``_oot_target`` and ``segflow.lib.models.out_of_time``; 0 while no earlier month is built).
+Near ties (``tie_tolerance``): a candidate whose combined criterion is within ``TIE_SE`` standard
+errors of the best's (the standard error of a difference of two bootstrap ARI means, from the best's
+own refits) is tied with it, since the bootstrap cannot tell them apart; among the tied, the higher
+criterion without its ARI term wins (validity and out-of-time shortfall, measured on the same
+sample for every candidate, so free of the bootstrap's noise), then the larger out-of-time
+separation, then the earlier family in ``families`` and the smaller k. If nothing is viable, the
+same rule over every measured candidate is returned, and the gating checks fail.
 
 Finalists: the bootstrap refits are most of a sweep's fits, and only the rule's winner needs them.
 ARI is at most 1, so every candidate's combined criterion is at most its ``combined_bound``
 (validity term + 0.5). Stability is measured in decreasing bound until the best viable candidate's
-combined criterion exceeds every remaining bound (``_finalists``): the rest could not win, and keep
-``finalist`` False with their stability and combined criterion None. The winner is the candidate
-the rule would pick had every candidate been measured.
+combined criterion, less its tie tolerance, exceeds every remaining bound (``_finalists``): the rest
+could neither win nor tie, and keep ``finalist`` False with their stability and combined criterion
+None. The winner is the candidate the rule would pick had every candidate been measured. With the
+out-of-time criterion on, the candidates that set its target are measured too (``_oot_target``).
 """
 
 from __future__ import annotations
@@ -34,16 +41,29 @@ import numpy as np
 from segflow.lib.models.families import FAMILY_NAMES, FAMILY_ORDER, apply, fit_family, grids
 
 ARI_WEIGHT = 0.5  # weight of the mean ARI of bootstrap refits in the combined criterion
+# Candidates closer than TIE_SE standard errors of the ARI term's difference are tied (about a 95%
+# two-sided band). Without it, the planted histories' choice flipped between k-means k = 4 and 5,
+# 0.003 apart (1.6 standard errors), with a change as small as keeping orphan customers' lines.
+TIE_SE = 2.0
+
+
+def tie_tolerance(row: dict) -> float:
+    """How far below ``row``'s combined criterion a candidate still ties with it: ``TIE_SE`` times
+    the standard error of the difference of two bootstrap ARI means, each with ``row``'s standard
+    error (the only score measured on resamples; the rest are on one sample common to every
+    candidate, so they carry no noise between candidates)."""
+    return TIE_SE * ARI_WEIGHT * float(np.sqrt(2.0)) * float(row.get("ari_refits_se") or 0.0)
 
 
 def rule_text(settings) -> str:
     """The selection rule in words, with the thresholds and weights ``sweep`` and ``select`` use:
     stored with each model and printed by the report's footnote and Methods alike."""
     order = ", ".join(FAMILY_NAMES[f] for f in FAMILY_ORDER if f in settings.families)
+    tie_oot = " the larger out-of-time separation, then" if settings.oot_weight else ""
     oot = (
         f" − {settings.oot_weight:g} × out-of-time shortfall (how far the candidate's out-of-time "
-        f"separation falls below {1 - settings.oot_tolerance:.0%} of the best among candidates with "
-        "large enough segments; separation: the share of the rank variance of the revenue and "
+        f"separation falls below {1 - settings.oot_tolerance:.0%} of the best among candidates that "
+        "pass both floors; separation: the share of the rank variance of the revenue and "
         "purchases of the months after an earlier month that the segments of that month's customers "
         "explain; 0 while no earlier month is built)"
         if settings.oot_weight
@@ -53,9 +73,11 @@ def rule_text(settings) -> str:
         f"candidates with a segment under {settings.min_segment_share:.0%} of customers or a mean "
         f"bootstrap Jaccard under {settings.min_stability:.2f} are discarded; the highest score "
         "wins: (silhouette + 1/(1 + Davies-Bouldin) + Calinski-Harabasz / its maximum in the sweep) / 3 "
-        f"+ {ARI_WEIGHT:g} × mean ARI of bootstrap refits{oot}; ties go to the family order ({order}), "
-        "then the smaller k; if no candidate passes both floors, the highest score overall is chosen "
-        "and the gating checks fail"
+        f"+ {ARI_WEIGHT:g} × mean ARI of bootstrap refits{oot}; candidates within {TIE_SE:g} standard "
+        "errors of the best score (the bootstrap ARI's) are tied, and among them the higher score "
+        f"without its ARI term wins, then{tie_oot} the family order "
+        f"({order}) and the smaller k; if no candidate passes both floors, the same rule over every "
+        "candidate is applied and the gating checks fail"
     )
 
 
@@ -119,7 +141,7 @@ def _reference_log_w(
 def _row(family: str, params: dict) -> dict:
     """A sweep row before scoring: every score None (a degenerate fit keeps them so)."""
     scores = ("silhouette", "calinski_harabasz", "davies_bouldin", "gap", "gap_sd", "min_segment_share",
-              "noise_share", "stability", "stability_min", "ari_refits", "segment_jaccard", "oot_revenue",
+              "noise_share", "stability", "stability_min", "ari_refits", "ari_refits_se", "segment_jaccard", "oot_revenue",
               "oot_purchases", "oot_separation", "oot_shortfall", "combined", "combined_bound")  # fmt: skip
     return {"family": family, "params": dict(params), "k": params.get("k"), **dict.fromkeys(scores),
             "finalist": False, "viable": False}  # fmt: skip
@@ -144,21 +166,43 @@ def _score(row: dict, labels: np.ndarray, k: int, score_rows: np.ndarray, score_
         row.update(gap=ref_mean - _log_w(score_x[:2_000], sample_labels[:2_000]), gap_sd=ref_sd)
 
 
-def _oot_target(rows: list[dict], settings) -> float | None:
+def _oot_target(rows: list[dict], settings, measure) -> float | None:
     """The out-of-time separation a candidate must reach to lose nothing: ``1 - oot_tolerance`` of
-    the best among candidates whose segments are large enough (None: no evidence this month).
+    the best among the candidates that pass both floors (None: no evidence this month). ``measure(i)``
+    bootstraps candidate i's stability if it is not measured yet.
 
     A shortfall, not a reward: splitting a segment along anything that correlates with value
     always explains a little more of later value, so rewarding separation itself chose k = 7 over
     the planted 5 (ARI 0.88). What the criterion must do is stop a split that explains clearly less
     than the best available (k = 2, "recent vs lapsing") from winning on geometry alone; among
     candidates within the tolerance of the best, the validity indices and stability decide.
+
+    Only a candidate the rule could choose sets the bar: candidates are measured in decreasing
+    separation until one passes the stability floor too. When any large-segment candidate set it,
+    unstable Gaussian mixtures (mean Jaccard 0.58 to 0.72) explaining 0.35 of later value put the
+    bar above the planted k = 5 (0.22) on a planted history, and Ward k = 7 won (ARI 0.888): a
+    candidate that is discarded changed which of the others won. With none passing, the best with
+    large enough segments sets it, as before; at ``oot_weight`` 0 nothing is measured for it.
     """
-    scored = [r for r in rows if r["oot_separation"] is not None]
-    large = [r for r in scored if r["min_segment_share"] >= settings.min_segment_share] or scored
+    scored = [
+        i for i, r in enumerate(rows) if r["oot_separation"] is not None and r["silhouette"] is not None
+    ]
+    large = [i for i in scored if rows[i]["min_segment_share"] >= settings.min_segment_share] or scored
     if not large:
         return None
-    return (1 - settings.oot_tolerance) * max(r["oot_separation"] for r in large)
+    large.sort(
+        key=lambda i: (-rows[i]["oot_separation"], FAMILY_ORDER.index(rows[i]["family"]), rows[i]["k"], i)
+    )
+    best = rows[large[0]]["oot_separation"]
+    if settings.oot_weight:
+        for i in large:
+            if rows[i]["min_segment_share"] < settings.min_segment_share:
+                break  # no candidate has large enough segments: keep the best of them all
+            measure(i)
+            if rows[i]["stability"] >= settings.min_stability:
+                best = rows[i]["oot_separation"]
+                break
+    return (1 - settings.oot_tolerance) * best
 
 
 def _finalists(rows: list[dict], settings):
@@ -167,9 +211,9 @@ def _finalists(rows: list[dict], settings):
 
     ARI is at most 1, so a candidate's combined criterion is at most ``combined_bound``, its validity
     term plus 0.5. Candidates are measured in decreasing bound (then the rule's tie order): once the
-    best viable one's combined criterion exceeds the next bound, no one left can win. Only candidates
-    with large enough segments can be viable; if none of them is, the fallback (the best combined
-    criterion overall) is bounded the same way over the rest.
+    best viable one's combined criterion, less its tie tolerance, exceeds the next bound, no one left
+    can win or tie with it. Only candidates with large enough segments can be viable; if none of them
+    is, the fallback (the rule over every measured candidate) is bounded the same way over the rest.
     """
     bound = {i: round(r["combined_bound"], 12) for i, r in enumerate(rows) if r["combined_bound"] is not None}
     order = sorted(bound, key=lambda i: (-bound[i], FAMILY_ORDER.index(rows[i]["family"]), rows[i]["k"], i))
@@ -181,11 +225,14 @@ def _finalists(rows: list[dict], settings):
 
 
 def _until_beaten(rows: list[dict], pool: list[int], bound: dict[int, float], counts):
-    """``pool`` in order, until a measured candidate that ``counts`` beats the next one's bound."""
+    """``pool`` in order, until the best measured candidate that ``counts``, less its tie tolerance,
+    beats the next one's bound."""
     for i in pool:
-        measured = [round(r["combined"], 12) for r in rows if r["combined"] is not None and counts(r)]
-        if measured and max(measured) > bound[i]:
-            return
+        measured = [r for r in rows if r["combined"] is not None and counts(r)]
+        if measured:
+            best = max(measured, key=lambda r: round(r["combined"], 12))
+            if round(best["combined"] - tie_tolerance(best), 12) > bound[i]:
+                return
         yield i
 
 
@@ -197,6 +244,14 @@ def _refit(row: dict, stab_x: np.ndarray, draw: np.ndarray, points: np.ndarray, 
         row["family"], [row["params"]], stab_x[draw], seed, min(settings.n_init, 3), settings.minibatch_above
     )
     return None if fit is None else apply(fit, stab_x[points])
+
+
+def _combine(row: dict, validity: float, settings) -> None:
+    """A measured candidate's combined criterion and whether it passes both floors."""
+    row["combined"] = validity + ARI_WEIGHT * row["ari_refits"]
+    row["viable"] = bool(
+        row["min_segment_share"] >= settings.min_segment_share and row["stability"] >= settings.min_stability
+    )
 
 
 def sweep(
@@ -249,7 +304,15 @@ def sweep(
                 row.update(separation(apply(rule, oot.matrix), oot.revenue_ranks, oot.purchase_ranks))
             references[len(rows) - 1] = labels[stab_rows]
     ch_max = max((r["calinski_harabasz"] for r in rows if r["calinski_harabasz"] is not None), default=1.0)
-    target = _oot_target(rows, settings)
+
+    def measure(i: int) -> None:  # bootstrap stability, once per candidate
+        row = rows[i]
+        if not row["finalist"]:
+            refits = [(pts, _refit(row, stab_x, d, pts, seed + b + 1, settings))
+                      for b, (d, pts) in enumerate(zip(draws, points, strict=True))]  # fmt: skip
+            row.update(bootstrap_stability(references[i], row["k"], refits), finalist=True)
+
+    target = _oot_target(rows, settings, measure)
     for i, row in enumerate(rows):
         if row["silhouette"] is not None:
             shortfall = max(0.0, target - (row["oot_separation"] or 0.0)) if target is not None else 0.0
@@ -258,40 +321,43 @@ def sweep(
                 row["silhouette"] + 1 / (1 + row["davies_bouldin"]) + row["calinski_harabasz"] / ch_max
             ) / 3 - settings.oot_weight * shortfall
             row["combined_bound"] = validity[i] + ARI_WEIGHT  # ari_refits is at most 1
+            if row["finalist"]:  # measured for the out-of-time target
+                _combine(row, validity[i], settings)
     for i in _finalists(rows, settings):
-        row = rows[i]
-        refits = [(pts, _refit(row, stab_x, d, pts, seed + b + 1, settings))
-                  for b, (d, pts) in enumerate(zip(draws, points, strict=True))]  # fmt: skip
-        row.update(bootstrap_stability(references[i], row["k"], refits), finalist=True)
-        row["combined"] = validity[i] + ARI_WEIGHT * row["ari_refits"]
-        row["viable"] = bool(
-            row["min_segment_share"] >= settings.min_segment_share
-            and row["stability"] >= settings.min_stability
-        )
-    sampling = {
-        "rows": n,
-        "fit_rows": {f: int(len(r)) for f, r in fit_rows.items()},
-        "index_sample_rows": int(len(score_rows)),
-        "gap_sample_rows": int(min(2_000, len(score_rows))),
-        "stability_sample_rows": int(len(stab_rows)),
-        "stability_resamples": settings.stability_resamples,
-        "stability_finalists": sum(r["finalist"] for r in rows),
-    }
+        measure(i)
+        _combine(rows[i], validity[i], settings)
+    sampling = {"rows": n, "fit_rows": {f: int(len(r)) for f, r in fit_rows.items()},
+                "index_sample_rows": int(len(score_rows)), "gap_sample_rows": int(min(2_000, len(score_rows))),
+                "stability_sample_rows": int(len(stab_rows)), "stability_resamples": settings.stability_resamples,
+                "stability_finalists": sum(r["finalist"] for r in rows)}  # fmt: skip
     return rows, rules, sampling
 
 
-def select(rows: list[dict]) -> int:
-    """Index of the chosen candidate under the documented rule (see the module docstring)."""
+def select(rows: list[dict], out_of_time: bool = True) -> int:
+    """Index of the chosen candidate under the documented rule (see the module docstring): the best
+    combined criterion, or among the candidates tied with it (``tie_tolerance``) the highest
+    criterion without its ARI term, then the larger out-of-time separation (``out_of_time`` False,
+    as at ``oot_weight`` 0: not read), the family order and the smaller k."""
     scored = [i for i, r in enumerate(rows) if r["combined"] is not None]
     if not scored:
         raise ValueError("no candidate produced a valid segmentation (every fit was degenerate)")
     viable = [i for i in scored if rows[i]["viable"]] or scored
+
+    def order(i: int) -> tuple:
+        return FAMILY_ORDER.index(rows[i]["family"]), rows[i]["k"], i
+
+    best = min(viable, key=lambda i: (-round(rows[i]["combined"], 12), *order(i)))
+    floor = round(rows[best]["combined"] - tie_tolerance(rows[best]), 12)
+    tied = [i for i in viable if round(rows[i]["combined"], 12) >= floor]
     return min(
-        viable,
+        tied,
         key=lambda i: (
-            -round(rows[i]["combined"], 12),
-            FAMILY_ORDER.index(rows[i]["family"]),
-            rows[i]["k"],
-            i,
+            -round(rows[i]["combined"] - ARI_WEIGHT * rows[i]["ari_refits"], 12),
+            -(
+                rows[i].get("oot_separation")
+                if out_of_time and rows[i].get("oot_separation") is not None
+                else -np.inf
+            ),
+            *order(i),
         ),
     )

@@ -55,6 +55,9 @@ def bootstrap_stability(
         "stability": float(per_segment.mean()) if k else 0.0,
         "stability_min": float(per_segment.min()) if k else 0.0,
         "ari_refits": float(np.mean(aris)) if aris else 0.0,
+        # The standard error of that mean, the noise of the combined criterion's ARI term: select()
+        # treats candidates closer than this noise as tied (segflow.lib.models.selection).
+        "ari_refits_se": float(np.std(aris, ddof=1) / np.sqrt(len(aris))) if len(aris) > 1 else 0.0,
     }
 
 
