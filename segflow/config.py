@@ -47,11 +47,11 @@ class CleaningSettings:
     # customer profiled with unknown demographics (imputed and flagged like any missing value), or
     # "quarantine" every such row as `orphan_customer_id`. Real exports often hold line items of
     # households the CRM extract does not cover (43% of one grocery export's line items).
-    # The default stays "quarantine" for now: with "keep", the planted synthetic histories'
-    # model selection flipped between near-tied candidates (planted ARI 0.888 on one of four sets,
-    # ids kept 0.827 against 0.95), a fragility of the selection to fix before "keep" can be the
-    # default (see the 2026-12-02 closing note on issue 17).
-    orphans: str = "quarantine"
+    # "keep" is the default (issue 17): dropping a customer's purchases because an extract of the
+    # CRM missed them loses real revenue. It waited for the selection's near-tie rule
+    # (segflow/lib/models/selection.py tie_tolerance): before it, keeping the planted histories'
+    # orphan lines flipped the choice between near-tied candidates (planted ARI 0.888, ids kept 0.827).
+    orphans: str = "keep"
     # Transaction lines equal in every canonical column: "drop" all but the first (a repeated
     # export), "keep" them as repeat purchases, or "auto": drop where the source has invoice ids,
     # keep where segflow derives them (one invoice per customer and day), since two identical lines

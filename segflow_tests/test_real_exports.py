@@ -61,7 +61,7 @@ def _build(tx: pl.DataFrame, settings: CleaningSettings | None = None, crm: bool
 
 
 def test_orphans_are_kept_with_unknown_demographics_imputed_and_counted_under_keep() -> None:
-    assert CleaningSettings().orphans == "quarantine"  # the default, until selection is robust (config.py)
+    assert CleaningSettings().orphans == "keep"  # the default (issue 17): real extracts cover part of the base
     build = _build(_tx(["C1", "C9", "C9", "C2"]), CleaningSettings(orphans="keep"))
     assert "orphan_customer_id" not in build.quarantined["rule_id"].to_list()
     orphan = build.profiles.filter(pl.col("customer_id") == "C9").row(0, named=True)
