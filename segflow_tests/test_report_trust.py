@@ -168,3 +168,12 @@ def test_a_new_segment_reusing_an_id_is_not_compared_with_last_months_id(inputs)
     card = next(c for c in _segment_cards(inputs) if c["label"] == "0: Big spenders")  # no chart rendering
     assert card["change"] == "new this month: no segment of 2024-02 matches it"
     assert all("pp share vs" in c["change"] for c in _segment_cards(inputs) if c["label"] != "0: Big spenders")
+
+
+def test_a_month_where_no_segment_reaches_the_minimum_cell_still_renders(inputs) -> None:
+    # The profile heatmap of no reportable segment was an empty image, and matplotlib raised.
+    from segflow.lib.report import render_report
+
+    html = render_report(inputs.__class__(**{**inputs.__dict__, "min_cell": 10**9}))
+    assert 'id="chart-segment-profiles"' not in html
+    assert 'id="chart-segment-profiles"' in render_report(inputs)

@@ -56,9 +56,12 @@ def bar_chart(labels: list[str], values: list[float], title: str, xlabel: str) -
 
 
 def profile_heatmap(segments: list[str], features: list[str], z: list[list[float]], title: str) -> str:
-    """Segments by features, coloured by the z-score of the segment mean against all customers."""
+    """Segments by features, coloured by the z-score of the segment mean against all customers; no
+    chart ("") when no segment is reportable (every one under ``report.min_cell_customers``)."""
     import numpy as np
 
+    if not segments:
+        return ""
     fig, ax = _figure(1.1 * len(features) + 3, 0.5 * len(segments) + 1.8)
     matrix = np.array(z, dtype=float)
     image = ax.imshow(matrix, cmap="PuOr_r", vmin=-2, vmax=2, aspect="auto")
