@@ -28,16 +28,21 @@ def test_candidates_within_the_bootstrap_noise_are_tied_and_the_noise_free_score
     assert select([four, dict(five, viable=False)]) == 0
 
 
-def test_among_tied_candidates_with_equal_validity_the_larger_out_of_time_separation_wins() -> None:
+def test_among_tied_candidates_the_larger_out_of_time_separation_wins_then_validity() -> None:
+    # b's validity (1.049 - 0.49) is below a's (1.050 - 0.49): it wins on later value alone.
     a = _candidate("kmeans", 5, 1.050, 0.98, 0.005, oot_separation=0.20)
-    b = _candidate("ward", 5, 1.050, 0.98, 0.005, oot_separation=0.25)
+    b = _candidate("ward", 5, 1.049, 0.98, 0.005, oot_separation=0.25)
     assert select([a, b]) == 1
-    assert select([a, dict(b, oot_separation=0.15)]) == 0  # then the family order
+    assert select([a, dict(b, oot_separation=0.15)]) == 0
+    assert select([a, dict(b, combined=1.030)]) == 0  # not tied: the better combined criterion
+    equal = dict(b, combined=1.050, oot_separation=0.20)
+    assert select([equal, a]) == 1  # all else equal, the family order (k-means first)
 
 
 def test_rule_text_states_the_tie_rule() -> None:
     text = rule_text(ModelSettings())
     assert f"within {TIE_SE:g} standard errors" in text and "without its ARI term" in text
+    assert "the larger out-of-time separation wins, then the higher score" in text
     assert ARI_WEIGHT == 0.5
 
 

@@ -17,10 +17,11 @@ that explain later revenue and purchases nearly as well as the best candidate th
 choose: ``_oot_target`` and ``segflow.lib.models.out_of_time``; 0 while no earlier month is built).
 Near ties (``tie_tolerance``): a candidate whose combined criterion is within ``TIE_SE`` standard
 errors of the best's (the standard error of a difference of two bootstrap ARI means, from the best's
-own refits) is tied with it, since the bootstrap cannot tell them apart; among the tied, the higher
-criterion without its ARI term wins (validity and out-of-time shortfall, measured on the same
-sample for every candidate, so free of the bootstrap's noise), then the larger out-of-time
-separation, then the earlier family in ``families`` and the smaller k. If nothing is viable, the
+own refits) is tied with it, since the bootstrap cannot tell them apart; among the tied, the larger
+out-of-time separation wins (segments that explain more of later value are the ones to act on),
+then the higher criterion without its ARI term (validity and out-of-time shortfall, measured on the
+same sample for every candidate, so free of the bootstrap's noise; it decides alone while no earlier
+month is built), then the earlier family in ``families`` and the smaller k. If nothing is viable, the
 same rule over every measured candidate is returned, and the gating checks fail.
 
 Finalists: the bootstrap refits are most of a sweep's fits, and only the rule's winner needs them.
@@ -59,7 +60,7 @@ def rule_text(settings) -> str:
     """The selection rule in words, with the thresholds and weights ``sweep`` and ``select`` use:
     stored with each model and printed by the report's footnote and Methods alike."""
     order = ", ".join(FAMILY_NAMES[f] for f in FAMILY_ORDER if f in settings.families)
-    tie_oot = " the larger out-of-time separation, then" if settings.oot_weight else ""
+    tie_oot = "the larger out-of-time separation wins, then " if settings.oot_weight else ""
     oot = (
         f" − {settings.oot_weight:g} × out-of-time shortfall (how far the candidate's out-of-time "
         f"separation falls below {1 - settings.oot_tolerance:.0%} of the best among candidates that "
@@ -74,8 +75,8 @@ def rule_text(settings) -> str:
         f"bootstrap Jaccard under {settings.min_stability:.2f} are discarded; the highest score "
         "wins: (silhouette + 1/(1 + Davies-Bouldin) + Calinski-Harabasz / its maximum in the sweep) / 3 "
         f"+ {ARI_WEIGHT:g} × mean ARI of bootstrap refits{oot}; candidates within {TIE_SE:g} standard "
-        "errors of the best score (the bootstrap ARI's) are tied, and among them the higher score "
-        f"without its ARI term wins, then{tie_oot} the family order "
+        f"errors of the best score (the bootstrap ARI's) are tied, and among them {tie_oot}the higher "
+        "score without its ARI term wins, then the family order "
         f"({order}) and the smaller k; if no candidate passes both floors, the same rule over every "
         "candidate is applied and the gating checks fail"
     )
@@ -335,9 +336,9 @@ def sweep(
 
 def select(rows: list[dict], out_of_time: bool = True) -> int:
     """Index of the chosen candidate under the documented rule (see the module docstring): the best
-    combined criterion, or among the candidates tied with it (``tie_tolerance``) the highest
-    criterion without its ARI term, then the larger out-of-time separation (``out_of_time`` False,
-    as at ``oot_weight`` 0: not read), the family order and the smaller k."""
+    combined criterion, or among the candidates tied with it (``tie_tolerance``) the larger
+    out-of-time separation (``out_of_time`` False, as at ``oot_weight`` 0: not read), then the
+    highest criterion without its ARI term, the family order and the smaller k."""
     scored = [i for i, r in enumerate(rows) if r["combined"] is not None]
     if not scored:
         raise ValueError("no candidate produced a valid segmentation (every fit was degenerate)")
@@ -352,12 +353,12 @@ def select(rows: list[dict], out_of_time: bool = True) -> int:
     return min(
         tied,
         key=lambda i: (
-            -round(rows[i]["combined"] - ARI_WEIGHT * rows[i]["ari_refits"], 12),
             -(
                 rows[i].get("oot_separation")
                 if out_of_time and rows[i].get("oot_separation") is not None
                 else -np.inf
             ),
+            -round(rows[i]["combined"] - ARI_WEIGHT * rows[i]["ari_refits"], 12),
             *order(i),
         ),
     )
