@@ -75,23 +75,17 @@ def _in_period(column: str, start: datetime, end: datetime) -> pl.Expr:
     return (pl.col(column) >= start) & (pl.col(column) < end)
 
 
+def _compiled(table: list[rule_table.TableRule]) -> list[Rule]:
+    """Rules of the engine-neutral table, compiled to polars."""
+    return [Rule(r.rule_id, r.reason, rule_table.to_polars(r.predicate)) for r in table]
+
+
 def _parse_rule() -> Rule:
-    return Rule(
-        "unparseable_value", "a value could not be cast to its type", pl.col("_parse_error").is_not_null()
-    )
+    return _compiled([rule_table.parse_rule()])[0]
 
 
 def _customer_id_rules(known_customers: pl.Series | None) -> list[Rule]:
-    rules = [Rule("missing_customer_id", "customer id is missing", pl.col("customer_id").is_null())]
-    if known_customers is not None:
-        rules.append(
-            Rule(
-                "orphan_customer_id",
-                "customer id is not in the CRM snapshot",
-                ~pl.col("customer_id").is_in(known_customers.implode()),
-            )
-        )
-    return rules
+    return _compiled(rule_table.customer_id_rules(known_customers))
 
 
 def _row_rules(known_customers: pl.Series | None) -> list[Rule]:
@@ -113,8 +107,7 @@ def transaction_rules(
     columns: list[str] | None = None,
 ) -> list[Rule]:
     """The transaction rules of ``rule_table.transaction_rule_table``, compiled to polars."""
-    table = rule_table.transaction_rule_table(start, end, settings, known_customers, columns)
-    return [Rule(r.rule_id, r.reason, rule_table.to_polars(r.predicate)) for r in table]
+    return _compiled(rule_table.transaction_rule_table(start, end, settings, known_customers, columns))
 
 
 def _snapshot_row_rules(end: datetime) -> list[Rule]:
