@@ -135,6 +135,7 @@ def _chosen(fit) -> dict:
         "family": row["family"], "k": row["k"], "silhouette": row["silhouette"],
         "stability": row["stability"], "oot_revenue": row["oot_revenue"],
         "oot_purchases": row["oot_purchases"], "oot_separation": row["oot_separation"],
+        "oot_beyond_rfm": row.get("oot_beyond_rfm"), "oot_shortfall": row.get("oot_shortfall"),
     }  # fmt: skip
 
 
@@ -152,7 +153,8 @@ def study(settings, profiles: dict, features: dict, months: list[str] | None) ->
         row = {"month": month, "customers": features[month].height, "evidence": after.out_of_time,
                "before": _chosen(before), "after": _chosen(after),
                "candidates": [{k: r[k] for k in ("family", "params", "k", "silhouette", "min_segment_share",
-                                                 "stability", "oot_separation", "combined", "viable")}
+                                                 "stability", "oot_separation", "oot_beyond_rfm",
+                                                 "oot_beyond_rfm_noise", "oot_shortfall", "combined", "viable")}
                               for r in after.sweep]}  # fmt: skip
         out.append(row)
         print(_line(row), flush=True)
@@ -168,6 +170,7 @@ def _line(row: dict) -> str:
     return (
         f"{row['month']} n={row['customers']:>5}  before {b['family']:>7} k={b['k']} oot={_fmt(b['oot_separation'])}"
         f"  after {a['family']:>7} k={a['k']} oot={_fmt(a['oot_separation'])}"
+        f" beyond RFM {_fmt(a.get('oot_beyond_rfm'))}"
         f" (revenue {_fmt(a['oot_revenue'])}, purchases {_fmt(a['oot_purchases'])})"
         + ("" if row["evidence"]["available"] else f"  [no evidence: {row['evidence']['reason']}]")
     )

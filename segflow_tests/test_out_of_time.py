@@ -16,6 +16,7 @@ from segflow.lib.models.out_of_time import (
     evidence_periods,
     rank_eta_squared,
     ranks,
+    rfm_codes,
     separation,
 )
 from segflow.lib.models.selection import OutOfTime, rule_text, select, sweep
@@ -36,6 +37,8 @@ def test_rank_eta_squared_on_known_input() -> None:
         "oot_revenue": rank_eta_squared(labels, separated),
         "oot_purchases": None,
         "oot_separation": rank_eta_squared(labels, separated),
+        "oot_beyond_rfm": None,
+        "oot_beyond_rfm_noise": None,
     }
     # Kruskal-Wallis' H (tie-corrected) is what the eta squared is built from.
     from scipy.stats import kruskal
@@ -43,6 +46,25 @@ def test_rank_eta_squared_on_known_input() -> None:
     tied = np.round(labels + rng.random(600) * 3)
     h = kruskal(*[tied[labels == c] for c in range(3)]).statistic
     assert rank_eta_squared(labels, ranks(tied)) == pytest.approx((h - 2) / (600 - 3))
+
+
+def test_separation_beyond_rfm_is_what_a_segmentation_adds_to_the_rfm_segments() -> None:
+    rng = np.random.default_rng(1)
+    rfm = np.repeat([0, 1], 600)  # "recent" and "lapsing"
+    within = np.tile(np.repeat([0, 1], 300), 2)  # a split the RFM segments do not make
+    value = ranks(np.array([10.0, 100.0, 1_000.0, 10_000.0])[rfm * 2 + within] * rng.gamma(4.0, 0.25, 1200))
+    recency_split = separation(rfm, value, value, rfm)
+    four = separation(rfm * 2 + within, value, value, rfm)
+    assert recency_split["oot_separation"] > 0.6  # it explains much of later value itself...
+    assert abs(recency_split["oot_beyond_rfm"]) < 1e-9  # ...and nothing the RFM segments do not
+    assert four["oot_beyond_rfm"] > max(0.1, 30 * four["oot_beyond_rfm_noise"])
+    # A split at random within the RFM segments adds only chance, within a few of its noise's sd.
+    noise = separation(rng.integers(0, 4, 1200), value, value, rfm)
+    assert abs(noise["oot_beyond_rfm"]) < 3 * noise["oot_beyond_rfm_noise"]
+    # RFM codes from the anchor's features; the snapshot feature set has none.
+    anchor = pl.DataFrame({"rfm_segment": ["Champions", None, "At Risk", "Champions"]})
+    assert rfm_codes(anchor).tolist() == [2, 0, 1, 2]  # unscored customers are one more segment
+    assert rfm_codes(pl.DataFrame({"recency_days": [1]})) is None
 
 
 def _profile(customers: list[str], revenue: float) -> pl.DataFrame:
@@ -101,6 +123,37 @@ def test_out_of_time_separation_changes_the_choice_on_merit() -> None:
     assert off_rows[select(off_rows)]["k"] == 2  # weight 0 is the old rule, scores still reported
     assert off_rows[select(off_rows)]["oot_separation"] is not None
     assert "out-of-time shortfall" in rule_text(settings) and "out-of-time" not in rule_text(off)
+
+
+def test_a_recency_split_loses_to_segments_that_add_to_rfm() -> None:
+    """The issue's k = 2 ("recent vs lapsing"): the far blobs are the RFM segments and order later
+    value steeply, so k = 2 explains most of it by itself and passes the raw separation's bar; the
+    sub-blobs order it within them. Beyond RFM, k = 2 adds nothing and k = 4 wins on merit."""
+    rng = np.random.default_rng(5)
+    matrix, _ = _nested_blobs(rng, 800)
+    anchor, sub = _nested_blobs(rng, 800)
+    value = np.array([10.0, 100.0, 1_000.0, 10_000.0])[sub] * rng.gamma(4.0, 0.25, len(sub))
+    settings = ModelSettings(families=("kmeans",), k_max=5, n_init=3, stability_resamples=3,
+                             stability_sample=400, silhouette_sample=400)  # fmt: skip
+    rfm = sub // 2
+    raw = OutOfTime(anchor, ranks(value), ranks(np.round(value / 50)))
+    beyond = OutOfTime(anchor, raw.revenue_ranks, raw.purchase_ranks, rfm)
+    with single_threaded():
+        raw_rows, _, _ = sweep(matrix, settings, raw)
+        rows, _, _ = sweep(matrix, settings, beyond)
+    assert raw_rows[select(raw_rows)]["k"] == 2  # its own separation is within the tolerance
+    by_k = {r["k"]: r for r in rows}
+    assert by_k[2]["oot_separation"] > 0.75 * by_k[4]["oot_separation"]
+    assert by_k[2]["oot_beyond_rfm"] < 0.01 < 0.1 < by_k[4]["oot_beyond_rfm"]
+    chosen = rows[select(rows)]
+    assert chosen["k"] == 4 and chosen["viable"] and chosen["oot_shortfall"] == 0.0
+    assert by_k[2]["oot_shortfall"] > 0.7  # nearly all of the tolerated share of the best is missed
+    # Later value at random: no gain beyond chance, no bar, and the geometry decides again.
+    noise = ranks(rng.random(len(sub)))
+    with single_threaded():
+        chance, _, _ = sweep(matrix, settings, OutOfTime(anchor, noise, noise, rfm))
+    assert all(r["oot_shortfall"] is None for r in chance if r["silhouette"] is not None)
+    assert chance[select(chance)]["k"] == 2
 
 
 def test_fit_reads_the_backtest_horizon_months_before_it() -> None:

@@ -31,9 +31,9 @@ def _sweep() -> list[dict]:
     oot = {"oot_revenue": 0.21, "oot_purchases": 0.25, "oot_separation": 0.23}
     return [
         _row("kmeans", {"k": 2}, 2, 0.385, **oot, stability=0.95, ari_refits=0.9, combined=1.2, finalist=True,
-             viable=True),
+             viable=True, oot_beyond_rfm=0.002, oot_shortfall=0.68),
         _row("kmeans", {"k": 3}, 3, 0.341, **{**oot, "oot_separation": 0.31}, stability=0.91, ari_refits=0.88,
-             combined=1.3, finalist=True, viable=True),
+             combined=1.3, finalist=True, viable=True, oot_beyond_rfm=0.031, oot_shortfall=0.0),
         _row("ward", {"k": 2}, 2, 0.37, **oot),
         _row("ward", {"k": 3}, 3, 0.33, **oot),
         _row("hdbscan", {"min_cluster_share": 0.02, "metric": "euclidean"}, None, None),  # degenerate fit
@@ -53,7 +53,7 @@ def inputs():
         {**base.model.to_dict(), "family": "kmeans", "k": 3, "chosen_index": 1, "sweep": _sweep(),
          "selection_rule": rule, "features": [], "dropped_constant_features": [],
          "settings": {"k_min": 2, "k_max": 8, "n_init": 10},
-         "out_of_time": {"available": True, "anchor_period": "2023-11", "customers": 2048,
+         "out_of_time": {"available": True, "anchor_period": "2023-11", "customers": 2048, "rfm_separation": 0.24,
                          "outcome_periods": ["2023-12", "2024-01", "2024-02"]}})  # fmt: skip
     methods = methods_text(load_settings(), model)
     return dataclasses.replace(base, model=model, sweep=model.sweep, methods=methods)
@@ -83,7 +83,9 @@ def test_selection_section_has_families_one_chosen_row_and_real_values(inputs, h
     assert len(body) == len(inputs.sweep)
     chosen = [r for r in body if "(chosen)" in r]
     assert len(chosen) == 1 and "k-means (chosen)" in chosen[0] and "k = 3" in chosen[0]
-    assert "0.310 (0.210 / 0.250)" in chosen[0] and "1.300" in chosen[0]  # both scores, and the score
+    assert "0.310 (0.210 / 0.250), +0.031 beyond RFM" in chosen[0] and "1.300" in chosen[0]  # both scores
+    assert "0.230 (0.210 / 0.250), +0.002 beyond RFM, 68% short" in body[0]  # the recency split's shortfall
+    assert "which alone explain 0.240" in section  # the RFM segments' own separation, the gain's base
     hdbscan = [r for r in body if "HDBSCAN" in r]
     assert "no segmentation: the fit found fewer than two segments" in hdbscan[0]
     assert "0.212" in hdbscan[1] and "noise 7.0%" in hdbscan[1] and "min cluster 5% of sample" in hdbscan[1]

@@ -7,12 +7,22 @@ from __future__ import annotations
 import dataclasses
 
 from segflow.config import ModelSettings
-from segflow.lib.models.selection import ARI_WEIGHT, TIE_SE, _oot_target, rule_text, select, tie_tolerance
+from segflow.lib.models.selection import (
+    ARI_WEIGHT,
+    OOT_CHANCE_Z,
+    TIE_SE,
+    _oot_target,
+    oot_shortfall,
+    rule_text,
+    select,
+    tie_tolerance,
+)
 
 
 def _candidate(family: str, k: int, combined: float, ari: float, se: float, **extra) -> dict:
+    shortfall = 0.0 if "oot_separation" in extra else None  # evidence this month: a shortfall, maybe 0
     return {"family": family, "k": k, "combined": combined, "ari_refits": ari, "ari_refits_se": se,
-            "viable": True, "oot_separation": None, **extra}  # fmt: skip
+            "viable": True, "oot_separation": None, "oot_shortfall": shortfall, **extra}  # fmt: skip
 
 
 def test_candidates_within_the_bootstrap_noise_are_tied_and_the_noise_free_score_decides() -> None:
@@ -42,7 +52,7 @@ def test_among_tied_candidates_the_larger_out_of_time_separation_wins_then_valid
 def test_rule_text_states_the_tie_rule() -> None:
     text = rule_text(ModelSettings())
     assert f"within {TIE_SE:g} standard errors" in text and "without its ARI term" in text
-    assert "the larger out-of-time separation wins, then the higher score" in text
+    assert "the larger out-of-time separation beyond the RFM segments wins, then the higher score" in text
     assert ARI_WEIGHT == 0.5
 
 
@@ -71,16 +81,19 @@ def test_the_out_of_time_bar_is_set_by_a_candidate_that_passes_both_floors() -> 
     target = _oot_target(rows, settings, measure)
     # Not the unstable mixture's 0.351, nor the tiny-segment 0.40: Ward k = 8's 0.277, so k = 5's
     # 0.222 falls no more than the tolerance short.
-    assert target == (1 - settings.oot_tolerance) * 0.277
+    assert target == ((1 - settings.oot_tolerance) * 0.277, 0.277)
     assert measured == [0, 1]  # measured in decreasing separation until one passes
-    assert rows[2]["oot_separation"] >= target
+    assert rows[2]["oot_separation"] >= target[0] and oot_shortfall(rows[2], target) == 0.0
+    # Short of the bar: the share of the best it misses beyond the tolerance.
+    assert oot_shortfall(dict(rows[2], oot_separation=0.0), target) == 1 - settings.oot_tolerance
+    assert oot_shortfall(rows[2], None) is None
 
 
 def test_the_out_of_time_bar_measures_nothing_when_the_criterion_is_off() -> None:
     rows = _oot_rows()
     off = dataclasses.replace(ModelSettings(), oot_weight=0.0)
     target = _oot_target(rows, off, lambda i: (_ for _ in ()).throw(AssertionError("measured")))
-    assert target == (1 - off.oot_tolerance) * 0.351  # reported only: the best with large segments
+    assert target == ((1 - off.oot_tolerance) * 0.351, 0.351)  # reported only: the best with large segments
 
 
 def test_without_a_stable_candidate_the_bar_is_the_best_with_large_segments() -> None:
@@ -91,7 +104,7 @@ def test_without_a_stable_candidate_the_bar_is_the_best_with_large_segments() ->
     def measure(i: int) -> None:
         rows[i].update(stability=rows[i]["_stability"], finalist=True)
 
-    assert _oot_target(rows, ModelSettings(), measure) == (1 - ModelSettings().oot_tolerance) * 0.351
+    assert _oot_target(rows, ModelSettings(), measure) == ((1 - ModelSettings().oot_tolerance) * 0.351, 0.351)
 
 
 def test_at_weight_0_the_tie_break_does_not_read_out_of_time_separation() -> None:
@@ -99,3 +112,28 @@ def test_at_weight_0_the_tie_break_does_not_read_out_of_time_separation() -> Non
     b = _candidate("ward", 5, 1.050, 0.98, 0.005, oot_separation=0.25)
     assert select([a, b], out_of_time=False) == 0  # the family order, as the old rule
     assert "out-of-time" not in rule_text(dataclasses.replace(ModelSettings(), oot_weight=0.0))
+
+
+def test_the_bar_reads_the_gain_beyond_rfm_and_ignores_a_gain_within_chance() -> None:
+    rows = _oot_rows()
+    gains = (0.15, 0.14, 0.12, 0.2)  # beside their raw separation, which the bar no longer reads
+    for row, gain in zip(rows, gains, strict=True):
+        row.update(oot_beyond_rfm=gain, oot_beyond_rfm_noise=0.006)
+
+    def measure(i: int) -> None:
+        rows[i].update(stability=rows[i]["_stability"], finalist=True)
+
+    assert _oot_target(rows, ModelSettings(), measure) == ((1 - ModelSettings().oot_tolerance) * 0.14, 0.14)
+    # The best stable gain, 0.14, within OOT_CHANCE_Z standard deviations of chance: no bar at all.
+    for row in rows:
+        row.update(oot_beyond_rfm_noise=0.14 / OOT_CHANCE_Z)
+    assert _oot_target(rows, ModelSettings(), measure) is None
+
+
+def test_the_tie_break_reads_the_gain_beyond_rfm_and_only_where_the_bar_applies() -> None:
+    # a explains more later value itself, b more beyond the RFM segments: b wins the tie.
+    a = _candidate("kmeans", 2, 1.050, 0.98, 0.005, oot_separation=0.30, oot_beyond_rfm=0.001)
+    b = _candidate("kmeans", 5, 1.049, 0.98, 0.005, oot_separation=0.25, oot_beyond_rfm=0.030)
+    assert select([a, b]) == 1
+    # No bar this month (the best gain was within chance): the gain is noise and is not read.
+    assert select([dict(a, oot_shortfall=None), dict(b, oot_shortfall=None)]) == 0

@@ -127,15 +127,45 @@ def rank_eta_squared(labels: np.ndarray, rank: np.ndarray | None) -> float | Non
     return (h - k + 1) / (n - k)
 
 
+def _mean(values) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def rfm_codes(features: pl.DataFrame) -> np.ndarray | None:
+    """The anchor customers' RFM segments as integer codes (unscored customers one more code), or
+    None when the feature table has no RFM segment (the snapshot feature set)."""
+    if "rfm_segment" not in features.columns:
+        return None
+    values = features["rfm_segment"].cast(pl.String).fill_null("\x00unscored").to_numpy()
+    return np.unique(values, return_inverse=True)[1]
+
+
 def separation(
-    labels: np.ndarray, revenue_ranks: np.ndarray | None, purchase_ranks: np.ndarray | None
+    labels: np.ndarray,
+    revenue_ranks: np.ndarray | None,
+    purchase_ranks: np.ndarray | None,
+    rfm: np.ndarray | None = None,
 ) -> dict:
-    """The three sweep scores of one candidate's segments on the anchor's customers."""
+    """The sweep scores of one candidate's segments on the anchor's customers: its own separation
+    (revenue, purchases, their mean) and, with the anchor's RFM codes, what it adds beyond them
+    (``beyond_rfm``, with its chance level ``beyond_rfm_noise``; None without RFM codes)."""
     revenue = rank_eta_squared(labels, revenue_ranks)
     purchases = rank_eta_squared(labels, purchase_ranks)
-    present = [v for v in (revenue, purchases) if v is not None]
+    gain, noise = None, None
+    if rfm is not None:
+        _, joint = np.unique(np.stack([rfm, labels]), axis=1, return_inverse=True)
+        joint = joint.ravel()
+        base = [rank_eta_squared(rfm, r) for r in (revenue_ranks, purchase_ranks)]
+        crossed = [rank_eta_squared(joint, r) for r in (revenue_ranks, purchase_ranks)]
+        gain = _mean(c - b for c, b in zip(crossed, base, strict=True) if c is not None and b is not None)
+        cells, base_cells = int(joint.max()) + 1, int(rfm.max()) + 1
+        if gain is not None:
+            noise = float(np.sqrt(2.0 * max(cells - base_cells, 1)) / max(len(labels) - cells, 1))
     return {
         "oot_revenue": revenue,
         "oot_purchases": purchases,
-        "oot_separation": float(np.mean(present)) if present else None,
+        "oot_separation": _mean((revenue, purchases)),
+        "oot_beyond_rfm": gain,
+        "oot_beyond_rfm_noise": noise,
     }

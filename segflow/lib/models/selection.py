@@ -60,13 +60,15 @@ def rule_text(settings) -> str:
     """The selection rule in words, with the thresholds and weights ``sweep`` and ``select`` use:
     stored with each model and printed by the report's footnote and Methods alike."""
     order = ", ".join(FAMILY_NAMES[f] for f in FAMILY_ORDER if f in settings.families)
-    tie_oot = "the larger out-of-time separation wins, then " if settings.oot_weight else ""
+    tie_oot = "the larger out-of-time separation beyond the RFM segments wins, then " if settings.oot_weight else ""
     oot = (
-        f" − {settings.oot_weight:g} × out-of-time shortfall (how far the candidate's out-of-time "
-        f"separation falls below {1 - settings.oot_tolerance:.0%} of the best among candidates that "
-        "pass both floors; separation: the share of the rank variance of the revenue and "
-        "purchases of the months after an earlier month that the segments of that month's customers "
-        "explain; 0 while no earlier month is built)"
+        f" − {settings.oot_weight:g} × out-of-time shortfall (the share of the best candidate's "
+        f"out-of-time separation beyond the RFM segments by which the candidate's falls below "
+        f"{1 - settings.oot_tolerance:.0%} of it, the best among candidates that pass both floors; "
+        "separation beyond the RFM segments: the share of the rank variance of the revenue and "
+        "purchases of the months after an earlier month that the segments, crossed with that month's "
+        "RFM segments, explain beyond the RFM segments alone; 0 while no earlier month is built, or "
+        f"when the best is within {OOT_CHANCE_Z:g} standard deviations of chance)"
         if settings.oot_weight
         else ""
     )
@@ -90,6 +92,19 @@ class OutOfTime:
     matrix: np.ndarray
     revenue_ranks: np.ndarray | None
     purchase_ranks: np.ndarray | None
+    rfm: np.ndarray | None = None  # the anchor customers' RFM segment codes (out_of_time.rfm_codes)
+
+
+# The out-of-time gain beyond RFM steers the choice only where the best one is clearly above chance
+# (its noise: out_of_time.beyond_rfm_noise); below, a shortfall would rank candidates on noise.
+OOT_CHANCE_Z = 3.0
+
+
+def oot_value(row: dict) -> float | None:
+    """The out-of-time quantity the rule reads: separation beyond the RFM segments, or the
+    separation itself where the anchor has no RFM segments."""
+    gain = row.get("oot_beyond_rfm")
+    return gain if gain is not None else row.get("oot_separation")
 
 
 def _sample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -143,7 +158,8 @@ def _row(family: str, params: dict) -> dict:
     """A sweep row before scoring: every score None (a degenerate fit keeps them so)."""
     scores = ("silhouette", "calinski_harabasz", "davies_bouldin", "gap", "gap_sd", "min_segment_share",
               "noise_share", "stability", "stability_min", "ari_refits", "ari_refits_se", "segment_jaccard", "oot_revenue",
-              "oot_purchases", "oot_separation", "oot_shortfall", "combined", "combined_bound")  # fmt: skip
+              "oot_purchases", "oot_separation", "oot_beyond_rfm", "oot_beyond_rfm_noise", "oot_shortfall", "combined",
+              "combined_bound")  # fmt: skip
     return {"family": family, "params": dict(params), "k": params.get("k"), **dict.fromkeys(scores),
             "finalist": False, "viable": False}  # fmt: skip
 
@@ -167,43 +183,55 @@ def _score(row: dict, labels: np.ndarray, k: int, score_rows: np.ndarray, score_
         row.update(gap=ref_mean - _log_w(score_x[:2_000], sample_labels[:2_000]), gap_sd=ref_sd)
 
 
-def _oot_target(rows: list[dict], settings, measure) -> float | None:
-    """The out-of-time separation a candidate must reach to lose nothing: ``1 - oot_tolerance`` of
-    the best among the candidates that pass both floors (None: no evidence this month). ``measure(i)``
-    bootstraps candidate i's stability if it is not measured yet.
+def _oot_target(rows: list[dict], settings, measure) -> tuple[float, float] | None:
+    """(target, best): the out-of-time value (``oot_value``) a candidate must reach to lose nothing,
+    ``1 - oot_tolerance`` of the best among the candidates that pass both floors, and that best.
+    None: no evidence this month, or the best gain beyond RFM is within ``OOT_CHANCE_Z`` standard
+    deviations of chance. ``measure(i)`` bootstraps candidate i's stability if it is not measured yet.
 
     A shortfall, not a reward: splitting a segment along anything that correlates with value
     always explains a little more of later value, so rewarding separation itself chose k = 7 over
     the planted 5 (ARI 0.88). What the criterion must do is stop a split that explains clearly less
-    than the best available (k = 2, "recent vs lapsing") from winning on geometry alone; among
-    candidates within the tolerance of the best, the validity indices and stability decide.
+    than the best available (k = 2, "recent vs lapsing", which adds nothing to the RFM segments)
+    from winning on geometry alone; among candidates within the tolerance of the best, the validity
+    indices and stability decide.
 
     Only a candidate the rule could choose sets the bar: candidates are measured in decreasing
-    separation until one passes the stability floor too. When any large-segment candidate set it,
+    value until one passes the stability floor too. When any large-segment candidate set it,
     unstable Gaussian mixtures (mean Jaccard 0.58 to 0.72) explaining 0.35 of later value put the
     bar above the planted k = 5 (0.22) on a planted history, and Ward k = 7 won (ARI 0.888): a
     candidate that is discarded changed which of the others won. With none passing, the best with
     large enough segments sets it, as before; at ``oot_weight`` 0 nothing is measured for it.
     """
-    scored = [
-        i for i, r in enumerate(rows) if r["oot_separation"] is not None and r["silhouette"] is not None
-    ]
+    scored = [i for i, r in enumerate(rows) if oot_value(r) is not None and r["silhouette"] is not None]
     large = [i for i in scored if rows[i]["min_segment_share"] >= settings.min_segment_share] or scored
     if not large:
         return None
-    large.sort(
-        key=lambda i: (-rows[i]["oot_separation"], FAMILY_ORDER.index(rows[i]["family"]), rows[i]["k"], i)
-    )
-    best = rows[large[0]]["oot_separation"]
+    large.sort(key=lambda i: (-oot_value(rows[i]), FAMILY_ORDER.index(rows[i]["family"]), rows[i]["k"], i))
+    best_row = rows[large[0]]
     if settings.oot_weight:
         for i in large:
             if rows[i]["min_segment_share"] < settings.min_segment_share:
                 break  # no candidate has large enough segments: keep the best of them all
             measure(i)
             if rows[i]["stability"] >= settings.min_stability:
-                best = rows[i]["oot_separation"]
+                best_row = rows[i]
                 break
-    return (1 - settings.oot_tolerance) * best
+    best, noise = oot_value(best_row), best_row.get("oot_beyond_rfm_noise")
+    if best <= 0 or (best_row.get("oot_beyond_rfm") is not None and best <= OOT_CHANCE_Z * (noise or 0.0)):
+        return None
+    return (1 - settings.oot_tolerance) * best, best
+
+
+def oot_shortfall(row: dict, target: tuple[float, float] | None) -> float | None:
+    """How far ``row``'s out-of-time value falls below the target, as a share of the best value
+    (0 to ``1 - oot_tolerance``): on Online Retail II the gains beyond RFM are a few hundredths, on
+    the planted histories tenths, and a shortfall in the gain's own units would fade exactly where
+    RFM already says most. None: the criterion does not apply this month."""
+    if target is None:
+        return None
+    bar, best = target
+    return max(0.0, bar - (oot_value(row) or 0.0)) / best
 
 
 def _finalists(rows: list[dict], settings):
@@ -302,7 +330,7 @@ def sweep(
             if rule["kind"] == "centroid_noise":
                 row["noise_share"] = float(np.bincount(labels, minlength=k)[rule["noise_id"]] / n)
             if oot is not None:
-                row.update(separation(apply(rule, oot.matrix), oot.revenue_ranks, oot.purchase_ranks))
+                row.update(separation(apply(rule, oot.matrix), oot.revenue_ranks, oot.purchase_ranks, oot.rfm))
             references[len(rows) - 1] = labels[stab_rows]
     ch_max = max((r["calinski_harabasz"] for r in rows if r["calinski_harabasz"] is not None), default=1.0)
 
@@ -316,11 +344,10 @@ def sweep(
     target = _oot_target(rows, settings, measure)
     for i, row in enumerate(rows):
         if row["silhouette"] is not None:
-            shortfall = max(0.0, target - (row["oot_separation"] or 0.0)) if target is not None else 0.0
-            row["oot_shortfall"] = shortfall if target is not None else None
+            row["oot_shortfall"] = oot_shortfall(row, target)
             validity[i] = (
                 row["silhouette"] + 1 / (1 + row["davies_bouldin"]) + row["calinski_harabasz"] / ch_max
-            ) / 3 - settings.oot_weight * shortfall
+            ) / 3 - settings.oot_weight * (row["oot_shortfall"] or 0.0)
             row["combined_bound"] = validity[i] + ARI_WEIGHT  # ari_refits is at most 1
             if row["finalist"]:  # measured for the out-of-time target
                 _combine(row, validity[i], settings)
@@ -354,8 +381,8 @@ def select(rows: list[dict], out_of_time: bool = True) -> int:
         tied,
         key=lambda i: (
             -(
-                rows[i].get("oot_separation")
-                if out_of_time and rows[i].get("oot_separation") is not None
+                oot_value(rows[i])
+                if out_of_time and rows[i].get("oot_shortfall") is not None and oot_value(rows[i]) is not None
                 else -np.inf
             ),
             -round(rows[i]["combined"] - ARI_WEIGHT * rows[i]["ari_refits"], 12),

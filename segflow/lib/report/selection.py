@@ -26,10 +26,12 @@ def _num(value, spec: str, missing: str = "–") -> str:
 def _oot(row: dict) -> str:
     if row.get("oot_separation") is None:
         return "–"
-    short = row.get("oot_shortfall")
+    short, gain = row.get("oot_shortfall"), row.get("oot_beyond_rfm")
     return (
         f"{row['oot_separation']:.3f} ({_num(row.get('oot_revenue'), '.3f')} / "
-        f"{_num(row.get('oot_purchases'), '.3f')})" + (f", {short:.3f} short" if short else "")
+        f"{_num(row.get('oot_purchases'), '.3f')})"
+        + ("" if gain is None else f", {gain:+.3f} beyond RFM")
+        + (f", {short:.0%} short" if short else "")
     )
 
 
@@ -81,9 +83,11 @@ def _why(sweep: list[dict], chosen: int | None) -> str:
     if r.get("stability") is not None:
         parts.append(f"stability {r['stability']:.2f}, refit ARI {r['ari_refits']:.2f}")
     if r.get("oot_separation") is not None:
-        short = r.get("oot_shortfall")
+        short, gain = r.get("oot_shortfall"), r.get("oot_beyond_rfm")
         parts.append(f"out-of-time separation {r['oot_separation']:.3f}"
-                     + (f" ({short:.3f} short of the target)" if short else " (no shortfall)"))  # fmt: skip
+                     + ("" if gain is None else f", {gain:+.3f} beyond the RFM segments")
+                     + (f" ({short:.0%} of the best short of the target)" if short
+                        else " (no shortfall)" if short is not None else ""))  # fmt: skip
     return (
         f"{FAMILY_NAMES.get(r.get('family'), 'k-means')} ({_params(r)}, {r.get('k')} segments) scored "
         f"{_num(r.get('combined'), '.3f')}: {', '.join(parts)}."
@@ -98,8 +102,11 @@ def _evidence(model: SegmentationModel) -> str:
             f"Out-of-time separation: this month's candidates applied to the {record['customers']:,} "
             f"customers of {record['anchor_period']}, scored on their revenue and purchases in "
             f"{months[0]}..{months[-1]}; the share of the rank variance of each explained by the "
-            "segments (Kruskal-Wallis η², 0 to 1), shown as mean (revenue / purchases), with the "
-            "shortfall below the target the score subtracts."
+            "segments (Kruskal-Wallis η², 0 to 1), shown as mean (revenue / purchases); then what "
+            "the segments add to that month's RFM segments"
+            + (f" (which alone explain {record['rfm_separation']:.3f})" if record.get("rfm_separation") is not None else "")
+            + ", and the shortfall below the target, as a share of the best candidate's gain, that the "
+            "score subtracts."
         )
     if record:
         return f"Out-of-time separation not available this month: {record.get('reason')}; counted as 0."
@@ -120,6 +127,8 @@ def selection_chart(sweep: list[dict]) -> str:
     panels = {"silhouette (sampled, −1 to 1)": "silhouette"}
     if any(r.get("oot_separation") is not None for r in sweep):
         panels["out-of-time separation (η², 0 to 1)"] = "oot_separation"
+    if any(r.get("oot_beyond_rfm") is not None for r in sweep):
+        panels["out-of-time separation beyond RFM (η² gained)"] = "oot_beyond_rfm"
     series = {
         name: {label: sorted((r["k"], r[key]) for r in rows if r.get(key) is not None)
                for label, key in panels.items()}
