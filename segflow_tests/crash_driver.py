@@ -43,15 +43,21 @@ def _backfill(home: Path, first: str, last: str, pause: tuple[str, str, Path] | 
         fragment, when, marker = pause
         real_replace = os.replace
 
+        def reached(dst) -> None:  # noqa: ANN001
+            # Written aside and renamed: the parent kills on the marker's first appearance, and a
+            # marker created by write_text can be seen (and the child killed) before it has content.
+            aside = marker.with_name(marker.name + ".part")
+            aside.write_text(str(dst))
+            real_replace(aside, marker)
+            time.sleep(600)
+
         def replace(src, dst):  # noqa: ANN001 - os.replace's own signature
             hit = fragment in str(dst)
             if hit and when == "before":
-                marker.write_text(str(dst))
-                time.sleep(600)
+                reached(dst)
             real_replace(src, dst)
             if hit:
-                marker.write_text(str(dst))
-                time.sleep(600)
+                reached(dst)
 
         os.replace = replace
     from segflow import runner
