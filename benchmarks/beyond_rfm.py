@@ -3,8 +3,8 @@
     python -m benchmarks.beyond_rfm 2011-02 2011-07      # Online Retail II months (features cached
                                                          # by benchmarks.selection_study online_retail)
 
-A measurement, not part of the rule. For the fit of month T, with the same out-of-time evidence the
-sweep reads (the customers of T-h-1 and their revenue and purchases in T-h..T-1), it prints the rank
+A per-k view of what the rule reads (selection.py scores every candidate's gain beyond RFM, through
+out_of_time.separation). For the fit of month T, with the same out-of-time evidence the sweep reads (the customers of T-h-1 and their revenue and purchases in T-h..T-1), it prints the rank
 eta squared (segflow.lib.models.out_of_time) of the 11 named RFM segments alone, and for every
 k-means candidate its own separation and that of its segments crossed with the RFM segments: the
 gain is what the candidate adds to what RFM already says.

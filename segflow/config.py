@@ -152,9 +152,9 @@ class ModelSettings:
     stability_sample: int = 1_500  # rows each bootstrap refit draws from
     min_stability: float = 0.75  # candidates with a lower mean per-segment Jaccard are discarded
     # Out-of-time value separation (segflow/lib/models/out_of_time.py; horizon report.backtest_horizon_months):
-    # a candidate whose separation falls below (1 - oot_tolerance) of the best candidate that passes
-    # both floors loses oot_weight times the shortfall (segflow/lib/models/selection.py _oot_target).
-    # oot_weight 0 turns it off.
+    # a candidate whose separation beyond the RFM segments falls below (1 - oot_tolerance) of the best
+    # candidate that passes both floors loses oot_weight times the shortfall, as a share of that best
+    # (segflow/lib/models/selection.py _oot_target, oot_shortfall). oot_weight 0 turns it off.
     oot_weight: float = 1.0
     oot_tolerance: float = 0.25
     align_max_distance: float = 1.0  # Hungarian match beyond this (pooled-sd units) is a new segment
