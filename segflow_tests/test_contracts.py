@@ -277,6 +277,31 @@ def test_failing_column_rules_report_counts_and_examples(demo) -> None:
     assert warns.result("demo.volume").success is None  # no previous count given
 
 
+def test_memoised_expectation_configurations_change_no_result(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gx_runtime builds each expectation's configuration once per validate call: the failing and
+    passing frames give the same results, field for field, as GX's own property, which is back in
+    place after the call."""
+    import contextlib
+
+    from great_expectations.expectations.expectation import Expectation
+
+    from segflow.lib.contracts import gx_runtime
+
+    original = Expectation.__dict__["configuration"]
+    bad = good_frame(6).with_columns(
+        pl.Series("id", ["c1", "c1", None, "c4", "c5", "c6"]),
+        pl.Series("amount", [1.0, -1.0, 150.0, None, 2.0, 3.0]),
+    )
+    memoised = [
+        run(frame, demo, severity) for frame in (bad, good_frame(6)) for severity in ("error", "warn")
+    ]
+    assert Expectation.__dict__["configuration"] is original
+    monkeypatch.setattr(gx_runtime, "memoised_expectation_configurations", contextlib.nullcontext)
+    plain = [run(frame, demo, severity) for frame in (bad, good_frame(6)) for severity in ("error", "warn")]
+    assert [r.results for r in memoised] == [r.results for r in plain]
+    assert memoised[0].failed_rule_ids and not memoised[2].failed_rule_ids  # failing input as well
+
+
 def test_not_null_mostly_threshold(demo) -> None:
     df = good_frame(5).with_columns(pl.Series("email", [None, None, None, "a@b", "c@d"]))
     report = run(df, demo, "warn")

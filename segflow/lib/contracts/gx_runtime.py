@@ -63,6 +63,38 @@ def cheap_batch_fingerprint() -> Iterator[None]:
         pee.hash_pandas_dataframe = original
 
 
+@contextlib.contextmanager
+def memoised_expectation_configurations() -> Iterator[None]:
+    """Build each expectation's ``configuration`` once while we validate, not once per lookup.
+
+    GX's ``Expectation.configuration`` is a property that re-serialises the pydantic model on every
+    read, and building the metric graph reads it once per domain and success key: 52 times per
+    expectation, a third of a small table's validation (customer_features of 400 customers:
+    0.72 -> 0.49 s; the results are equal, field for field, on every contract of a month). Nothing
+    mutates an expectation during ``validate``, and the cache lives for one call, under GX_LOCK.
+    If GX renames the property this becomes a no-op: slower, never wrong.
+    """
+    from great_expectations.expectations.expectation import Expectation
+
+    original = Expectation.__dict__.get("configuration")
+    if not isinstance(original, property):
+        yield
+        return
+    built: dict[int, tuple[Any, Any]] = {}
+
+    def configuration(self: Any) -> Any:
+        hit = built.get(id(self))
+        if hit is None or hit[0] is not self:  # an id reused by a new object is not a hit
+            hit = built[id(self)] = (self, original.fget(self))
+        return hit[1]
+
+    Expectation.configuration = property(configuration)
+    try:
+        yield
+    finally:
+        Expectation.configuration = original
+
+
 def gx_frame(df: pl.DataFrame, rules: list[Rule]) -> tuple[Any, list[Rule]]:
     """The pandas frame GX validates, and the rules re-pointed at its columns.
 

@@ -178,7 +178,11 @@ def _run_gx(
     by_id = {r.id: r for r in rules}
     pdf, gx_rules = gx_runtime.gx_frame(df, rules)
     suite = gx_runtime.suite(contract, severity, tuple(gx_rules), start, end)
-    with gx_runtime.GX_LOCK, gx_runtime.cheap_batch_fingerprint():
+    with (
+        gx_runtime.GX_LOCK,
+        gx_runtime.cheap_batch_fingerprint(),
+        gx_runtime.memoised_expectation_configurations(),
+    ):
         batch = gx_runtime.batch_definition().get_batch(batch_parameters={"dataframe": pdf})
         outcome = batch.validate(suite, result_format=gx_runtime.RESULT_FORMAT)
     pii = contract.pii_columns
