@@ -53,9 +53,9 @@ def _digests(home: Path) -> dict[str, str]:
 
 
 def test_outputs_identical_whatever_the_order_or_parallelism(tmp_path: Path, built_history: Path) -> None:
-    # Sequential: built_history is the 12 months backfilled oldest first in one process.
+    # Sequential: built_history is the HISTORY_MONTHS backfilled oldest first in one process.
     # Parallel: from a copy of it, the last two months rebuilt on two spawned worker processes
-    # (ingest and the fits in parallel, features and publish in month order). Building all twelve
+    # (ingest and the fits in parallel, features and publish in month order). Building them all
     # from empty cost four minutes of the test budget and exercises no other code path; two months
     # are what two workers need to overlap.
     parallel = copy_home(built_history, tmp_path / "parallel")
@@ -64,7 +64,7 @@ def test_outputs_identical_whatever_the_order_or_parallelism(tmp_path: Path, bui
         (month, job) for month in MONTHS[-2:] for job in ("ingest_job", "features_job", "fit_job", "publish_job")
     }
     # One process, newest month first, each month forced as `segflow materialize` does. On an empty
-    # home the first of these (2024-12) extended back and built the whole chain oldest first, since
+    # home the first of these (the last month) extended back and built the whole chain oldest first, since
     # no earlier month had a model: that is built_history, so start from a copy of it and rebuild
     # the last two months newest first (each rebuild reads the month before it, already rebuilt
     # or not: the order is what is under test, and two months are the least that have one; all
@@ -77,7 +77,7 @@ def test_outputs_identical_whatever_the_order_or_parallelism(tmp_path: Path, bui
             (month, "modelling_job"),
         }
     expected = _digests(built_history)
-    assert len([k for k in expected if k.startswith("segment_assignments/")]) == 12
+    assert len([k for k in expected if k.startswith("segment_assignments/")]) == len(MONTHS)
     assert _digests(parallel) == expected
     assert _digests(reverse) == expected
     # A modelling-only resume on two workers: the runs that published the last two months' models
@@ -200,7 +200,7 @@ def test_cli_backfill_is_one_dagster_backfill_of_runs_the_ui_attributes(built_hi
 
 
 # ------------------------------------------------------------------- names, ids and headlines
-# (read from built_history, the 12 months the tests above share: no run of their own)
+# (read from built_history, the months the tests above share: no run of their own)
 
 
 def _model(home: Path, month: str) -> dict:
