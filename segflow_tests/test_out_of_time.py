@@ -12,6 +12,7 @@ import pytest
 
 from segflow.config import ModelSettings, load_settings
 from segflow.lib.models.out_of_time import (
+    RfmBaseline,
     build_evidence,
     evidence_periods,
     rank_eta_squared,
@@ -53,13 +54,14 @@ def test_separation_beyond_rfm_is_what_a_segmentation_adds_to_the_rfm_segments()
     rfm = np.repeat([0, 1], 600)  # "recent" and "lapsing"
     within = np.tile(np.repeat([0, 1], 300), 2)  # a split the RFM segments do not make
     value = ranks(np.array([10.0, 100.0, 1_000.0, 10_000.0])[rfm * 2 + within] * rng.gamma(4.0, 0.25, 1200))
-    recency_split = separation(rfm, value, value, rfm)
-    four = separation(rfm * 2 + within, value, value, rfm)
+    baseline = RfmBaseline.of(rfm, value, value)
+    recency_split = separation(rfm, value, value, baseline)
+    four = separation(rfm * 2 + within, value, value, baseline)
     assert recency_split["oot_separation"] > 0.6  # it explains much of later value itself...
     assert abs(recency_split["oot_beyond_rfm"]) < 1e-9  # ...and nothing the RFM segments do not
     assert four["oot_beyond_rfm"] > max(0.1, 30 * four["oot_beyond_rfm_noise"])
     # A split at random within the RFM segments adds only chance, within a few of its noise's sd.
-    noise = separation(rng.integers(0, 4, 1200), value, value, rfm)
+    noise = separation(rng.integers(0, 4, 1200), value, value, baseline)
     assert abs(noise["oot_beyond_rfm"]) < 3 * noise["oot_beyond_rfm_noise"]
     # RFM codes from the anchor's features; the snapshot feature set has none.
     anchor = pl.DataFrame({"rfm_segment": ["Champions", None, "At Risk", "Champions"]})
@@ -99,13 +101,28 @@ def _nested_blobs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndar
     return centres[sub] + rng.normal(0, 0.35, (len(sub), 2)), sub
 
 
-def test_out_of_time_separation_changes_the_choice_on_merit() -> None:
-    rng = np.random.default_rng(3)
+# A k-means sweep small enough for one core, with enough refits for the stability floor.
+SMALL_SWEEP = ModelSettings(families=("kmeans",), k_max=5, n_init=3, stability_resamples=3,
+                            stability_sample=400, silhouette_sample=400)  # fmt: skip
+
+
+def _blob_history(seed: int, sub_values: list[float], spread: float):
+    """(rng, this month's matrix, the anchor's matrix, its sub-blobs, its later value): value by
+    sub-blob times a mean-1 gamma noise of shape ``spread``."""
+    rng = np.random.default_rng(seed)
     matrix, _ = _nested_blobs(rng, 800)
     anchor, sub = _nested_blobs(rng, 800)
-    value = np.array([0.0, 50.0, 5.0, 200.0])[sub] * rng.gamma(2.0, 0.5, len(sub))
-    settings = ModelSettings(families=("kmeans",), k_max=5, n_init=3, stability_resamples=3,
-                             stability_sample=400, silhouette_sample=400)  # fmt: skip
+    value = np.array(sub_values)[sub] * rng.gamma(spread, 1 / spread, len(sub))
+    return rng, matrix, anchor, sub, value
+
+
+def _ranks(oot: OutOfTime) -> tuple:
+    return oot.revenue_ranks, oot.purchase_ranks
+
+
+def test_out_of_time_separation_changes_the_choice_on_merit() -> None:
+    _, matrix, anchor, sub, value = _blob_history(3, [0.0, 50.0, 5.0, 200.0], 2.0)
+    settings = SMALL_SWEEP
     oot = OutOfTime(anchor, ranks(value), ranks(np.round(value / 20)))
     with single_threaded():  # as fit_segments runs it: OpenMP k-means crawls on a loaded machine
         rows, _, _ = sweep(matrix, settings, oot)
@@ -129,15 +146,11 @@ def test_a_recency_split_loses_to_segments_that_add_to_rfm() -> None:
     """The issue's k = 2 ("recent vs lapsing"): the far blobs are the RFM segments and order later
     value steeply, so k = 2 explains most of it by itself and passes the raw separation's bar; the
     sub-blobs order it within them. Beyond RFM, k = 2 adds nothing and k = 4 wins on merit."""
-    rng = np.random.default_rng(5)
-    matrix, _ = _nested_blobs(rng, 800)
-    anchor, sub = _nested_blobs(rng, 800)
-    value = np.array([10.0, 100.0, 1_000.0, 10_000.0])[sub] * rng.gamma(4.0, 0.25, len(sub))
-    settings = ModelSettings(families=("kmeans",), k_max=5, n_init=3, stability_resamples=3,
-                             stability_sample=400, silhouette_sample=400)  # fmt: skip
+    rng, matrix, anchor, sub, value = _blob_history(5, [10.0, 100.0, 1_000.0, 10_000.0], 4.0)
+    settings = SMALL_SWEEP
     rfm = sub // 2
     raw = OutOfTime(anchor, ranks(value), ranks(np.round(value / 50)))
-    beyond = OutOfTime(anchor, raw.revenue_ranks, raw.purchase_ranks, rfm)
+    beyond = OutOfTime(anchor, raw.revenue_ranks, raw.purchase_ranks, RfmBaseline.of(rfm, *_ranks(raw)))
     with single_threaded():
         raw_rows, _, _ = sweep(matrix, settings, raw)
         rows, _, _ = sweep(matrix, settings, beyond)
@@ -151,7 +164,9 @@ def test_a_recency_split_loses_to_segments_that_add_to_rfm() -> None:
     # Later value at random: no gain beyond chance, no bar, and the geometry decides again.
     noise = ranks(rng.random(len(sub)))
     with single_threaded():
-        chance, _, _ = sweep(matrix, settings, OutOfTime(anchor, noise, noise, rfm))
+        chance, _, _ = sweep(
+            matrix, settings, OutOfTime(anchor, noise, noise, RfmBaseline.of(rfm, noise, noise))
+        )
     assert all(r["oot_shortfall"] is None for r in chance if r["silhouette"] is not None)
     assert chance[select(chance)]["k"] == 2
 

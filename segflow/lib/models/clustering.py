@@ -60,7 +60,7 @@ def _out_of_time(evidence: OutOfTimeEvidence | dict | None, design: Design) -> t
     """The sweep's out-of-time input from ``evidence`` (segflow.lib.models.out_of_time), and its record.
     The anchor's customers go through this fit's own design transform, as ``assign`` would put them;
     a design column the anchor month lacks (a category outside its top N) is filled like a null."""
-    from segflow.lib.models.out_of_time import OutOfTimeEvidence, rank_eta_squared, ranks, rfm_codes
+    from segflow.lib.models.out_of_time import OutOfTimeEvidence, ranks, rfm_baseline
     from segflow.lib.models.selection import OutOfTime
 
     if not isinstance(evidence, OutOfTimeEvidence):
@@ -68,14 +68,14 @@ def _out_of_time(evidence: OutOfTimeEvidence | dict | None, design: Design) -> t
     frame = evidence.features
     absent = [f["name"] for f in design.params.features if f["name"] not in frame.columns]
     frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(name) for name in absent)
-    rfm = rfm_codes(frame)
-    oot = OutOfTime(transform(frame, design.params), ranks(evidence.revenue), ranks(evidence.purchases), rfm)
+    revenue, purchases = ranks(evidence.revenue), ranks(evidence.purchases)
     record = evidence.record()
-    if oot.revenue_ranks is None and oot.purchase_ranks is None:
+    if revenue is None and purchases is None:
         return None, {**record, "available": False, "reason": "every anchor customer had the same outcome"}
+    rfm = rfm_baseline(frame, revenue, purchases)
+    oot = OutOfTime(transform(frame, design.params), revenue, purchases, rfm)
     if rfm is not None:  # what the RFM segments alone explain: the base the candidates' gain adds to
-        alone = [rank_eta_squared(rfm, r) for r in (oot.revenue_ranks, oot.purchase_ranks)]
-        record["rfm_separation"] = float(np.mean([v for v in alone if v is not None]))
+        record["rfm_separation"] = rfm.separation
     return oot, {**record, **({"filled_columns": absent} if absent else {})}
 
 

@@ -141,25 +141,51 @@ def rfm_codes(features: pl.DataFrame) -> np.ndarray | None:
     return np.unique(values, return_inverse=True)[1]
 
 
+@dataclass(frozen=True)
+class RfmBaseline:
+    """The anchor customers' RFM segment codes and what they alone explain of each outcome: the base
+    every candidate's gain adds to, computed once per fit rather than once per candidate."""
+
+    codes: np.ndarray
+    revenue: float | None
+    purchases: float | None
+
+    @classmethod
+    def of(cls, codes: np.ndarray, revenue_ranks: np.ndarray | None, purchase_ranks: np.ndarray | None):
+        return cls(codes, rank_eta_squared(codes, revenue_ranks), rank_eta_squared(codes, purchase_ranks))
+
+    @property
+    def separation(self) -> float | None:
+        return _mean((self.revenue, self.purchases))
+
+
+def rfm_baseline(
+    features: pl.DataFrame, revenue_ranks: np.ndarray | None, purchase_ranks: np.ndarray | None
+) -> RfmBaseline | None:
+    """The baseline of the anchor's features (``rfm_codes``), or None without RFM segments."""
+    codes = rfm_codes(features)
+    return None if codes is None else RfmBaseline.of(codes, revenue_ranks, purchase_ranks)
+
+
 def separation(
     labels: np.ndarray,
     revenue_ranks: np.ndarray | None,
     purchase_ranks: np.ndarray | None,
-    rfm: np.ndarray | None = None,
+    rfm: RfmBaseline | None = None,
 ) -> dict:
     """The sweep scores of one candidate's segments on the anchor's customers: its own separation
-    (revenue, purchases, their mean) and, with the anchor's RFM codes, what it adds beyond them
-    (``beyond_rfm``, with its chance level ``beyond_rfm_noise``; None without RFM codes)."""
+    (revenue, purchases, their mean) and, with the anchor's RFM baseline, what it adds beyond it
+    (``beyond_rfm``, with its chance level ``beyond_rfm_noise``; None without a baseline)."""
     revenue = rank_eta_squared(labels, revenue_ranks)
     purchases = rank_eta_squared(labels, purchase_ranks)
     gain, noise = None, None
     if rfm is not None:
-        _, joint = np.unique(np.stack([rfm, labels]), axis=1, return_inverse=True)
+        _, joint = np.unique(np.stack([rfm.codes, labels]), axis=1, return_inverse=True)
         joint = joint.ravel()
-        base = [rank_eta_squared(rfm, r) for r in (revenue_ranks, purchase_ranks)]
-        crossed = [rank_eta_squared(joint, r) for r in (revenue_ranks, purchase_ranks)]
+        crossed = (rank_eta_squared(joint, revenue_ranks), rank_eta_squared(joint, purchase_ranks))
+        base = (rfm.revenue, rfm.purchases)
         gain = _mean(c - b for c, b in zip(crossed, base, strict=True) if c is not None and b is not None)
-        cells, base_cells = int(joint.max()) + 1, int(rfm.max()) + 1
+        cells, base_cells = int(joint.max()) + 1, int(rfm.codes.max()) + 1
         if gain is not None:
             noise = float(np.sqrt(2.0 * max(cells - base_cells, 1)) / max(len(labels) - cells, 1))
     return {

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segflow.lib.models.families import FAMILY_NAMES, FAMILY_ORDER, apply, fit_family, grids
+from segflow.lib.models.out_of_time import RfmBaseline
 
 ARI_WEIGHT = 0.5  # weight of the mean ARI of bootstrap refits in the combined criterion
 # Candidates closer than TIE_SE standard errors of the ARI term's difference are tied (about a 95%
@@ -92,7 +93,7 @@ class OutOfTime:
     matrix: np.ndarray
     revenue_ranks: np.ndarray | None
     purchase_ranks: np.ndarray | None
-    rfm: np.ndarray | None = None  # the anchor customers' RFM segment codes (out_of_time.rfm_codes)
+    rfm: RfmBaseline | None = None  # the anchor customers' RFM segments and what they explain
 
 
 # The out-of-time gain beyond RFM steers the choice only where the best one is clearly above chance
