@@ -67,17 +67,21 @@ def _print_summary(settings, period: str) -> None:
 
 
 def _finish_backfill(settings, summary) -> int:
-    from segflow.lib.storage import StorageLayout
-
     ok = len(summary.outcomes) - len(summary.failed)
     print(f"\n{ok} of {len(summary.outcomes)} runs succeeded")
     for outcome in summary.failed:
         where = f" (run {outcome.run_id}: its page in the UI has the traceback)" if outcome.run_id else ""
         print(f"  FAILED {outcome.period} {outcome.job}: {outcome.error}{where}")
+    return _report_index(settings, 1 if summary.failed else 0)
+
+
+def _report_index(settings, code: int) -> int:
+    from segflow.lib.storage import StorageLayout
+
     index = StorageLayout(settings.storage_dir).report_index
     if index.exists():
         print(f"reports index: {index}")
-    return 1 if summary.failed else 0
+    return code
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -135,8 +139,34 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     if args.to < args.from_:
         raise SystemExit(f"--to {args.to} is before --from {args.from_}")
     settings = runner.prepare_environment(args.config)
+    if args.launch:
+        return _launch_backfill(settings, args)
     summary = runner.backfill(settings, args.from_, args.to, workers=args.workers, force=args.force)
     return _finish_backfill(settings, summary)
+
+
+def _launch_backfill(settings, args: argparse.Namespace) -> int:
+    """``--launch``: the backfill as a Dagster asset backfill that the daemon runs (segflow.fanout)."""
+    import dagster as dg
+
+    from segflow import fanout
+
+    with dg.DagsterInstance.get() as instance:
+        for warning in fanout.check_instance(instance):
+            print(f"segflow: warning: {warning}", file=sys.stderr)
+        launched = fanout.launch(settings, args.from_, args.to, args.force, instance)
+        if launched.skipped:
+            print(f"already built, skipped (use --force to rebuild): {', '.join(launched.skipped)}")
+        if not launched.backfill_id:
+            print("nothing to launch: every month is built")
+            return 0
+        print(f"launched backfill {launched.backfill_id}: {len(launched.ingest)} ingest and "
+              f"{len(launched.model)} modelling months, run by the daemon at most {fanout.run_limit(instance)} "
+              "at a time (the UI lists it under Backfills)")  # fmt: skip
+        if not args.wait:
+            return 0
+        ok = fanout.follow(instance, launched.backfill_id, print)
+    return _report_index(settings, 0 if ok else 1)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -214,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--workers", type=int, default=1, metavar="N",
                       help="months run in parallel within a phase (default: %(default)s)")  # fmt: skip
     back.add_argument("--force", action="store_true", help="rebuild months that are already built")
+    back.add_argument("--launch", action="store_true",
+                      help="submit the months to the Dagster instance's run queue as one backfill, for "
+                           "dagster-daemon to run (deploy/dagster.yaml), instead of running them here")  # fmt: skip
+    back.add_argument("--wait", action="store_true", help="with --launch: follow the runs until the backfill ends")
     back.set_defaults(func=_cmd_backfill)
 
     exp = sub.add_parser("export", help="write a stored table asset for a month to CSV or Parquet")

@@ -19,7 +19,10 @@ def build_defs(settings: Settings) -> dg.Definitions:
     """Every asset, check, job, schedule and sensor, built from ``settings`` (a value, read once)."""
     with settings_scope(settings):
         loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent / "defs")
-    return dg.Definitions.merge(loaded, dg.Definitions(resources=build_resources(settings)))
+    # The default executor is the one the asset jobs that Dagster builds itself use (a backfill the
+    # daemon runs, a materialisation from the UI): in process, like segflow's own jobs (jobs.py).
+    extra = dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor)
+    return dg.Definitions.merge(loaded, extra)
 
 
 @dg.definitions

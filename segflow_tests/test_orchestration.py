@@ -25,6 +25,15 @@ from segflow_tests.conftest import copy_home, dagster_home, home_layout, home_se
 
 pytestmark = pytest.mark.slow
 SEGFLOW = [sys.executable, "-m", "segflow.cli"]
+ROOT = Path(__file__).resolve().parents[1]
+# dagster-daemon, with its backfill loop polled every 2 s instead of 30. The 30 s are a constant of
+# dagster._daemon.controller, not an instance setting, and each level of the month chain (last
+# month's model, then this month's) waits for one loop: 4 months spent five minutes of the test
+# budget idle. Nothing else about the daemon changes.
+DAEMON = (
+    "import sys; import dagster._daemon.controller as c; c.DEFAULT_DAEMON_INTERVAL_SECONDS = 2; "
+    "from dagster._daemon.cli import main; sys.exit(main())"
+)
 
 
 def _home(base: Path, landing: Path) -> Path:
@@ -112,6 +121,59 @@ KILLER = textwrap.dedent(
     sys.exit(main(["materialize", "--period", "2024-03"]))
     """
 )
+
+
+def test_launched_backfill_runs_on_the_daemon_and_postgres_as_in_process(
+    tmp_path: Path, built_history: Path, history_landing: Path
+) -> None:
+    """``segflow backfill --launch`` on the shipped production instance (deploy/dagster.yaml): a real
+    PostgreSQL server and ``dagster-daemon``, 4 months from empty, at most 2 runs at a time. Every
+    stored output of those months equals the in-process backfill's (built_history: the same landing
+    zone, oldest first in one process; a month's outputs read no later month)."""
+    import dagster as dg
+    from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+    from segflow_tests.conftest import segflow_cli
+    from segflow_tests.pg_server import postgres_server
+
+    months = MONTHS[:4]
+    home = _home(tmp_path / "queued", history_landing)
+    instance_dir = home / "dagster_home"
+    instance_dir.mkdir()
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", instance_dir / "dagster.yaml")
+    with postgres_server() as server, pytest.MonkeyPatch.context() as mp:
+        url = server.uri.replace("postgresql://", "postgresql+psycopg2://")  # deploy/dagster.yaml says why
+        mp.setenv("SEGFLOW_DAGSTER_PG_URL", url)
+        # Two runs at a time on two cores: each run gets one thread (deploy/dagster.yaml says why).
+        env = {**_env(home), "DAGSTER_HOME": str(instance_dir), "SEGFLOW_DAGSTER_PG_URL": url,
+               "OMP_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1"}  # fmt: skip
+        daemon_log = (tmp_path / "daemon.log").open("w")
+        daemon = subprocess.Popen(
+            [sys.executable, "-c", DAEMON, "run", "-w", str(ROOT / "workspace.yaml")],
+            cwd=ROOT, env=env, stdout=daemon_log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            out = segflow_cli(home, "backfill", "--launch", "--wait", "--from", months[0], "--to", months[-1])
+        finally:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            daemon.wait(timeout=60)
+            daemon_log.close()
+        assert "SQLite" not in out and "launched backfill" in out, out
+        backfill_id = out.split("launched backfill ", 1)[1].split(":", 1)[0]
+        with dagster_home(home), dg.DagsterInstance.get() as instance:
+            assert "Postgres" in type(instance.run_storage).__name__
+            records = instance.get_run_records(filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
+    assert records and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records)
+    # The queue's limit held, and it was reached: the months' independent runs overlapped.
+    spans = [(r.start_time, r.end_time) for r in records]
+    print(f"\n[queue] {len(records)} runs, {sum(e - s for s, e in spans):.0f} s of runs, "
+          f"{max(e for _, e in spans) - min(s for s, _ in spans):.0f} s from the first start to the last end")
+    overlap = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
+    assert overlap == 2, spans
+    expected = {k: v for k, v in _digests(built_history).items() if Path(k).stem in months}
+    assert len(expected) > 20 * len(months)
+    queued = _digests(home)
+    assert {k: v for k, v in queued.items() if Path(k).stem in months} == expected
 
 
 def test_sigkill_during_write_leaves_no_partial_partition(tmp_path: Path, built_history: Path) -> None:

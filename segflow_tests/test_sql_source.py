@@ -1,21 +1,12 @@
 """SQL sources: one bound, parameterised query per partition, against SQLite and a live PostgreSQL.
 
-The PostgreSQL fixture starts a real server from the OS packages (``initdb``/``pg_ctl``; the fixture
-runs ``apt-get install postgresql`` when they are absent) on 127.0.0.1 and a free port, with a
-throwaway data directory, and stops it afterwards. Run as root, the server runs as the ``postgres``
-user. The test is skipped, with the reason, only when the server cannot be installed or started.
+The PostgreSQL fixture starts a real server from the OS packages (``segflow_tests.pg_server``) and
+stops it afterwards.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
 import sqlite3
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +16,7 @@ import pytest
 from segflow.config_sources import SourceSettings
 from segflow.lib.sources import sql_source
 from segflow.lib.sources.ingest import SourceError, period_filter_for, read_source
-from segflow_tests.os_packages import ensure_debian_package
+from segflow_tests.pg_server import postgres_server
 
 EVIL = "1'; DROP TABLE x; --"
 MARCH = (datetime(2024, 3, 1), datetime(2024, 4, 1))
@@ -107,87 +98,15 @@ def test_sqlite_source_with_bound_window(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# A live PostgreSQL server
-
-
-def _pg_bin() -> Path | None:
-    for pattern in ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin"):
-        for found in sorted(glob.glob(pattern), reverse=True):
-            if (Path(found) / "pg_ctl").exists():
-                return Path(found)
-    pg_ctl = shutil.which("pg_ctl")
-    return Path(pg_ctl).resolve().parent if pg_ctl else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# A live PostgreSQL server (segflow_tests.pg_server)
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[dict]:
-    pytest.importorskip("psycopg", reason="psycopg is a pinned dependency; reinstall the venv")
-    ensure_debian_package("postgresql", _pg_bin)
-    bindir = _pg_bin()
-    as_root = os.geteuid() == 0
-    runas = ["runuser", "-u", "postgres", "--"] if as_root else []
-    root = Path(tempfile.mkdtemp(prefix="segflow-pg-"))
-    data, log = root / "data", root / "server.log"
-    if as_root:
-        shutil.chown(root, "postgres", "postgres")
-    port = _free_port()
-    started = False
-    try:
-        init = subprocess.run(
-            [
-                *runas,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if init.returncode != 0:
-            pytest.skip(f"initdb failed: {init.stderr[-500:]}")
-        options = f"-h 127.0.0.1 -p {port} -k {root} -c log_statement=all -c fsync=off"
-        start = subprocess.run(
-            [
-                *runas,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(log),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if start.returncode != 0:
-            pytest.skip(
-                f"PostgreSQL did not start: {start.stderr[-500:]} "
-                f"{log.read_text()[-500:] if log.exists() else ''}"
-            )
-        started = True
+    with postgres_server() as server:
         import psycopg
 
-        uri = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        with psycopg.connect(uri, autocommit=True) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
+        with psycopg.connect(server.uri, autocommit=True) as conn:
             conn.execute(
                 "CREATE TABLE sales (invoice_no text, client text, sold_at timestamp, qty integer, "
                 "price numeric(10, 2))"
@@ -195,18 +114,7 @@ def postgres() -> Iterator[dict]:
             conn.execute("CREATE TABLE x (keep integer)")
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO sales VALUES (%s, %s, %s, %s, %s)", ROWS)
-        yield {"uri": uri, "log": log, "version": version}
-    finally:
-        if started:
-            subprocess.run(
-                [*runas, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                capture_output=True,
-            )
-            for _ in range(50):
-                if not (data / "postmaster.pid").exists():
-                    break
-                time.sleep(0.1)
-        shutil.rmtree(root, ignore_errors=True)
+        yield {"uri": server.uri, "log": server.log, "version": server.version}
 
 
 def test_postgres_source_with_bound_window(postgres: dict) -> None:
