@@ -208,6 +208,14 @@ class Settings:
     def source_location(self, source: str, period: str) -> str:
         return self.sources[source].location.format(landing=str(self.landing_dir), period=period)
 
+    @property
+    def fingerprint(self) -> str:
+        """A digest of every setting (paths included, the file's name not): two processes that read
+        the same settings agree on it, so a run can tell it was planned with other settings."""
+        import hashlib
+
+        return hashlib.sha256(repr(dataclasses.replace(self, config_file=None)).encode()).hexdigest()[:16]
+
 
 _SECTIONS = {
     "cleaning": CleaningSettings,

@@ -14,7 +14,9 @@ coordinator allows. So this module schedules nothing itself: it builds the targe
 the instance can run it, records the backfill, and optionally follows it to the end.
 
 The runs execute the code location the daemon serves (``workspace.yaml``), with the daemon's
-settings (``$SEGFLOW_CONFIG``); the backfill is tagged with the settings file it was planned from.
+settings (``$SEGFLOW_CONFIG``). The backfill, and so each of its runs, is tagged with the planning
+settings' fingerprint, and a run whose code location has other settings stops before any step
+(``defs.resources.settings_resource``).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def launch(settings: Settings, first: str, last: str, force: bool, instance: dg.
     from dagster._core.utils import make_new_backfill_id
 
     from segflow.definitions import build_defs
+    from segflow.defs.resources import SETTINGS_TAG
     from segflow.runner import plan_backfill
 
     defs = build_defs(settings)
@@ -111,7 +114,7 @@ def launch(settings: Settings, first: str, last: str, force: bool, instance: dg.
                 backfill_id=backfill_id,
                 status=BulkActionStatus.REQUESTED,
                 from_failure=False,
-                tags={"segflow/config": str(settings.config_file or "built-in demo settings")},
+                tags={SETTINGS_TAG: settings.fingerprint},
                 backfill_timestamp=now,
                 asset_selection=sorted([*subsets, *whole]),
                 asset_backfill_data=data,

@@ -49,7 +49,10 @@ def test_two_configs_build_two_graphs_in_one_process(tmp_path: Path) -> None:
         assert owner.partitions_def.get_first_partition_key() == "2023-03"
         assert not [c for c in second.asset_checks if key in c.check_keys]  # no step of its own
     # Each graph's assets receive their own settings value through the resource.
-    assert first.resources["settings"] is base and second.resources["settings"] is short
+    def served(defs: dg.Definitions):
+        return defs.resources["settings"].resource_fn(dg.build_init_resource_context())
+
+    assert served(first) is base and served(second) is short
 
 
 def test_no_settings_are_read_at_import(tmp_path: Path) -> None:

@@ -69,3 +69,30 @@ def test_the_cli_launches_on_the_default_instance_and_says_what_it_lacks(
     assert "launched backfill" in out and "1 ingest and 1 modelling months" in out and "at most 10" in out
     err = capsys.readouterr().err
     assert "stores runs in SQLite" in err and "no dagster-daemon" in err
+
+
+def test_a_run_planned_with_other_settings_stops_before_any_step(tmp_path: Path) -> None:
+    # The daemon's code location serves ``settings``; a run says which settings it was planned with.
+    from segflow.definitions import build_defs
+
+    settings = home_settings(tmp_path)
+    other = home_settings(tmp_path / "elsewhere")
+    assert other.fingerprint != settings.fingerprint
+    job = build_defs(settings).resolve_job_def("ingest_job")
+    with dg.DagsterInstance.ephemeral() as instance:
+        refused = _events(instance, job, other.fingerprint)
+        admitted = _events(instance, job, settings.fingerprint)
+    failure = "\n".join(str(data) for kind, data in refused if kind == "RESOURCE_INIT_FAILURE")
+    assert other.fingerprint in failure and settings.fingerprint in failure and "SEGFLOW_CONFIG" in failure
+    assert not any(kind == "STEP_START" for kind, _ in refused)
+    # The same settings pass the guard: the steps start (and fail on a landing zone that is empty).
+    assert any(kind == "RESOURCE_INIT_SUCCESS" for kind, _ in admitted)
+    assert any(kind == "STEP_START" for kind, _ in admitted)
+
+
+def _events(instance: dg.DagsterInstance, job, planned: str) -> list[tuple[str, object]]:
+    result = job.execute_in_process(instance=instance, partition_key="2024-01", raise_on_error=False,
+                                    tags={"segflow/settings": planned})  # fmt: skip
+    assert not result.success
+    return [(e.dagster_event.event_type_value, e.dagster_event.event_specific_data)
+            for e in instance.all_logs(result.run_id) if e.dagster_event is not None]  # fmt: skip

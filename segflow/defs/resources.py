@@ -105,12 +105,39 @@ class JsonIOManager(dg.UPathIOManager):
         return model_type.from_dict(record) if model_type is not None else record
 
 
+SETTINGS_TAG = "segflow/settings"  # segflow.fanout tags a launched backfill (and so its runs) with it
+
+
+def settings_resource(settings: Settings) -> dg.ResourceDefinition:
+    """The settings value, refused to a run tagged with other settings' fingerprint.
+
+    ``segflow backfill --launch`` plans in its own process, and the daemon's runs build the code
+    location from their own environment (``$SEGFLOW_CONFIG``). Were the two to differ, the runs would
+    build other months, or write to another storage, than the plan says; so they stop before any
+    step, naming both settings.
+    """
+
+    def checked(context: dg.InitResourceContext) -> Settings:
+        run = context.run
+        planned = run.tags.get(SETTINGS_TAG) if run is not None else None
+        if planned is not None and planned != settings.fingerprint:
+            where = settings.config_file or "the built-in demo settings"
+            raise dg.Failure(
+                f"this run was planned with other settings (fingerprint {planned}) than its code "
+                f"location serves ({settings.fingerprint}, from {where}): give dagster-daemon the same "
+                "SEGFLOW_CONFIG and SEGFLOW_HOME as the `segflow backfill --launch` that launched it"
+            )
+        return settings
+
+    return dg.ResourceDefinition(resource_fn=checked, description="segflow's settings, read once")
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     # Dagster's UPathIOManager stores a month at <base>/<asset>/<YYYY-MM><extension>: the layout's
     # ``table`` and ``model`` paths (segflow_tests/test_storage_layout.py holds them to it).
     layout = storage.StorageLayout(UPath(str(settings.storage_dir)))
     return {
-        "settings": settings,
+        "settings": settings_resource(settings),
         "io_manager": PolarsParquetIOManager(base_path=layout.root),
         "model_io_manager": JsonIOManager(base_path=layout.root),
     }
