@@ -140,6 +140,9 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         raise SystemExit(f"--to {args.to} is before --from {args.from_}")
     settings = runner.prepare_environment(args.config)
     if args.launch:
+        if args.workers != 1:
+            raise SystemExit("--workers applies in process; with --launch the instance's run queue "
+                             "sets how many runs proceed at once (max_concurrent_runs)")  # fmt: skip
         return _launch_backfill(settings, args)
     summary = runner.backfill(settings, args.from_, args.to, workers=args.workers, force=args.force)
     return _finish_backfill(settings, summary)

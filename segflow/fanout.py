@@ -135,6 +135,7 @@ def follow(instance: dg.DagsterInstance, backfill_id: str, echo: Callable[[str],
     from dagster._core.storage.tags import BACKFILL_ID_TAG, PARTITION_NAME_TAG
 
     reported: set[str] = set()
+    started, hinted = time.monotonic(), False
     while True:
         backfill = instance.get_backfill(backfill_id)
         runs = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
@@ -144,6 +145,9 @@ def follow(instance: dg.DagsterInstance, backfill_id: str, echo: Callable[[str],
                 assets = len(run.asset_selection or ())
                 month = run.tags.get(PARTITION_NAME_TAG, "?")
                 echo(f"  {month} {assets:2d} assets {run.status.value.lower():8s} run {run.run_id}")
+        if not runs and not hinted and time.monotonic() - started > DAEMON_STALE_S and not _daemon_alive(instance):
+            echo("  no run yet, and no dagster-daemon serves this instance: start one (README, Scaling out)")
+            hinted = True
         status = backfill.status.value if backfill is not None else "CANCELED"
         if status in TERMINAL and all(r.is_finished for r in runs):
             echo(f"backfill {backfill_id}: {status.lower()}, {len(runs)} runs")

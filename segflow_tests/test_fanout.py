@@ -96,3 +96,9 @@ def _events(instance: dg.DagsterInstance, job, planned: str) -> list[tuple[str, 
     assert not result.success
     return [(e.dagster_event.event_type_value, e.dagster_event.event_specific_data)
             for e in instance.all_logs(result.run_id) if e.dagster_event is not None]  # fmt: skip
+
+
+def test_workers_are_refused_with_launch_naming_the_queue_setting(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        segflow_cli(tmp_path, "backfill", "--launch", "--workers", "2", "--from", "2024-01", "--to", "2024-01")
+    assert "max_concurrent_runs" in str(stopped.value)

@@ -152,13 +152,18 @@ def test_launched_backfill_runs_on_the_daemon_and_postgres_as_in_process(
             [sys.executable, "-c", DAEMON, "run", "-w", str(ROOT / "workspace.yaml")],
             cwd=ROOT, env=env, stdout=daemon_log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+        launch = ("backfill", "--launch", "--from", months[0], "--to", months[-1])
         try:
-            out = segflow_cli(home, "backfill", "--launch", "--wait", "--from", months[0], "--to", months[-1])
+            out = segflow_cli(home, *launch, "--wait")
+            # The instance records those months as built, as the in-process backfill reads it: a
+            # second launch resumes to nothing.
+            again = segflow_cli(home, *launch)
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             daemon.wait(timeout=60)
             daemon_log.close()
         assert "SQLite" not in out and "launched backfill" in out, out
+        assert "nothing to launch: every month is built" in again and "already built" in again, again
         backfill_id = out.split("launched backfill ", 1)[1].split(":", 1)[0]
         with dagster_home(home), dg.DagsterInstance.get() as instance:
             assert "Postgres" in type(instance.run_storage).__name__
