@@ -168,7 +168,11 @@ def _launch_backfill(settings, args: argparse.Namespace) -> int:
               "at a time (the UI lists it under Backfills)")  # fmt: skip
         if not args.wait:
             return 0
-        ok = fanout.follow(instance, launched.backfill_id, print)
+        try:
+            ok = fanout.follow(instance, launched.backfill_id, print)
+        except KeyboardInterrupt:  # the daemon owns the backfill: stopping to watch stops nothing
+            print(f"\nstopped following; backfill {launched.backfill_id} goes on in the daemon (UI: Backfills)")
+            return 130
     return _report_index(settings, 0 if ok else 1)
 
 
