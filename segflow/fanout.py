@@ -29,8 +29,6 @@ import dagster as dg
 
 from segflow.config import ConfigError, Settings
 
-INGEST_GROUPS = ("raw", "profiles")
-MODELLING_GROUPS = ("features", "models", "segments", "audit")
 TERMINAL = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
 # The daemon's backfill loop runs every 30 s (dagster._daemon.controller); one daemon heartbeat
 # within two loops means a daemon is serving this instance.
@@ -46,8 +44,8 @@ class Launched:
 
 
 def check_instance(instance: dg.DagsterInstance) -> list[str]:
-    """What stops ``instance`` from running a launched backfill (a configuration error), and
-    warnings: runs there would not be queued, or no daemon is serving it yet."""
+    """Raise a configuration error when ``instance`` cannot queue a launched backfill's runs; return
+    warnings: runs stored in SQLite (one machine only), or no daemon serving the instance yet."""
     from dagster._core.run_coordinator import QueuedRunCoordinator
 
     if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
@@ -96,8 +94,9 @@ def launch(settings: Settings, first: str, last: str, force: bool, instance: dg.
     plan = plan_backfill(settings, first, last, force, defs=defs, instance=instance)
     graph = defs.resolve_asset_graph()
     subsets, whole = {}, set()  # monthly assets' months; unpartitioned ones (the report index)
-    for groups, months in ((INGEST_GROUPS, plan.ingest), (MODELLING_GROUPS, plan.model)):
-        for key in _keys(graph, groups) if months else ():
+    # The same two stages as the in-process backfill's jobs: what ingest_job and modelling_job select.
+    for job, months in (("ingest_job", plan.ingest), ("modelling_job", plan.model)):
+        for key in _keys(defs, job) if months else ():
             partitions = graph.get(key).partitions_def
             if partitions is None:
                 whole.add(key)  # built once, after every month it reads
@@ -126,8 +125,8 @@ def launch(settings: Settings, first: str, last: str, force: bool, instance: dg.
     return Launched(backfill_id if subsets else "", plan.ingest, plan.model, plan.skipped)
 
 
-def _keys(graph, groups: tuple[str, ...]) -> list[dg.AssetKey]:
-    return sorted(k for k in graph.materializable_asset_keys if graph.get(k).group_name in groups)
+def _keys(defs: dg.Definitions, job_name: str) -> list[dg.AssetKey]:
+    return sorted(defs.resolve_job_def(job_name).asset_layer.selected_asset_keys)
 
 
 def follow(instance: dg.DagsterInstance, backfill_id: str, echo: Callable[[str], None], poll_s: float = 2.0) -> bool:
