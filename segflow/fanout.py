@@ -33,6 +33,9 @@ TERMINAL = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CAN
 # The daemon's backfill loop runs every 30 s (dagster._daemon.controller); one daemon heartbeat
 # within two loops means a daemon is serving this instance.
 DAEMON_STALE_S = 60
+# --wait gives up after this long without a daemon heartbeat: the backfill stays recorded, and
+# resumes when a daemon serves the instance again.
+DAEMON_GONE_S = 180
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ def follow(instance: dg.DagsterInstance, backfill_id: str, echo: Callable[[str],
     from dagster._core.storage.tags import BACKFILL_ID_TAG, PARTITION_NAME_TAG
 
     reported: set[str] = set()
-    started, hinted = time.monotonic(), False
+    started = last_alive = time.monotonic()
+    hinted = False
     while True:
         backfill = instance.get_backfill(backfill_id)
         runs = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
@@ -144,11 +148,18 @@ def follow(instance: dg.DagsterInstance, backfill_id: str, echo: Callable[[str],
                 assets = len(run.asset_selection or ())
                 month = run.tags.get(PARTITION_NAME_TAG, "?")
                 echo(f"  {month} {assets:2d} assets {run.status.value.lower():8s} run {run.run_id}")
-        if not runs and not hinted and time.monotonic() - started > DAEMON_STALE_S and not _daemon_alive(instance):
-            echo("  no run yet, and no dagster-daemon serves this instance: start one (README, Scaling out)")
-            hinted = True
         status = backfill.status.value if backfill is not None else "CANCELED"
         if status in TERMINAL and all(r.is_finished for r in runs):
             echo(f"backfill {backfill_id}: {status.lower()}, {len(runs)} runs")
             return status == "COMPLETED_SUCCESS" and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        now = time.monotonic()
+        if _daemon_alive(instance):
+            last_alive = now
+        elif not runs and not hinted and now - started > DAEMON_STALE_S:
+            echo("  no run yet, and no dagster-daemon serves this instance: start one (README, Scaling out)")
+            hinted = True
+        if now - last_alive > DAEMON_GONE_S:
+            echo(f"no dagster-daemon has served this instance for {DAEMON_GONE_S} s: stopped following; "
+                 f"backfill {backfill_id} resumes when one runs")  # fmt: skip
+            return False
         time.sleep(poll_s)

@@ -102,3 +102,14 @@ def test_workers_are_refused_with_launch_naming_the_queue_setting(tmp_path: Path
     with pytest.raises(SystemExit) as stopped:
         segflow_cli(tmp_path, "backfill", "--launch", "--workers", "2", "--from", "2024-01", "--to", "2024-01")
     assert "max_concurrent_runs" in str(stopped.value)
+
+
+def test_wait_gives_up_when_no_daemon_serves_the_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seconds, not minutes: the wait gives up after DAEMON_GONE_S without a heartbeat.
+    monkeypatch.setattr(fanout, "DAEMON_GONE_S", 0.2)
+    said: list[str] = []
+    with _queued_instance(tmp_path / "dh") as instance:
+        launched = fanout.launch(home_settings(tmp_path), "2024-01", "2024-01", False, instance)
+        assert fanout.follow(instance, launched.backfill_id, said.append, poll_s=0.05) is False
+        assert instance.get_backfill(launched.backfill_id).status.value == "REQUESTED"  # left for a daemon
+    assert said[-1].startswith("no dagster-daemon has served this instance") and launched.backfill_id in said[-1]

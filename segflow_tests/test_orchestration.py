@@ -160,7 +160,10 @@ def test_launched_backfill_runs_on_the_daemon_and_postgres_as_in_process(
             again = segflow_cli(home, *launch)
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
-            daemon.wait(timeout=60)
+            try:
+                daemon.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(daemon.pid, signal.SIGKILL)
             daemon_log.close()
         assert "SQLite" not in out and "launched backfill" in out, out
         assert "nothing to launch: every month is built" in again and "already built" in again, again
