@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
@@ -113,6 +116,16 @@ def built_history(tmp_path_factory: pytest.TempPathFactory, history_landing: Pat
         summary = runner.backfill(home_settings(home), HISTORY_MONTHS[0], HISTORY_MONTHS[-1])
     assert not summary.failed, [(o.period, o.job, o.error) for o in summary.failed]
     return home
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM a server started with ``start_new_session=True`` (dagster dev, dagster-daemon) and the
+    processes it spawned; SIGKILL them if they are not gone within ``timeout`` seconds."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def copy_home(source: Path, target: Path) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from segflow.synth import SynthConfig, generate
-from segflow_tests.conftest import home_layout
+from segflow_tests.conftest import home_layout, stop_process_group
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,8 +87,4 @@ def test_ui_backfill_runs_through_the_daemon(tmp_path: Path) -> None:
         assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
         assert target.exists()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process, timeout=30)
