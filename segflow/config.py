@@ -171,6 +171,18 @@ class ModelSettings:
     churn_min_churners: int = 30
 
 
+ENGINES = ("polars", "spark")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """``engine: spark``: where the line-item stage runs (a master URL, ``local[N]`` on one host)
+    and any further Spark configuration, passed to the session as given."""
+
+    master: str = "local[2]"
+    config: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class ReportSettings:
     min_cell_customers: int = 10  # cells describing fewer customers are suppressed
@@ -197,6 +209,10 @@ class Settings:
     features: FeatureSettings = FeatureSettings()
     model: ModelSettings = ModelSettings()
     report: ReportSettings = ReportSettings()
+    # The engine of the line-item stage (cleaning and per-customer sums of transactions): polars in
+    # this process, or Spark (segflow.lib.spark; the `spark` extra) with the `spark` section.
+    engine: str = "polars"
+    spark: SparkSettings = SparkSettings()
     config_file: Path | None = None
 
     @property
@@ -223,6 +239,7 @@ _SECTIONS = {
     "features": FeatureSettings,
     "model": ModelSettings,
     "report": ReportSettings,
+    "spark": SparkSettings,
 }
 
 
@@ -347,7 +364,20 @@ def _sections(raw: dict, defaults: Settings, file: Path) -> dict[str, Any]:
     return built
 
 
-_TOP_LEVEL = {"storage_dir", "landing_dir", "partitions", "sources", *_SECTIONS}
+_TOP_LEVEL = {"storage_dir", "landing_dir", "partitions", "sources", "engine", *_SECTIONS}
+
+
+def _engine(raw: dict, file: Path) -> str:
+    """``engine``, checked: one of ENGINES, and Spark's package installed when it is chosen."""
+    engine = raw.get("engine", "polars")
+    if engine not in ENGINES:
+        raise ConfigError(f"{file}: engine: {engine!r} is not one of {list(ENGINES)}")
+    if engine == "spark":
+        import importlib.util
+
+        if importlib.util.find_spec("pyspark") is None or importlib.util.find_spec("dagster_pyspark") is None:
+            raise ConfigError(f"{file}: engine: spark needs the spark extra: pip install 'segflow[spark]'")
+    return engine
 
 
 def _read(file: Path) -> dict:
@@ -383,4 +413,5 @@ def load_settings(path: str | Path | None = None) -> Settings:
     sections = _sections(raw, defaults, file)
     if "sources" in raw:
         sections["sources"] = _sources(raw["sources"], defaults.sources, base, file)
-    return Settings(home, storage_dir, landing_dir, start, end, config_file=file, **sections)
+    engine = _engine(raw, file)
+    return Settings(home, storage_dir, landing_dir, start, end, engine=engine, config_file=file, **sections)

@@ -18,10 +18,13 @@ from upath import UPath
 
 from segflow.config import Settings
 from segflow.lib import storage
+from segflow.lib.profiles.line_items import LineItemEngine, PolarsLineItems
 
 # Assets take the settings as ``settings: SegflowSettings``: the value ``build_defs`` was given,
 # parsed once, so an asset and the checks on it always see the same settings.
 SegflowSettings = dg.ResourceParam[Settings]
+# The engine that cleans and sums the line items (segflow.lib.profiles.line_items).
+LineItems = dg.ResourceParam[LineItemEngine]
 
 
 def _is_local(path: UPath) -> bool:
@@ -140,4 +143,29 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "settings": settings_resource(settings),
         "io_manager": PolarsParquetIOManager(base_path=layout.root),
         "model_io_manager": JsonIOManager(base_path=layout.root),
+        **line_item_resources(settings),
+    }
+
+
+def line_item_resources(settings: Settings) -> dict[str, Any]:
+    """``line_items``: polars in process, or (``engine: spark``) Spark through dagster-pyspark's
+    lazy resource, so that a run whose steps never touch line items never starts a JVM."""
+    if settings.engine != "spark":
+        return {"line_items": dg.ResourceDefinition.hardcoded_resource(PolarsLineItems(), "polars, in process")}
+    from dagster_pyspark import LazyPySparkResource
+
+    from segflow.lib.spark.line_items import SparkLineItems
+    from segflow.lib.spark.session import require_java, spark_conf
+
+    def spark_line_items(context: dg.InitResourceContext) -> SparkLineItems:
+        require_java()
+        return SparkLineItems(lambda: context.resources.pyspark.spark_session)
+
+    return {
+        "pyspark": LazyPySparkResource(spark_config=spark_conf(settings.spark)),
+        "line_items": dg.ResourceDefinition(
+            resource_fn=spark_line_items,
+            required_resource_keys={"pyspark"},
+            description=f"Spark at {settings.spark.master}, through dagster-pyspark",
+        ),
     }

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
+from upath import UPath
 
 from segflow.config import Settings
 from segflow.defs.contract_checks import contract_metadata, contract_specs, publish_checked
@@ -11,11 +12,12 @@ from segflow.defs.lineage import OWNERS, data_version, lineage, table_metadata
 from segflow.defs.partitions import monthly_partitions
 from segflow.defs.policies import AUTOMATION
 from segflow.defs.profiles.checks import BALANCE, balance_spec, row_accounting_balances
-from segflow.defs.resources import SegflowSettings
+from segflow.defs.resources import LineItems, SegflowSettings
 from segflow.defs.scope import settings_in_scope
-from segflow.lib import periods
+from segflow.lib import periods, storage
 from segflow.lib.profiles.cleaning import quarantined_share
 from segflow.lib.profiles.imputation import imputation_record
+from segflow.lib.profiles.line_items import LineItemEngine, LineItemFile
 from segflow.lib.profiles.profiles import ProfileBuild, RawSources, build_profiles
 
 
@@ -67,8 +69,17 @@ PROFILE_OUTS = {
 }
 
 
-def _raw_sources(settings: Settings, raw: dict[str, pl.DataFrame]) -> RawSources:
-    """The raw frames of the enabled sources; a disabled source's asset is read but not used."""
+def _raw_sources(
+    settings: Settings, raw: dict[str, pl.DataFrame], transactions: pl.LazyFrame, line_items: LineItemEngine, period: str
+) -> RawSources:
+    """The raw frames of the enabled sources; a disabled source's asset is read but not used. The
+    line items stay where they are stored for an engine that reads them itself (Spark)."""
+    raw = dict(raw)
+    if line_items.name == "polars":
+        raw["transactions"] = transactions.collect()
+    else:
+        path = storage.StorageLayout(UPath(str(settings.storage_dir))).table("raw_transactions", period)
+        raw["transactions"] = LineItemFile(str(path), tuple(transactions.collect_schema().names()))
     return RawSources(
         **{source: frame if settings.sources[source].enabled else None for source, frame in raw.items()}
     )
@@ -105,7 +116,17 @@ def _profiles_metadata(context: dg.AssetExecutionContext, settings: Settings, bu
         recoded_invalid_values=dg.MetadataValue.json(build.recoded),
         imputation_seed=settings.model.seed,
         imputation=dg.MetadataValue.json(imputation_record(settings.imputation, settings.model.seed)),
+        line_item_engine=dg.MetadataValue.json(_engine_record(settings)),
     )
+
+
+def _engine_record(settings: Settings) -> dict[str, str]:
+    """Which engine cleaned and summed the line items, and its version (lineage)."""
+    if settings.engine != "spark":
+        return {"engine": "polars", "version": pl.__version__}
+    import pyspark
+
+    return {"engine": "spark", "version": pyspark.__version__, "master": settings.spark.master}
 
 
 def _outputs(
@@ -140,8 +161,9 @@ def _tables(build: ProfileBuild, accounting: pl.DataFrame) -> dict[str, pl.DataF
 def customer_profiles(
     context: dg.AssetExecutionContext,
     settings: SegflowSettings,
+    line_items: LineItems,
     raw_customers: pl.DataFrame,
-    raw_transactions: pl.DataFrame,
+    raw_transactions: pl.LazyFrame,
     raw_engagement: pl.DataFrame,
     raw_surveys: pl.DataFrame,
     raw_campaigns: pl.DataFrame,
@@ -150,16 +172,17 @@ def customer_profiles(
     """Validate every enabled source row by row and build the month's customer profiles."""
     period = context.partition_key
     start, end = periods.bounds(period)
-    raw = {"customers": raw_customers, "transactions": raw_transactions, "engagement": raw_engagement,
-           "surveys": raw_surveys, "campaigns": raw_campaigns, "snapshot": raw_snapshot}  # fmt: skip
+    raw = {"customers": raw_customers, "engagement": raw_engagement, "surveys": raw_surveys,
+           "campaigns": raw_campaigns, "snapshot": raw_snapshot}  # fmt: skip
     build = build_profiles(
-        _raw_sources(settings, raw),
+        _raw_sources(settings, raw, raw_transactions, line_items, period),
         period,
         start,
         end,
         settings.cleaning,
         settings.model.seed,
         settings.imputation,
+        line_items,
     )
     accounting = _accounting_table(period, build.accounting)
     # Every table passes its error rules, and the accounting balances, before any is written

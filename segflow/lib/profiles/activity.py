@@ -84,10 +84,17 @@ def category_revenue(tx: pl.DataFrame) -> pl.DataFrame:
         lines.filter(pl.col("category").is_not_null() & (pl.col("category") != ""))
         .group_by("customer_id", "category")
         .agg(exact_sum(pl.col("amount")).alias("net_revenue"))
-        .sort("customer_id", "category")
     )
-    return per_category.group_by("customer_id", maintain_order=True).agg(
-        pl.struct("category", "net_revenue").alias(CATEGORY_REVENUE)
+    return category_lists(per_category)
+
+
+def category_lists(per_category: pl.DataFrame) -> pl.DataFrame:
+    """One row per customer from (customer_id, category, net_revenue) rows: the categories as a
+    ``CATEGORY_REVENUE`` list, sorted by name (another engine's per-category sums come here too)."""
+    return (
+        per_category.sort("customer_id", "category")
+        .group_by("customer_id", maintain_order=True)
+        .agg(pl.struct("category", "net_revenue").alias(CATEGORY_REVENUE))
     )
 
 
@@ -132,12 +139,15 @@ def snapshot_activity(snapshot: pl.DataFrame) -> pl.DataFrame:
 
 
 def month_activity(
-    results: dict[str, Cleaned], tx: pl.DataFrame, tx_activity: pl.DataFrame, snapshot: pl.DataFrame | None
+    results: dict[str, Cleaned],
+    tx_activity: pl.DataFrame,
+    categories: pl.DataFrame,
+    snapshot: pl.DataFrame | None,
 ) -> list[pl.DataFrame]:
-    """Per source, the month's activity tables to join onto the customers, in column order:
-    ``tx_activity`` (``transaction_activity(tx)``) and the category revenue of ``tx`` always, the
-    other sources where they were cleaned, and the snapshot's behaviour (``snapshot_activity``)."""
-    activity = [tx_activity, category_revenue(tx)]
+    """Per source, the month's activity tables to join onto the customers, in column order: the
+    line items' sums (``transaction_activity``, ``category_revenue``) always, the other sources
+    where they were cleaned, and the snapshot's behaviour (``snapshot_activity``)."""
+    activity = [tx_activity, categories]
     if "engagement" in results:
         activity.append(_engagement_activity(results["engagement"].accepted))
     if "surveys" in results:

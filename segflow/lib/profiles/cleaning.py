@@ -64,6 +64,11 @@ class Cleaned:
             "orphan_customers": self.orphan_customers,
         }
 
+    @property
+    def customer_ids(self) -> pl.Series:
+        """The customer id of every accepted row."""
+        return self.accepted["customer_id"]
+
     def with_orphans(self, known_customers: pl.Series) -> Cleaned:
         """These counts with the accepted rows of customers not in ``known_customers`` counted."""
         ids = self.accepted["customer_id"]
@@ -193,19 +198,20 @@ def campaign_rules(start: datetime, end: datetime, known_customers: pl.Series | 
     ]
 
 
+# The code columns every engine folds (segflow.lib.spark.line_items reads these too): trimmed and
+# lower-cased, trimmed and upper-cased, or trimmed ids.
+LOWERED_CODES = ("channel", "event_type", "question_id", "arm", "preferred_channel", "marital_status")
+UPPERED_CODES = ("gender",)
+TRIMMED_IDS = ("customer_id", "invoice_id", "product_id", "campaign_id")
+
+
 def normalise_codes(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     """Trim whitespace and fold case of code columns, so ' Web' and 'WEB' mean 'web'."""
-    lower = [
-        c
-        for c in ("channel", "event_type", "question_id", "arm", "preferred_channel", "marital_status")
-        if c in frame.columns
-    ]
-    upper = [c for c in ("gender",) if c in frame.columns]
-    strip = [c for c in ("customer_id", "invoice_id", "product_id", "campaign_id") if c in frame.columns]
+    present = set(frame.columns)
     return frame.with_columns(
-        *[pl.col(c).str.strip_chars().str.to_lowercase() for c in lower],
-        *[pl.col(c).str.strip_chars().str.to_uppercase() for c in upper],
-        *[pl.col(c).str.strip_chars() for c in strip],
+        *[pl.col(c).str.strip_chars().str.to_lowercase() for c in LOWERED_CODES if c in present],
+        *[pl.col(c).str.strip_chars().str.to_uppercase() for c in UPPERED_CODES if c in present],
+        *[pl.col(c).str.strip_chars() for c in TRIMMED_IDS if c in present],
     )
 
 
@@ -255,14 +261,21 @@ def apply_rules(
     )
     judged = deduped.with_columns(first_broken.alias("_rule"))
     bad = judged.filter(pl.col("_rule").is_not_null())
+    quarantined = quarantine_table(bad, [(r.rule_id, r.reason) for r in rules], source, period)
+    accepted = judged.filter(pl.col("_rule").is_null()).drop("_rule")
+    return Cleaned(accepted, quarantined, duplicates, raw_rows)
+
+
+def quarantine_table(bad: pl.DataFrame, rules: list[tuple[str, str]], source: str, period: str) -> pl.DataFrame:
+    """The quarantine rows (QUARANTINE_SCHEMA) of ``bad``: the source's rows, each with ``_rule``,
+    the index in ``rules`` (rule id, reason) of the first rule it breaks. Every engine's quarantine
+    is written by this one function, so that the reasons and the masked records cannot differ."""
     index = list(range(len(rules)))
-    reason = pl.col("_rule").replace_strict(index, [r.reason for r in rules], return_dtype=pl.String)
+    reason = pl.col("_rule").replace_strict(index, [r[1] for r in rules], return_dtype=pl.String)
     quarantined = bad.select(
         pl.lit(source).alias("source"),
         pl.lit(period).alias("period"),
-        pl.col("_rule")
-        .replace_strict(index, [r.rule_id for r in rules], return_dtype=pl.String)
-        .alias("rule_id"),
+        pl.col("_rule").replace_strict(index, [r[0] for r in rules], return_dtype=pl.String).alias("rule_id"),
         pl.when(pl.col("_parse_error").is_not_null())
         .then(pl.format("{}: {}", reason, pl.col("_parse_error")))
         .otherwise(reason)
@@ -271,8 +284,7 @@ def apply_rules(
         pl.col("_source_row").alias("row_number"),
         _record_json(bad, source).alias("record"),
     )
-    accepted = judged.filter(pl.col("_rule").is_null()).drop("_rule")
-    return Cleaned(accepted, quarantined.cast(QUARANTINE_SCHEMA), duplicates, raw_rows)
+    return quarantined.cast(QUARANTINE_SCHEMA)
 
 
 NEAR_DUPLICATE_RULE = "near_duplicate_other_id"

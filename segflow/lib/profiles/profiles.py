@@ -20,15 +20,22 @@ from datetime import datetime
 import polars as pl
 
 from segflow.config import CleaningSettings, ImputationSettings
-from segflow.lib.profiles import cleaning
+from segflow.lib.profiles import cleaning, rule_table
 from segflow.lib.profiles.activity import (
     SNAPSHOT_DEMOGRAPHICS,
     month_activity,
     snapshot_activity,
-    transaction_activity,
     with_activity,
 )
 from segflow.lib.profiles.cleaning import Cleaned
+from segflow.lib.profiles.line_items import (
+    CleanedLineItems,
+    LineItemEngine,
+    LineItemJob,
+    LineItemSource,
+    PolarsLineItems,
+    no_line_items,
+)
 from segflow.lib.profiles.imputation import (
     CATEGORICAL,
     NUMERIC,
@@ -43,7 +50,9 @@ from segflow.lib.schema import CAMPAIGNS, CUSTOMERS, PII_COLUMNS
 @dataclass(frozen=True)
 class RawSources:
     customers: pl.DataFrame | None
-    transactions: pl.DataFrame | None  # None: no line items (a behaviour snapshot stands in)
+    # None: no line items (a behaviour snapshot stands in); a LineItemFile for an engine that
+    # reads the stored month itself (engine: spark).
+    transactions: LineItemSource | None
     engagement: pl.DataFrame | None
     surveys: pl.DataFrame | None
     campaigns: pl.DataFrame | None
@@ -71,17 +80,18 @@ def build_profiles(
     settings: CleaningSettings,
     seed: int,
     imputation: ImputationSettings | None = None,
+    line_items: LineItemEngine | None = None,
 ) -> ProfileBuild:
     """Validate every source, quarantine bad rows, and build the month's customer profiles.
 
     Missing demographics and the unanswered questions of partly answered surveys are imputed by
-    the model ``imputation`` names (default: ``ImputationSettings()``), seeded with ``seed``.
+    the model ``imputation`` names (default: ``ImputationSettings()``), seeded with ``seed``. The
+    line items are cleaned and summed per customer by ``line_items`` (default: polars).
     """
-    results = _clean_sources(raw, period, start, end, settings)
-    tx = results["transactions"].accepted if "transactions" in results else _no_transactions()
-    # Aggregated once, before the customers: without a CRM source its keys are the customers (the
-    # line items' unique ids, from the aggregate rather than a second pass over every line).
-    tx_activity = transaction_activity(tx)
+    results = _clean_sources(raw, period, start, end, settings, line_items or PolarsLineItems())
+    tx = results["transactions"] if "transactions" in results else no_line_items()
+    # Without a CRM source the line items' customers are the customers (read off their sums).
+    tx_activity = tx.activity
     snapshot = snapshot_activity(results["snapshot"].accepted) if "snapshot" in results else None
     context = _Context(results, period, start.year, settings)
     if "customers" in results:
@@ -90,7 +100,7 @@ def build_profiles(
     else:
         ids = tx_activity["customer_id"] if "transactions" in results else snapshot["customer_id"]
         customers, recoded, recoded_values = _customers_without_crm(context, ids, snapshot)
-    profiles = with_activity(customers, month_activity(results, tx, tx_activity, snapshot), period)
+    profiles = with_activity(customers, month_activity(results, tx_activity, tx.categories, snapshot), period)
     profiles = impute_surveys(profiles, seed, imputation)
     quarantined = pl.concat([r.quarantined for r in results.values()], how="vertical")
     accounting = {source: r.accounting() for source, r in results.items()}
@@ -104,7 +114,7 @@ def build_profiles(
 class _Context:
     """What recoding a month's demographics needs to know besides the customers themselves."""
 
-    results: dict[str, Cleaned]
+    results: dict[str, Cleaned | CleanedLineItems]
     period: str
     year: int
     settings: CleaningSettings
@@ -172,22 +182,24 @@ def _with_snapshot_demographics(
     return joined, tuple(c for c in SNAPSHOT_DEMOGRAPHICS if c not in crm_delivers)
 
 
-def _clean(
-    frame: pl.DataFrame | None, source: str, rules: list, period: str, drop_duplicates: bool = True
-) -> Cleaned | None:
+def _clean(frame: pl.DataFrame | None, source: str, rules: list, period: str) -> Cleaned | None:
     if frame is None:
         return None
-    normalised = cleaning.normalise_codes(frame, source)
-    return cleaning.apply_rules(normalised, rules, source, period, drop_duplicates)
+    return cleaning.apply_rules(cleaning.normalise_codes(frame, source), rules, source, period)
 
 
 def _clean_sources(
-    raw: RawSources, period: str, start: datetime, end: datetime, settings: CleaningSettings
-) -> dict[str, Cleaned]:
+    raw: RawSources,
+    period: str,
+    start: datetime,
+    end: datetime,
+    settings: CleaningSettings,
+    line_items: LineItemEngine,
+) -> dict[str, Cleaned | CleanedLineItems]:
     """Every enabled source through its row rules. The CRM's accepted ids decide orphans: with
     ``cleaning.orphans: quarantine`` the other sources' rows of unknown customers are quarantined,
     with ``keep`` they are accepted and counted (``Cleaned.orphan_rows``)."""
-    results: dict[str, Cleaned] = {}
+    results: dict[str, Cleaned | CleanedLineItems] = {}
     known: pl.Series | None = None
     if raw.customers is not None:
         results["customers"] = _clean(raw.customers, "customers", cleaning.customer_rules(start, end), period)
@@ -201,17 +213,18 @@ def _clean_sources(
     if "customers" in results:
         known = results["customers"].accepted["customer_id"]
         orphan_rule = known if settings.orphans == "quarantine" else None
-    tx_columns = raw.transactions.columns if raw.transactions is not None else None
+    if raw.transactions is not None:
+        columns = list(raw.transactions.columns)
+        table = rule_table.transaction_rule_table(start, end, settings, orphan_rule, columns)
+        job = LineItemJob(table, period, settings.exact_duplicates)
+        results["transactions"] = line_items.clean(raw.transactions, job)
     rules = {
-        "transactions": cleaning.transaction_rules(start, end, settings, orphan_rule, tx_columns),
         "engagement": cleaning.engagement_rules(start, end, orphan_rule),
         "surveys": cleaning.survey_rules(start, end, orphan_rule),
         "campaigns": cleaning.campaign_rules(start, end, orphan_rule),
     }
     for source, source_rules in rules.items():
-        frame = getattr(raw, source)
-        drop = source != "transactions" or frame is None or _drops_exact_duplicates(frame, settings)
-        cleaned = _clean(frame, source, source_rules, period, drop_duplicates=drop)
+        cleaned = _clean(getattr(raw, source), source, source_rules, period)
         if cleaned is not None:
             results[source] = cleaned
     if known is not None and orphan_rule is None:
@@ -223,29 +236,14 @@ def _clean_sources(
     return results
 
 
-def _drops_exact_duplicates(transactions: pl.DataFrame, settings: CleaningSettings) -> bool:
-    """``cleaning.exact_duplicates``: auto drops them unless the invoice ids are derived."""
-    if settings.exact_duplicates != "auto":
-        return settings.exact_duplicates == "drop"
-    from segflow.lib.sources.ingest import invoices_are_derived
-
-    return not invoices_are_derived(transactions)  # as read: derived ids are exactly that expression
-
-
 def _orphan_ids(results: dict[str, Cleaned]) -> pl.Series:
     """Customer ids of the accepted rows of other sources that the CRM does not know."""
     known = results["customers"].accepted["customer_id"]
-    ids = [r.accepted["customer_id"] for s, r in results.items() if s != "customers" and r.orphan_rows]
+    ids = [r.customer_ids for s, r in results.items() if s != "customers" and r.orphan_rows]
     if not ids:
         return pl.Series("customer_id", [], dtype=pl.String)
     every = pl.concat(ids).drop_nulls().unique()
     return every.filter(~every.is_in(known.implode())).sort()
-
-
-def _no_transactions() -> pl.DataFrame:
-    from segflow.lib.sources.ingest import empty_source
-
-    return empty_source("transactions")
 
 
 def _no_exposures() -> pl.DataFrame:
