@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 export SEGFLOW_HOME ?= $(CURDIR)/.segflow
 export DAGSTER_HOME ?= $(SEGFLOW_HOME)/dagster_home
 
-.PHONY: install demo test ui bench lint validate clean java
+.PHONY: install demo test ui bench lint validate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,16 +30,8 @@ demo: $(STAMP)
 # module and session fixtures (a backfill, a landing zone) are built once; --no-loadscope-reorder
 # keeps conftest.py's longest-first module order. (xdist_group marks do nothing on pytest 9: xdist
 # 3.8 renames node ids through an attribute that pytest 9 no longer reads.)
-test: $(STAMP) java
+test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
-
-# The Spark parity tests need a JVM (Spark 4.0: Java 17+). The machine image has one; elsewhere it
-# comes from the OS packages (Debian/Ubuntu), as root or through sudo.
-java:
-	@command -v java >/dev/null 2>&1 || test -x "$$JAVA_HOME/bin/java" || { \
-	  echo "java not found: installing openjdk-17-jre-headless for the Spark tests"; \
-	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless; }
 
 validate: $(STAMP)
 	mkdir -p $(DAGSTER_HOME) && { test -s $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml; }

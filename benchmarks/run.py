@@ -1,7 +1,7 @@
 """`make bench`: every benchmark at full size, each in its own process (peak RSS is per process),
 written to benchmarks/RESULTS.md as Markdown.
 
-    python -m benchmarks.run [--only gx|selection|backfill|features|e2e|generate|fixed_cost|month|clv] [--runs 3]
+    python -m benchmarks.run [--only gx|selection|backfill|features|e2e|generate|fixed_cost|month|clv|spark] [--runs 3]
         [--lines 1000000 10000000]   # sizes of the features and end-to-end benchmarks
         [--fixed-cost-parts notebook month backfill workers demo]   # what fixed_cost measures
 """
@@ -442,11 +442,37 @@ def _sized(module: str, sizes: list[int], runs: str) -> list[tuple[dict, str]]:
     return out
 
 
+def spark_section(results: list[dict], command: str) -> list[str]:
+    lines = [
+        "## Line-item stage: Spark against polars",
+        "",
+        f"`{command}`",
+        "",
+        "The line-item stage of `engine: spark` (exact duplicates, the rule table, quarantine, the",
+        "per-customer sums; `segflow.lib.spark.line_items`) against the default engine on the same",
+        "stored `raw_transactions` month, each engine in its own process; their counts, quarantine and",
+        "sums are checked equal first. Spark's session start is paid once per process, apart.",
+        "",
+        "| line items | master | polars median, s | Spark median, s (min, max) | Spark / polars | Spark session start, s "
+        "| polars peak RSS, MB | Spark: Python / JVM peak RSS, MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        p, s = r["engines"]["polars"], r["engines"]["spark"]
+        lines.append(
+            f"| {r['lines']:,} | {r['master']} | {p['seconds']['median']:.2f} | {s['seconds']['median']:.1f} "
+            f"({s['seconds']['min']:.1f}, {s['seconds']['max']:.1f}) | {r['spark_over_polars']:.1f} "
+            f"| {s['session_start_seconds']:.1f} | {p['peak_rss_mb']:,.0f} "
+            f"| {s['peak_rss_mb']:,.0f} / {s['jvm_peak_rss_mb']:,.0f} |"
+        )
+    return lines + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("gx", "selection", "backfill", "features", "e2e", "generate", "fixed_cost", "month", "clv"),
+        choices=("gx", "selection", "backfill", "features", "e2e", "generate", "fixed_cost", "month", "clv", "spark"),
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
@@ -511,6 +537,11 @@ def main() -> None:
         clv = _measure("benchmarks.bench_clv", *clv_args)
         machine = machine or clv["machine"]
         sections += clv_section(clv, "python -m benchmarks.bench_clv " + " ".join(clv_args))
+    if args.only in (None, "spark"):
+        spark_args = ("--lines", *map(str, args.lines), "--runs", runs)
+        spark = _measure("benchmarks.bench_spark", *spark_args)
+        machine = machine or spark[0]["machine"]
+        sections += spark_section(spark, "python -m benchmarks.bench_spark " + " ".join(spark_args))
     header = [
         "# Benchmark results",
         "",

@@ -414,4 +414,6 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if "sources" in raw:
         sections["sources"] = _sources(raw["sources"], defaults.sources, base, file)
     engine = _engine(raw, file)
+    if not isinstance(sections.get("spark", defaults.spark).config, dict):
+        raise ConfigError(f"{file}: spark: config: expected a mapping of Spark keys to values")
     return Settings(home, storage_dir, landing_dir, start, end, engine=engine, config_file=file, **sections)

@@ -14,13 +14,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal as assert_equal
 
-from segflow.config import CleaningSettings, Settings, SparkSettings
+from segflow.config import CleaningSettings, ConfigError, Settings, SparkSettings
 from segflow.lib import periods
 from segflow.lib.profiles import rule_table
 from segflow.lib.profiles.line_items import LineItemFile
 from segflow.lib.profiles.profiles import ProfileBuild, RawSources, build_profiles
-from segflow.lib.sources.ingest import cast_to_schema, period_filter_for, read_month, read_source
+from segflow.lib.sources.ingest import period_filter_for, read_month, read_source
 from segflow_tests.conftest import HISTORY_MONTHS, ONLINE_RETAIL, require
+from segflow_tests.os_packages import ensure_debian_package
+from segflow_tests.test_cleaning import _tx
 from segflow_tests.test_rfm_online_retail import MAPPING
 
 pyspark = pytest.importorskip("pyspark", reason="the spark extra is part of dev: make test installs it")
@@ -31,11 +33,21 @@ from segflow.lib.spark.session import require_java, spark_conf  # noqa: E402
 START, END = datetime(2024, 3, 1), datetime(2024, 4, 1)
 
 
+def _java_found() -> bool:
+    try:
+        require_java()
+    except ConfigError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def spark() -> Iterator:
     from pyspark.sql import SparkSession
 
-    require_java()  # the Makefile installs Java where it is missing; say so plainly if it did not
+    # Spark 4's driver is a JVM (Java 17+): the machine image has one; elsewhere, the OS's.
+    ensure_debian_package("openjdk-17-jre-headless", lambda: _java_found())
+    require_java()
     builder = SparkSession.builder
     for key, value in spark_conf(SparkSettings(master="local[2]")).items():
         builder = builder.config(key, value)
@@ -44,7 +56,9 @@ def spark() -> Iterator:
     session.stop()
 
 
-def _both(raw: RawSources, tmp: Path, spark, period: str, settings: CleaningSettings) -> tuple[ProfileBuild, ProfileBuild]:
+def _both(
+    raw: RawSources, tmp: Path, spark, period: str, settings: CleaningSettings
+) -> tuple[ProfileBuild, ProfileBuild]:
     """The month built by each engine; Spark reads the line items from a Parquet file, as it reads
     the stored raw_transactions month."""
     start, end = periods.bounds(period)
@@ -52,7 +66,9 @@ def _both(raw: RawSources, tmp: Path, spark, period: str, settings: CleaningSett
     raw.transactions.write_parquet(path)
     on_spark = dataclasses.replace(raw, transactions=LineItemFile(str(path), tuple(raw.transactions.columns)))
     polars_build = build_profiles(raw, period, start, end, settings, 42)
-    spark_build = build_profiles(on_spark, period, start, end, settings, 42, line_items=SparkLineItems(lambda: spark))
+    spark_build = build_profiles(
+        on_spark, period, start, end, settings, 42, line_items=SparkLineItems(lambda: spark)
+    )
     return polars_build, spark_build
 
 
@@ -68,16 +84,6 @@ def _assert_same(a: ProfileBuild, b: ProfileBuild) -> None:
     # The stored tables are written as built: the same order too, so the same bytes.
     assert_frame_equal(a.quarantined, b.quarantined)
     assert_frame_equal(a.profiles, b.profiles)
-
-
-def _tx(rows: list[dict]) -> pl.DataFrame:
-    base = {"invoice_id": "I1", "customer_id": "C1", "invoiced_at": "2024-03-05 10:00:00", "product_id": "P1",
-            "category": "toys", "quantity": "2", "unit_price": "3.5", "channel": "web"}  # fmt: skip
-    frame = pl.DataFrame([{**base, **r} for r in rows], schema={k: pl.String for k in base})
-    typed = cast_to_schema(frame.lazy(), "transactions").collect()
-    return typed.with_columns(
-        pl.lit("tx.csv").alias("_source_file"), pl.int_range(pl.len()).cast(pl.Int64).alias("_source_row")
-    )
 
 
 # Every transaction rule broken at least once, and the shapes the rules must let through.
@@ -129,7 +135,9 @@ def test_derived_invoices_keep_repeated_lines_alike(spark, tmp_path: Path) -> No
     rows = [{"invoice_id": f"2024-03-05/{c}", "customer_id": f" {c}"} for c in ("C1", "C1", "C2")]
     for exact_duplicates in ("auto", "drop"):
         settings = CleaningSettings(exact_duplicates=exact_duplicates)
-        polars_build, spark_build = _both(RawSources(None, _tx(rows), None, None, None), tmp_path, spark, "2024-03", settings)
+        polars_build, spark_build = _both(
+            RawSources(None, _tx(rows), None, None, None), tmp_path, spark, "2024-03", settings
+        )
         _assert_same(polars_build, spark_build)
         dropped = polars_build.accounting["transactions"]["duplicates_dropped"]
         assert dropped == (0 if exact_duplicates == "auto" else 1)
@@ -153,14 +161,18 @@ def test_an_online_retail_month_is_built_alike(spark, tmp_path: Path) -> None:
     split = period_filter_for("transactions", path, start, end, is_first_partition=False)
     raw = read_source("transactions", MAPPING, path, split).frame
     settings = CleaningSettings(max_abs_quantity=20_000)
-    polars_build, spark_build = _both(RawSources(None, raw, None, None, None), tmp_path, spark, period, settings)
+    polars_build, spark_build = _both(
+        RawSources(None, raw, None, None, None), tmp_path, spark, period, settings
+    )
     _assert_same(polars_build, spark_build)
     accounting = polars_build.accounting["transactions"]
     assert accounting["duplicates_dropped"] > 0 and accounting["quarantined_rows"] > 0
     assert polars_build.profiles.height > 1_000
 
 
-def test_the_spark_engine_runs_through_dagster_to_the_same_files(spark, history_landing: Path, tmp_path: Path) -> None:
+def test_the_spark_engine_runs_through_dagster_to_the_same_files(
+    spark, history_landing: Path, tmp_path: Path
+) -> None:
     """``engine: spark`` in the definitions: dagster-pyspark's resource, the stored raw month read by
     Spark, and the profiles' outputs the same bytes as the default engine's."""
     from segflow import runner
@@ -172,7 +184,9 @@ def test_the_spark_engine_runs_through_dagster_to_the_same_files(spark, history_
     for engine in ("polars", "spark"):
         home = tmp_path / engine
         settings = Settings(home=home, storage_dir=home / "storage", landing_dir=history_landing)
-        settings = dataclasses.replace(settings, partitions_start=period, partitions_end=period, engine=engine)
+        settings = dataclasses.replace(
+            settings, partitions_start=period, partitions_end=period, engine=engine
+        )
         with dg.instance_for_test() as instance:
             outcome = runner.run_partition(build_defs(settings), instance, "ingest_job", period)
         assert outcome.success, outcome.error
@@ -182,3 +196,52 @@ def test_the_spark_engine_runs_through_dagster_to_the_same_files(spark, history_
             for asset in ("customer_profiles", "quarantined_rows", "row_accounting", "campaign_exposures")
         }
     assert stored["spark"] == stored["polars"]
+
+
+def test_the_engine_setting_is_checked_and_configures_the_session(tmp_path: Path, monkeypatch) -> None:
+    from segflow.config import load_settings
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("engine: flink\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: engine: 'flink' is not one of \['polars', 'spark'\]"):
+        load_settings(bad)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text('engine: spark\nspark: {masters: "local[1]"}\n')
+    with pytest.raises(ConfigError, match=r"typo.yaml: spark: unknown key\(s\) \['masters'\]"):
+        load_settings(typo)
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "engine: spark\nspark:\n  master: local[1]\n  config: {spark.sql.shuffle.partitions: 4}\n"
+    )
+    settings = load_settings(good)
+    assert settings.engine == "spark"
+    conf = spark_conf(settings.spark)
+    assert conf["spark.master"] == "local[1]" and conf["spark.sql.shuffle.partitions"] == "4"
+    assert conf["spark.ui.enabled"] == "false" and conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert "spark.driver.bindAddress" not in spark_conf(SparkSettings(master="spark://head:7077"))
+    # Without the extra, the config is refused before anything runs, with the command to install it.
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "pyspark" else real(name))
+    with pytest.raises(
+        ConfigError, match=r"engine: spark needs the spark extra: pip install 'segflow\[spark\]'"
+    ):
+        load_settings(good)
+
+
+def test_the_default_engine_never_imports_spark(tmp_path: Path) -> None:
+    """The default install has no pyspark and no Java: building and reading the definitions with
+    the default engine must not import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from segflow.config import load_settings; from segflow.definitions import build_defs; "
+        "d = build_defs(load_settings()); d.get_repository_def(); "
+        "assert 'pyspark' not in sys.modules and 'dagster_pyspark' not in sys.modules, 'imported'"
+    )
+    env = {**__import__("os").environ, "SEGFLOW_HOME": str(tmp_path)}
+    env.pop("SEGFLOW_CONFIG", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -151,7 +151,9 @@ def line_item_resources(settings: Settings) -> dict[str, Any]:
     """``line_items``: polars in process, or (``engine: spark``) Spark through dagster-pyspark's
     lazy resource, so that a run whose steps never touch line items never starts a JVM."""
     if settings.engine != "spark":
-        return {"line_items": dg.ResourceDefinition.hardcoded_resource(PolarsLineItems(), "polars, in process")}
+        return {
+            "line_items": dg.ResourceDefinition.hardcoded_resource(PolarsLineItems(), "polars, in process")
+        }
     from dagster_pyspark import LazyPySparkResource
 
     from segflow.lib.spark.line_items import SparkLineItems

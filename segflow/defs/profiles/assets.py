@@ -21,12 +21,12 @@ from segflow.lib.profiles.line_items import LineItemEngine, LineItemFile
 from segflow.lib.profiles.profiles import ProfileBuild, RawSources, build_profiles
 
 
-def _table_out(name: str, description: str) -> dg.AssetOut:
+def _table_out(name: str, description: str, kinds: frozenset[str]) -> dg.AssetOut:
     """The outputs differ only in name and description; each has its own contract."""
     return dg.AssetOut(
         description=description,
         group_name="profiles",
-        kinds={"polars", "parquet"},
+        kinds=set(kinds),
         owners=OWNERS,
         metadata=contract_metadata(name),
         code_version="3",
@@ -34,43 +34,48 @@ def _table_out(name: str, description: str) -> dg.AssetOut:
     )
 
 
-PROFILE_OUTS = {
-    "customer_profiles": _table_out(
-        "customer_profiles",
+PROFILE_DESCRIPTIONS = {
+    "customer_profiles": (
         "One row per customer known at the month's end: typed, deduplicated, PII removed, invalid "
         "demographics recoded and imputed by a model (flagged `*_imputed`), and the month's purchases net of "
         "cancellations and returns, engagement, survey answers (the unanswered questions of a partly "
-        "answered survey imputed, flagged `survey_*_imputed`) and campaign exposures.",
+        "answered survey imputed, flagged `survey_*_imputed`) and campaign exposures."
     ),
-    "quarantined_rows": _table_out(
-        "quarantined_rows",
+    "quarantined_rows": (
         "Every raw row rejected by a row rule this month, with its source, file, row number, rule id "
-        "and reason; PII in the kept record is masked.",
+        "and reason; PII in the kept record is masked."
     ),
-    "row_accounting": _table_out(
-        "row_accounting",
+    "row_accounting": (
         "Per source: raw rows = accepted + quarantined + exact duplicates dropped, for the month, "
         "how many accepted rows (and customers) are missing from the CRM (`cleaning.orphans: keep`), "
-        "and the quarantined share (a source more than nine tenths quarantined fails the month).",
+        "and the quarantined share (a source more than nine tenths quarantined fails the month)."
     ),
-    "recoded_values": _table_out(
-        "recoded_values",
+    "recoded_values": (
         "Every impossible demographic value recoded this month (birth year, income, household size, "
         "gender, education, marital status, children), and every optional customer attribute that could "
         "not be read at all (`unparseable_value`; the customer is kept): column, rule id, reason, the value, "
-        "how many rows held it, and what was done (set to null, then imputed and flagged, or left unknown).",
+        "how many rows held it, and what was done (set to null, then imputed and flagged, or left unknown)."
     ),
-    "campaign_exposures": _table_out(
-        "campaign_exposures",
+    "campaign_exposures": (
         "Every campaign exposure of the month that passed the campaign row rules (a known customer, a "
         "campaign id, an exposure in the month, a treatment or control arm, a response flag), in file "
-        "order: the exposures the profiles count, and those the audit's KPIs and campaign lift test.",
+        "order: the exposures the profiles count, and those the audit's KPIs and campaign lift test."
     ),
 }
 
 
+def profile_outs(engine: str) -> dict[str, dg.AssetOut]:
+    """The stage's outputs; their kinds name Spark too where it cleans the line items."""
+    kinds = frozenset({"polars", "parquet", *(["spark"] if engine == "spark" else [])})
+    return {name: _table_out(name, text, kinds) for name, text in PROFILE_DESCRIPTIONS.items()}
+
+
 def _raw_sources(
-    settings: Settings, raw: dict[str, pl.DataFrame], transactions: pl.LazyFrame, line_items: LineItemEngine, period: str
+    settings: Settings,
+    raw: dict[str, pl.DataFrame],
+    transactions: pl.LazyFrame,
+    line_items: LineItemEngine,
+    period: str,
 ) -> RawSources:
     """The raw frames of the enabled sources; a disabled source's asset is read but not used. The
     line items stay where they are stored for an engine that reads them itself (Spark)."""
@@ -152,7 +157,7 @@ def _outputs(
 
 
 def _tables(build: ProfileBuild, accounting: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """The stage's outputs by name (PROFILE_OUTS), each validated against its own contract."""
+    """The stage's outputs by name (PROFILE_DESCRIPTIONS), each validated against its own contract."""
     return {"customer_profiles": build.profiles, "quarantined_rows": build.quarantined,
             "row_accounting": accounting, "recoded_values": build.recoded_values,
             "campaign_exposures": build.exposures}  # fmt: skip
@@ -188,7 +193,9 @@ def customer_profiles(
     # Every table passes its error rules, and the accounting balances, before any is written
     # (write-audit-publish).
     tables = _tables(build, accounting)
-    checks = [result for name, table in tables.items() for result in publish_checked(context, name, table, name)]
+    checks = [
+        result for name, table in tables.items() for result in publish_checked(context, name, table, name)
+    ]
     balance = row_accounting_balances(accounting)
     if not balance.passed:
         yield balance
@@ -203,14 +210,15 @@ def customer_profiles(
 
 @dg.definitions
 def profile_defs() -> dg.Definitions:
-    partitions_def = monthly_partitions(settings_in_scope())
+    settings = settings_in_scope()
+    partitions_def = monthly_partitions(settings)
     return dg.Definitions(
         assets=[
             dg.multi_asset(
-                outs=PROFILE_OUTS,
+                outs=profile_outs(settings.engine),
                 partitions_def=partitions_def,
                 check_specs=[
-                    *(spec for name in PROFILE_OUTS for spec in contract_specs(name, name)),
+                    *(spec for name in PROFILE_DESCRIPTIONS for spec in contract_specs(name, name)),
                     balance_spec(),
                 ],
             )(customer_profiles)

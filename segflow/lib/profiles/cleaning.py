@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -22,6 +23,9 @@ from segflow.lib.schema import (
     SOURCES,
     SURVEY_QUESTIONS,
 )
+
+if TYPE_CHECKING:
+    from segflow.lib.profiles.line_items import CleanedLineItems
 
 QUARANTINE_SCHEMA = {
     "source": pl.String(),
@@ -54,15 +58,12 @@ class Cleaned:
     orphan_rows: int = 0
     orphan_customers: int = 0
 
+    @property
+    def accepted_rows(self) -> int:
+        return self.accepted.height
+
     def accounting(self) -> dict[str, int]:
-        return {
-            "raw_rows": self.raw_rows,
-            "accepted_rows": self.accepted.height,
-            "quarantined_rows": self.quarantined.height,
-            "duplicates_dropped": self.duplicates_dropped,
-            "orphan_rows": self.orphan_rows,
-            "orphan_customers": self.orphan_customers,
-        }
+        return row_accounting(self)
 
     @property
     def customer_ids(self) -> pl.Series:
@@ -74,6 +75,19 @@ class Cleaned:
         ids = self.accepted["customer_id"]
         orphans = ids.filter(~ids.is_in(known_customers.implode()))
         return dataclasses.replace(self, orphan_rows=orphans.len(), orphan_customers=orphans.n_unique())
+
+
+def row_accounting(cleaned: Cleaned | CleanedLineItems) -> dict[str, int]:
+    """A cleaned source's row accounting: raw = accepted + quarantined + duplicates dropped, and
+    the orphans among the accepted."""
+    return {
+        "raw_rows": cleaned.raw_rows,
+        "accepted_rows": cleaned.accepted_rows,
+        "quarantined_rows": cleaned.quarantined.height,
+        "duplicates_dropped": cleaned.duplicates_dropped,
+        "orphan_rows": cleaned.orphan_rows,
+        "orphan_customers": cleaned.orphan_customers,
+    }
 
 
 def _in_period(column: str, start: datetime, end: datetime) -> pl.Expr:
@@ -266,7 +280,9 @@ def apply_rules(
     return Cleaned(accepted, quarantined, duplicates, raw_rows)
 
 
-def quarantine_table(bad: pl.DataFrame, rules: list[tuple[str, str]], source: str, period: str) -> pl.DataFrame:
+def quarantine_table(
+    bad: pl.DataFrame, rules: list[tuple[str, str]], source: str, period: str
+) -> pl.DataFrame:
     """The quarantine rows (QUARANTINE_SCHEMA) of ``bad``: the source's rows, each with ``_rule``,
     the index in ``rules`` (rule id, reason) of the first rule it breaks. Every engine's quarantine
     is written by this one function, so that the reasons and the masked records cannot differ."""

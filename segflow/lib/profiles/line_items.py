@@ -47,14 +47,7 @@ class CleanedLineItems:
     orphan_customers: int = 0
 
     def accounting(self) -> dict[str, int]:
-        return {
-            "raw_rows": self.raw_rows,
-            "accepted_rows": self.accepted_rows,
-            "quarantined_rows": self.quarantined.height,
-            "duplicates_dropped": self.duplicates_dropped,
-            "orphan_rows": self.orphan_rows,
-            "orphan_customers": self.orphan_customers,
-        }
+        return cleaning.row_accounting(self)
 
     @property
     def customer_ids(self) -> pl.Series:

@@ -28,6 +28,13 @@ from segflow.lib.profiles.activity import (
     with_activity,
 )
 from segflow.lib.profiles.cleaning import Cleaned
+from segflow.lib.profiles.imputation import (
+    CATEGORICAL,
+    NUMERIC,
+    impute_demographics,
+    impute_surveys,
+    imputed_flag,
+)
 from segflow.lib.profiles.line_items import (
     CleanedLineItems,
     LineItemEngine,
@@ -35,13 +42,6 @@ from segflow.lib.profiles.line_items import (
     LineItemSource,
     PolarsLineItems,
     no_line_items,
-)
-from segflow.lib.profiles.imputation import (
-    CATEGORICAL,
-    NUMERIC,
-    impute_demographics,
-    impute_surveys,
-    imputed_flag,
 )
 from segflow.lib.profiles.recoding import RECODED_SCHEMA, recode_invalid, with_unreadable
 from segflow.lib.schema import CAMPAIGNS, CUSTOMERS, PII_COLUMNS

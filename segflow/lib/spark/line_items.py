@@ -22,10 +22,15 @@ from pyspark.sql import functions as F
 from segflow.lib.exact import MICRO, PER_MICRO
 from segflow.lib.profiles import cleaning, rule_table
 from segflow.lib.profiles.activity import category_lists, transaction_activity
-from segflow.lib.profiles.line_items import CleanedLineItems, LineItemFile, LineItemJob, drops_exact_duplicates
+from segflow.lib.profiles.line_items import (
+    CleanedLineItems,
+    LineItemFile,
+    LineItemJob,
+    drops_exact_duplicates,
+)
 from segflow.lib.schema import CHANNELS, SOURCES
-from segflow.lib.spark.rules import POSITION, first_broken, strip, to_spark, with_lookups
 from segflow.lib.sources.ingest import empty_source
+from segflow.lib.spark.rules import POSITION, first_broken, strip, to_spark, with_lookups
 
 CANONICAL = list(SOURCES["transactions"])
 # What a quarantined line brings back: enough to write its quarantine row, nothing more.
@@ -56,7 +61,9 @@ class SparkLineItems:
             judged.unpersist()
 
 
-def _results(lines: DataFrame, judged: DataFrame, job: LineItemJob, columns: tuple[str, ...]) -> CleanedLineItems:
+def _results(
+    lines: DataFrame, judged: DataFrame, job: LineItemJob, columns: tuple[str, ...]
+) -> CleanedLineItems:
     raw_rows = lines.count()
     counts = judged.agg(F.count(F.lit(1)).alias("kept"), F.count("_rule").alias("bad")).first()
     bad = _to_polars(judged.filter(F.col("_rule").isNotNull()).orderBy(POSITION).select(QUARANTINE_COLUMNS))
