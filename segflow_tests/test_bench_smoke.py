@@ -211,3 +211,15 @@ def test_clv_fit_benchmark_runs() -> None:
     assert result["ratio_clv_over_churn"] == result["clv_fit_s"]["median"] / result["churn_fit_s"]["median"]
     table = "\n".join(clv_section({"results": [result]}, "python -m benchmarks.bench_clv --customers 2000"))
     assert "| 2,000 |" in table
+
+
+def test_spark_line_item_benchmark_runs() -> None:
+    from benchmarks.bench_spark import run
+    from benchmarks.run import spark_section
+
+    result = run(lines=5_000, runs=1, master="local[2]")  # raises unless both engines' outputs are equal
+    polars, spark = result["engines"]["polars"], result["engines"]["spark"]
+    assert polars["accounting"] == spark["accounting"] and polars["accounting"]["raw_rows"] == result["lines"]
+    assert spark["session_start_seconds"] > 0 and spark["jvm_peak_rss_mb"] > 100
+    assert result["spark_over_polars"] == spark["seconds"]["median"] / polars["seconds"]["median"]
+    assert f"| {result['lines']:,} | local[2] |" in "\n".join(spark_section([result], "python -m ..."))
