@@ -139,7 +139,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.path, args.runs, args.out, args.master)))
         return
-    print(json.dumps([run(n, args.runs, args.master) for n in args.lines], indent=2))
+    results = [run(n, args.runs, args.master) for n in args.lines]
+    print(json.dumps({"benchmark": "spark", "machine": machine(), "results": results}, indent=2))
 
 
 if __name__ == "__main__":
