@@ -4,8 +4,8 @@ Line items are the one source that grows with the business, so they are the one 
 cleaning an engine other than polars can run (``engine: spark``, segflow.lib.spark). Both engines
 take the same rule table (segflow.lib.profiles.rule_table), drop exact duplicates by the same
 definition, and deliver the same ``CleanedLineItems``: the quarantine, the row counts and the
-per-customer aggregates. The accepted lines themselves never leave the engine, so a month's
-profiles need memory for its customers, not for its line items.
+per-customer aggregates. The accepted lines themselves never leave the engine: on Spark, the
+Python process holds the month's customers and quarantined lines, not its line items.
 """
 
 from __future__ import annotations
