@@ -101,7 +101,7 @@ def _run_child(engine: str, path: Path, runs: int, out: Path, master: str) -> di
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{engine} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout[done.stdout.rindex("\n{") + 1 :] if "\n{" in done.stdout else done.stdout)
+    return json.loads(done.stdout.strip().splitlines()[-1])  # the child's one line of JSON, after any logs
 
 
 def _check_equal(out: Path) -> None:

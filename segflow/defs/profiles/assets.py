@@ -21,12 +21,12 @@ from segflow.lib.profiles.line_items import LineItemEngine, LineItemFile
 from segflow.lib.profiles.profiles import ProfileBuild, RawSources, build_profiles
 
 
-def _table_out(name: str, description: str, kinds: frozenset[str]) -> dg.AssetOut:
+def _table_out(name: str, description: str, kinds: set[str]) -> dg.AssetOut:
     """The outputs differ only in name and description; each has its own contract."""
     return dg.AssetOut(
         description=description,
         group_name="profiles",
-        kinds=set(kinds),
+        kinds=kinds,
         owners=OWNERS,
         metadata=contract_metadata(name),
         code_version="3",
@@ -66,8 +66,8 @@ PROFILE_DESCRIPTIONS = {
 
 def profile_outs(engine: str) -> dict[str, dg.AssetOut]:
     """The stage's outputs; their kinds name Spark too where it cleans the line items."""
-    kinds = frozenset({"polars", "parquet", *(["spark"] if engine == "spark" else [])})
-    return {name: _table_out(name, text, kinds) for name, text in PROFILE_DESCRIPTIONS.items()}
+    kinds = {"polars", "parquet"} | ({"spark"} if engine == "spark" else set())
+    return {name: _table_out(name, text, set(kinds)) for name, text in PROFILE_DESCRIPTIONS.items()}
 
 
 def _raw_sources(

@@ -94,17 +94,17 @@ def _in_period(column: str, start: datetime, end: datetime) -> pl.Expr:
     return (pl.col(column) >= start) & (pl.col(column) < end)
 
 
-def _compiled(table: list[rule_table.TableRule]) -> list[Rule]:
+def compiled(table: list[rule_table.TableRule]) -> list[Rule]:
     """Rules of the engine-neutral table, compiled to polars."""
     return [Rule(r.rule_id, r.reason, rule_table.to_polars(r.predicate)) for r in table]
 
 
 def _parse_rule() -> Rule:
-    return _compiled([rule_table.parse_rule()])[0]
+    return compiled([rule_table.parse_rule()])[0]
 
 
 def _customer_id_rules(known_customers: pl.Series | None) -> list[Rule]:
-    return _compiled(rule_table.customer_id_rules(known_customers))
+    return compiled(rule_table.customer_id_rules(known_customers))
 
 
 def _row_rules(known_customers: pl.Series | None) -> list[Rule]:
@@ -126,7 +126,7 @@ def transaction_rules(
     columns: list[str] | None = None,
 ) -> list[Rule]:
     """The transaction rules of ``rule_table.transaction_rule_table``, compiled to polars."""
-    return _compiled(rule_table.transaction_rule_table(start, end, settings, known_customers, columns))
+    return compiled(rule_table.transaction_rule_table(start, end, settings, known_customers, columns))
 
 
 def _snapshot_row_rules(end: datetime) -> list[Rule]:

@@ -114,9 +114,11 @@ class PolarsLineItems:
         frame = pl.read_parquet(source.path) if isinstance(source, LineItemFile) else source
         # Judged on the lines as read: derived ids are exactly ingest's expression.
         drop = drops_exact_duplicates(job.exact_duplicates, invoices_are_derived(frame))
-        rules = [cleaning.Rule(r.rule_id, r.reason, rule_table.to_polars(r.predicate)) for r in job.rules]
         normalised = cleaning.normalise_codes(frame, "transactions")
-        return summarise(cleaning.apply_rules(normalised, rules, "transactions", job.period, drop))
+        cleaned = cleaning.apply_rules(
+            normalised, cleaning.compiled(job.rules), "transactions", job.period, drop
+        )
+        return summarise(cleaned)
 
 
 def no_line_items() -> CleanedLineItems:

@@ -6,6 +6,8 @@ Each case mirrors ``rule_table.to_polars`` on the same predicate, nulls included
 
 from __future__ import annotations
 
+import functools
+import operator
 from datetime import date, datetime
 from typing import Any
 
@@ -50,10 +52,8 @@ def strip(column: Column) -> Column:
 
 
 def _any(columns: list[Column]) -> Column:
-    out = F.lit(False)
-    for i, column in enumerate(columns):
-        out = column if i == 0 else out | column
-    return out
+    """Any of ``columns`` (three-valued ``or``, as polars' ``any_horizontal``); none is false."""
+    return functools.reduce(operator.or_, columns) if columns else F.lit(False)
 
 
 def _lookups(table: list[rule_table.TableRule]) -> list[NotIn]:
