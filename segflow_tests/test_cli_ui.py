@@ -138,10 +138,12 @@ def test_demo_partitions_end_with_the_generated_data(tmp_path: Path, monkeypatch
     assert keys[0] == "2024-01" and keys[-1] == "2025-03" and len(keys) == generated.months
     # Long after the data ends, the schedule still targets its last month, never one without data.
     schedule = defs.resolve_schedule_def("segmentation_job_schedule")
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=dt.datetime(2026, 12, 2, 6, tzinfo=dt.UTC)
-        )
+    # The context opens its own instance from the test's; closed in a with block, it resets the
+    # defs state storage in order (conftest.dagster_instances_exited_in_order).
+    tick = dt.datetime(2026, 12, 2, 6, tzinfo=dt.UTC)
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=tick
+    ) as context:
         requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2025-03"]
     # A landing zone generated otherwise (`segflow generate --months 2`) sets the months itself.
