@@ -96,18 +96,22 @@ def _step_peaks(steps: list, samples: list[tuple[float, float]]) -> dict[str, fl
     return peaks
 
 
-def materialize_once(landing_dir: Path, home: Path, engine: str = "polars") -> dict:
+def materialize_once(
+    landing_dir: Path, home: Path, engine: str = "polars", in_memory_below: int | None = None
+) -> dict:
     """One `segflow materialize --period` in a fresh SEGFLOW_HOME; times, split and RSS. With
-    ``engine: spark`` the demo's settings are written to a config file with that engine."""
+    ``engine: spark``, or the polars engine's one-frame threshold set (``polars.in_memory_below``),
+    the demo's settings are written to a config file that says so."""
     home.mkdir(parents=True)
     (home / "landing").symlink_to(landing_dir, target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if k not in ("SEGFLOW_CONFIG", "DAGSTER_HOME")}
     env["SEGFLOW_HOME"] = str(home)
-    if engine != "polars":
+    if engine != "polars" or in_memory_below is not None:
         config = home / "segflow.yaml"
+        polars = "" if in_memory_below is None else f"polars: {{in_memory_below: {in_memory_below}}}\n"
         config.write_text(
             f"storage_dir: {home / 'storage'}\nlanding_dir: {home / 'landing'}\n"
-            f"partitions: {{start: '{PERIOD}', end: '{PERIOD}'}}\nengine: {engine}\n"
+            f"partitions: {{start: '{PERIOD}', end: '{PERIOD}'}}\nengine: {engine}\n{polars}"
         )
         env["SEGFLOW_CONFIG"] = str(config)
     command = [sys.executable, "-m", "segflow.cli", "materialize", "--period", PERIOD]
@@ -172,14 +176,16 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def run(lines: int = 1_000_000, runs: int = 3, engine: str = "polars") -> dict:
+def run(lines: int = 1_000_000, runs: int = 3, engine: str = "polars", in_memory_below: int | None = None) -> dict:
     import pyarrow.parquet as pq
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         path = landing(root / "landing", lines)
         line_items = pq.ParquetFile(path).metadata.num_rows
-        measured = [materialize_once(root / "landing", root / f"home{i}", engine) for i in range(runs)]
+        measured = [
+            materialize_once(root / "landing", root / f"home{i}", engine, in_memory_below) for i in range(runs)
+        ]
     summary = {
         key: _stats([m[key] for m in measured])
         for key in (
@@ -196,6 +202,7 @@ def run(lines: int = 1_000_000, runs: int = 3, engine: str = "polars") -> dict:
     return {
         "benchmark": "e2e",
         "engine": engine,
+        "in_memory_below": in_memory_below,
         "machine": machine(),
         "line_items": line_items,
         "runs": runs,
@@ -212,5 +219,7 @@ if __name__ == "__main__":
     parser.add_argument("--lines", type=int, default=1_000_000, help="line items in the month (about)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--engine", choices=("polars", "spark"), default="polars")
+    parser.add_argument("--in-memory-below", type=int, default=None,
+                        help="polars.in_memory_below: 0 cleans every month in buckets, a huge one never")  # fmt: skip
     args = parser.parse_args()
-    print(json.dumps(run(args.lines, args.runs, args.engine), indent=1))
+    print(json.dumps(run(args.lines, args.runs, args.engine, args.in_memory_below), indent=1))

@@ -184,6 +184,20 @@ class SparkSettings:
 
 
 @dataclass(frozen=True)
+class PolarsSettings:
+    """``engine: polars``: a stored month of at least ``in_memory_below`` line items is cleaned in
+    buckets of about ``bucket_lines`` lines of whole customers (segflow.lib.profiles.bucketed),
+    spilled under ``spill_dir`` (the system's temporary directory when unset); a smaller month
+    in one frame, which is faster there."""
+
+    # Measured (benchmarks/RESULTS.md): below about 2M lines one frame is the faster path and fits
+    # in memory easily; above, buckets of about 1M lines keep the stage's peak flat in the month.
+    in_memory_below: int = 2_000_000
+    bucket_lines: int = 1_000_000
+    spill_dir: str | None = None
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     min_cell_customers: int = 10  # cells describing fewer customers are suppressed
     min_arm_size: int = 50  # campaign lift: fewer exposed per arm is "insufficient sample", no p-value
@@ -212,6 +226,7 @@ class Settings:
     # The engine of the line-item stage (cleaning and per-customer sums of transactions): polars in
     # this process, or Spark (segflow.lib.spark; the `spark` extra) with the `spark` section.
     engine: str = "polars"
+    polars: PolarsSettings = PolarsSettings()
     spark: SparkSettings = SparkSettings()
     config_file: Path | None = None
 
@@ -239,6 +254,7 @@ _SECTIONS = {
     "features": FeatureSettings,
     "model": ModelSettings,
     "report": ReportSettings,
+    "polars": PolarsSettings,
     "spark": SparkSettings,
 }
 
@@ -396,6 +412,15 @@ def _read(file: Path) -> dict:
     return raw
 
 
+def _check_polars(polars: PolarsSettings, file: Path) -> None:
+    for key in ("in_memory_below", "bucket_lines"):
+        value = getattr(polars, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "in_memory_below" else 1):
+            raise ConfigError(f"{file}: polars: {key}: expected a whole number of line items, got {value!r}")
+    if polars.spill_dir is not None and not isinstance(polars.spill_dir, str):
+        raise ConfigError(f"{file}: polars: spill_dir: expected a directory path, got {polars.spill_dir!r}")
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Load settings from ``path`` (or ``$SEGFLOW_CONFIG``), falling back to embedded defaults."""
     path = path or os.environ.get(CONFIG_ENV) or None
@@ -416,4 +441,5 @@ def load_settings(path: str | Path | None = None) -> Settings:
     engine = _engine(raw, file)
     if not isinstance(sections.get("spark", defaults.spark).config, dict):
         raise ConfigError(f"{file}: spark: config: expected a mapping of Spark keys to values")
+    _check_polars(sections.get("polars", defaults.polars), file)
     return Settings(home, storage_dir, landing_dir, start, end, engine=engine, config_file=file, **sections)

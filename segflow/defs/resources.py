@@ -151,8 +151,16 @@ def line_item_resources(settings: Settings) -> dict[str, Any]:
     """``line_items``: polars in process, or (``engine: spark``) Spark through dagster-pyspark's
     lazy resource, so that a run whose steps never touch line items never starts a JVM."""
     if settings.engine != "spark":
+        polars = settings.polars
         return {
-            "line_items": dg.ResourceDefinition.hardcoded_resource(PolarsLineItems(), "polars, in process")
+            "line_items": dg.ResourceDefinition.hardcoded_resource(
+                PolarsLineItems(
+                    in_memory_below=polars.in_memory_below,
+                    bucket_lines=polars.bucket_lines,
+                    spill_dir=polars.spill_dir,
+                ),
+                f"polars, in process; in buckets of {polars.bucket_lines} lines from {polars.in_memory_below}",
+            )
         }
     from dagster_pyspark import LazyPySparkResource
 

@@ -17,7 +17,7 @@ from segflow.defs.scope import settings_in_scope
 from segflow.lib import periods, storage
 from segflow.lib.profiles.cleaning import quarantined_share
 from segflow.lib.profiles.imputation import imputation_record
-from segflow.lib.profiles.line_items import LineItemEngine, LineItemFile
+from segflow.lib.profiles.line_items import LineItemFile
 from segflow.lib.profiles.profiles import ProfileBuild, RawSources, build_profiles
 
 
@@ -74,17 +74,14 @@ def _raw_sources(
     settings: Settings,
     raw: dict[str, pl.DataFrame],
     transactions: pl.LazyFrame,
-    line_items: LineItemEngine,
     period: str,
 ) -> RawSources:
     """The raw frames of the enabled sources; a disabled source's asset is read but not used. The
-    line items stay where they are stored for an engine that reads them itself (Spark)."""
+    line items stay where they are stored: each engine reads the month itself, polars in one frame
+    or in buckets of customers by its size, Spark on its executors."""
     raw = dict(raw)
-    if line_items.name == "polars":
-        raw["transactions"] = transactions.collect()
-    else:
-        path = storage.StorageLayout(UPath(str(settings.storage_dir))).table("raw_transactions", period)
-        raw["transactions"] = LineItemFile(str(path), tuple(transactions.collect_schema().names()))
+    path = storage.StorageLayout(UPath(str(settings.storage_dir))).table("raw_transactions", period)
+    raw["transactions"] = LineItemFile(str(path), tuple(transactions.collect_schema().names()))
     return RawSources(
         **{source: frame if settings.sources[source].enabled else None for source, frame in raw.items()}
     )
@@ -180,7 +177,7 @@ def customer_profiles(
     raw = {"customers": raw_customers, "engagement": raw_engagement, "surveys": raw_surveys,
            "campaigns": raw_campaigns, "snapshot": raw_snapshot}  # fmt: skip
     build = build_profiles(
-        _raw_sources(settings, raw, raw_transactions, line_items, period),
+        _raw_sources(settings, raw, raw_transactions, period),
         period,
         start,
         end,

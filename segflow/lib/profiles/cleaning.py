@@ -94,9 +94,9 @@ def _in_period(column: str, start: datetime, end: datetime) -> pl.Expr:
     return (pl.col(column) >= start) & (pl.col(column) < end)
 
 
-def compiled(table: list[rule_table.TableRule]) -> list[Rule]:
-    """Rules of the engine-neutral table, compiled to polars."""
-    return [Rule(r.rule_id, r.reason, rule_table.to_polars(r.predicate)) for r in table]
+def compiled(table: list[rule_table.TableRule], firsts_joined: bool = False) -> list[Rule]:
+    """Rules of the engine-neutral table, compiled to polars (``rule_table.to_polars``)."""
+    return [Rule(r.rule_id, r.reason, rule_table.to_polars(r.predicate, firsts_joined)) for r in table]
 
 
 def _parse_rule() -> Rule:
@@ -219,9 +219,9 @@ UPPERED_CODES = ("gender",)
 TRIMMED_IDS = ("customer_id", "invoice_id", "product_id", "campaign_id")
 
 
-def normalise_codes(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+def normalise_codes(frame: pl.DataFrame | pl.LazyFrame, source: str) -> pl.DataFrame | pl.LazyFrame:
     """Trim whitespace and fold case of code columns, so ' Web' and 'WEB' mean 'web'."""
-    present = set(frame.columns)
+    present = set(frame.collect_schema().names())
     return frame.with_columns(
         *[pl.col(c).str.strip_chars().str.to_lowercase() for c in LOWERED_CODES if c in present],
         *[pl.col(c).str.strip_chars().str.to_uppercase() for c in UPPERED_CODES if c in present],
@@ -285,8 +285,10 @@ def quarantine_table(
 ) -> pl.DataFrame:
     """The quarantine rows (QUARANTINE_SCHEMA) of ``bad``: the source's rows, each with ``_rule``,
     the index in ``rules`` (rule id, reason) of the first rule it breaks. Every engine's quarantine
-    is written by this one function, so that the reasons and the masked records cannot differ."""
+    is written by this one function, so that the reasons and the masked records cannot differ.
+    A ``rule_table.POSITION`` column of ``bad`` is kept, for an engine that merges its parts."""
     index = list(range(len(rules)))
+    position = [pl.col(rule_table.POSITION)] if rule_table.POSITION in bad.columns else []
     reason = pl.col("_rule").replace_strict(index, [r[1] for r in rules], return_dtype=pl.String)
     quarantined = bad.select(
         pl.lit(source).alias("source"),
@@ -299,6 +301,7 @@ def quarantine_table(
         pl.col("_source_file").alias("source_file"),
         pl.col("_source_row").alias("row_number"),
         _record_json(bad, source).alias("record"),
+        *position,
     )
     return quarantined.cast(QUARANTINE_SCHEMA)
 

@@ -135,17 +135,20 @@ def derived_invoice_id() -> pl.Expr:
     return pl.when(customer.is_not_null() & day.is_not_null()).then(pl.format("{}/{}", day, customer))
 
 
-def invoices_are_derived(transactions: pl.DataFrame) -> bool:
+def invoices_are_derived(transactions: pl.DataFrame | pl.LazyFrame) -> bool:
     """True when every invoice id is the one :func:`derived_invoice_id` gives (the source had none).
 
     Read from the rows rather than passed along, so that the profiles stage can tell without the
     raw asset's metadata; an id is derived exactly when it equals that expression, nulls included.
+    A LazyFrame (a stored month scanned) is read in one streaming pass, never collected.
     """
+    lines = transactions.lazy()
     same = pl.col("invoice_id").eq_missing(derived_invoice_id()).all()
     # The first rows settle it for almost every source with ids of its own, without a full pass.
-    if transactions.height == 0 or not transactions.head(1_000).select(same).item():
+    head = lines.head(1_000).select(same, pl.len()).collect()
+    if head["len"].item() == 0 or not head["invoice_id"].item():
         return False
-    return bool(transactions.select(same).item())
+    return bool(lines.select(same).collect(engine="streaming").item())
 
 
 def _derive(frame: pl.LazyFrame, source: str, settings: SourceSettings, derive_invoice: bool) -> pl.LazyFrame:

@@ -32,8 +32,7 @@ from segflow.lib.profiles.rule_table import (
     Truthy,
 )
 
-# The file order of a line (its row in the stored month); "first" in a rule means first by this.
-POSITION = "_pos"
+POSITION = rule_table.POSITION
 
 
 def literal(value: Any) -> Column:
@@ -58,20 +57,7 @@ def _any(columns: list[Column]) -> Column:
 
 def _lookups(table: list[rule_table.TableRule]) -> list[NotIn]:
     """The NotIn predicates over many ids (a polars Series): joined, not inlined as a literal list."""
-    found: list[NotIn] = []
-
-    def walk(p: Predicate) -> None:
-        if isinstance(p, NotIn) and isinstance(p.values, pl.Series):
-            found.append(p)
-        elif isinstance(p, And):
-            walk(p.left)
-            walk(p.right)
-        elif isinstance(p, Not):
-            walk(p.inner)
-
-    for rule in table:
-        walk(rule.predicate)
-    return found
+    return [p for p in rule_table.predicates_of(table, NotIn) if isinstance(p.values, pl.Series)]
 
 
 def with_lookups(
