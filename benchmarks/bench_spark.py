@@ -1,7 +1,9 @@
 """The line-item stage (dedup, row rules and quarantine, per-customer sums) on Spark local[2]
-against polars, on the same stored month, in the same run (issue 14).
+against polars, on the same stored month, in the same run (issue 14); or, with ``--engines polars
+buckets``, the polars engine in buckets of customers against it in one frame (issue 13).
 
     python -m benchmarks.bench_spark --lines 1000000 10000000 --runs 3
+    python -m benchmarks.bench_spark --engines polars buckets --lines 1000000 10000000 30000000
 
 One synthetic month per size is generated and read by segflow's ingest into a ``raw_transactions``
 Parquet file, as the raw asset stores it. Each engine then runs ``clean`` on that file in its own
@@ -71,7 +73,8 @@ def child(engine: str, path: str, runs: int, out: str, master: str) -> dict:
     else:
         from segflow.lib.profiles.line_items import PolarsLineItems
 
-        cleaner = PolarsLineItems()
+        # "polars": one frame whatever the size; "buckets": buckets of the default size whatever it.
+        cleaner = PolarsLineItems(in_memory_below=0 if engine == "buckets" else 2**62)
     result = {}
 
     def once() -> float:
@@ -104,27 +107,36 @@ def _run_child(engine: str, path: Path, runs: int, out: Path, master: str) -> di
     return json.loads(done.stdout.strip().splitlines()[-1])  # the child's one line of JSON, after any logs
 
 
-def _check_equal(out: Path) -> None:
+def _check_equal(out: Path, engine: str) -> None:
     import polars as pl
     from polars.testing import assert_frame_equal
 
     for part in ("activity", "quarantined"):
         a = pl.read_parquet(f"{out}/polars.{part}.parquet")
-        b = pl.read_parquet(f"{out}/spark.{part}.parquet")
+        b = pl.read_parquet(f"{out}/{engine}.{part}.parquet")
         assert_frame_equal(a, b, check_exact=True)
 
 
-def run(lines: int, runs: int, master: str) -> dict:
+def run(lines: int, runs: int, master: str, engines: tuple[str, ...] = ("polars", "spark")) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         path = _stored_month(root, lines)
-        results = {e: _run_child(e, path, runs, root / e, master) for e in ("polars", "spark")}
-        assert results["polars"]["accounting"] == results["spark"]["accounting"], results
-        _check_equal(root)
+        results = {e: _run_child(e, path, runs, root / e, master) for e in engines}
+        for engine in engines[1:]:
+            assert results["polars"]["accounting"] == results[engine]["accounting"], results
+            _check_equal(root, engine)
         accounting = results["polars"]["accounting"]
-    ratio = results["spark"]["seconds"]["median"] / results["polars"]["seconds"]["median"]
-    return {"lines": accounting["raw_rows"], "master": master, "engines": results, "spark_over_polars": ratio,
-            "machine": machine()}  # fmt: skip
+    ratios = {
+        f"{e}_over_polars": results[e]["seconds"]["median"] / results["polars"]["seconds"]["median"]
+        for e in engines[1:]
+    }
+    return {
+        "lines": accounting["raw_rows"],
+        "master": master,
+        "engines": results,
+        **ratios,
+        "machine": machine(),
+    }
 
 
 def main() -> None:
@@ -132,6 +144,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument(
+        "--engines", nargs="+", default=["polars", "spark"], choices=("polars", "spark", "buckets")
+    )
     parser.add_argument("--child")
     parser.add_argument("--path")
     parser.add_argument("--out")
@@ -139,7 +154,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.path, args.runs, args.out, args.master)))
         return
-    results = [run(n, args.runs, args.master) for n in args.lines]
+    if args.engines[0] != "polars":
+        parser.error("--engines: polars first, the baseline the others are checked and timed against")
+    results = [run(n, args.runs, args.master, tuple(args.engines)) for n in args.lines]
     print(json.dumps({"benchmark": "spark", "machine": machine(), "results": results}, indent=2))
 
 

@@ -1,7 +1,7 @@
 """`make bench`: every benchmark at full size, each in its own process (peak RSS is per process),
 written to benchmarks/RESULTS.md as Markdown.
 
-    python -m benchmarks.run [--only gx|selection|backfill|features|e2e|generate|fixed_cost|month|clv|spark] [--runs 3]
+    python -m benchmarks.run [--only gx|selection|backfill|features|e2e|generate|fixed_cost|month|clv|spark|buckets] [--runs 3]
         [--lines 1000000 10000000]   # sizes of the features and end-to-end benchmarks
         [--fixed-cost-parts notebook month backfill workers demo]   # what fixed_cost measures
 """
@@ -488,11 +488,69 @@ def spark_section(results: list[dict], command: str) -> list[str]:
     ]
 
 
+def buckets_section(results: list[dict], command: str) -> list[str]:
+    lines = [
+        "## Line-item stage: polars in buckets against one frame",
+        "",
+        f"`{command}`",
+        "",
+        "The default engine's line-item stage on the same stored `raw_transactions` month, each way in",
+        "its own process: in one frame (`polars.in_memory_below` above the month), and in buckets of",
+        "about 1M lines of whole customers (`segflow.lib.profiles.bucketed`, `in_memory_below: 0`).",
+        "Counts, quarantine and per-customer sums are checked equal to the bit first. Peak RSS is the",
+        "whole process's, the month's other sources not loaded.",
+        "",
+        "| line items | one frame median, s (min, max) | buckets median, s (min, max) | buckets / one frame "
+        "| one frame peak RSS, MB | buckets peak RSS, MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        one, bucketed = r["engines"]["polars"], r["engines"]["buckets"]
+        lines.append(
+            f"| {r['lines']:,} | {one['seconds']['median']:.1f} ({one['seconds']['min']:.1f}, "
+            f"{one['seconds']['max']:.1f}) | {bucketed['seconds']['median']:.1f} ({bucketed['seconds']['min']:.1f}, "
+            f"{bucketed['seconds']['max']:.1f}) | {r['buckets_over_polars']:.2f} | {one['peak_rss_mb']:,.0f} "
+            f"| {bucketed['peak_rss_mb']:,.0f} |"
+        )
+    if len(results) < 2:
+        return lines + [""]
+    small, large = results[0], results[-1]
+    ratio = large["lines"] / small["lines"]
+
+    def growth(engine: str, key: str) -> str:
+        pick = (
+            (lambda r: r["engines"][engine]["seconds"]["median"])
+            if key == "seconds"
+            else (lambda r: r["engines"][engine]["peak_rss_mb"])
+        )
+        return f"{_exponent(pick(small), pick(large), ratio):.2f}"
+
+    return lines + [
+        "",
+        f"Growth exponents from {small['lines']:,} to {large['lines']:,} line items: peak memory, one "
+        f"frame {growth('polars', 'rss')} and buckets {growth('buckets', 'rss')}; time, one frame "
+        f"{growth('polars', 'seconds')} and buckets {growth('buckets', 'seconds')}.",
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("gx", "selection", "backfill", "features", "e2e", "generate", "fixed_cost", "month", "clv", "spark"),
+        choices=(
+            "gx",
+            "selection",
+            "backfill",
+            "features",
+            "e2e",
+            "generate",
+            "fixed_cost",
+            "month",
+            "clv",
+            "spark",
+            "buckets",
+        ),  # fmt: skip
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
@@ -561,7 +619,18 @@ def main() -> None:
         spark_args = ("--lines", *map(str, args.lines), "--runs", runs)
         spark = _measure("benchmarks.bench_spark", *spark_args)
         machine = machine or spark["machine"]
-        sections += spark_section(spark["results"], "python -m benchmarks.bench_spark " + " ".join(spark_args))
+        sections += spark_section(
+            spark["results"], "python -m benchmarks.bench_spark " + " ".join(spark_args)
+        )
+    if args.only in (None, "buckets"):
+        # A size past the largest: the stage's memory must stay flat where one frame's grows.
+        sizes = [*map(str, args.lines), str(3 * args.lines[-1])]
+        bucket_args = ("--engines", "polars", "buckets", "--lines", *sizes, "--runs", runs)
+        buckets = _measure("benchmarks.bench_spark", *bucket_args)
+        machine = machine or buckets["machine"]
+        sections += buckets_section(
+            buckets["results"], "python -m benchmarks.bench_spark " + " ".join(bucket_args)
+        )
     header = [
         "# Benchmark results",
         "",
