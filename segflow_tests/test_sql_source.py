@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from polars.testing import assert_frame_equal
 
 from segflow.config_sources import SourceSettings
 from segflow.lib.sources import sql_source
@@ -97,6 +98,38 @@ def test_sqlite_source_with_bound_window(tmp_path: Path) -> None:
         )
 
 
+def _in_chunks_of(rows: int, uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The month read a few rows a fetch equals the month read in one fetch, types included."""
+    whole = _read(uri).frame
+    monkeypatch.setattr(sql_source, "CHUNK_ROWS", rows)
+    fetched: list[int] = []
+    real = sql_source._frame
+
+    def counting(names, cursor):
+        class Counted:
+            def fetchmany(self, n):
+                got = cursor.fetchmany(n)
+                fetched.append(len(got))
+                return got
+
+        return real(names, Counted())
+
+    monkeypatch.setattr(sql_source, "_frame", counting)
+    chunked = _read(uri).frame
+    assert fetched == [rows] * (3 // rows) + ([3 % rows] if 3 % rows else []) + [0]
+    assert_frame_equal(chunked, whole, check_exact=True)
+
+
+def test_sqlite_rows_are_fetched_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first chunk's price is all null: the chunks still concatenate to one REAL column.
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE sales (invoice_no TEXT, client TEXT, sold_at TEXT, qty INTEGER, price REAL)")
+        conn.executemany("INSERT INTO sales VALUES (?, ?, ?, ?, ?)", [ROWS[0], (*ROWS[1][:4], None), *ROWS[2:]])
+    _in_chunks_of(1, f"sqlite:///{db}", monkeypatch)
+    _in_chunks_of(2, f"sqlite:///{db}", monkeypatch)
+
+
 # ------------------------------------------------------------------------------------------------
 # A live PostgreSQL server (segflow_tests.pg_server)
 
@@ -132,6 +165,15 @@ def test_postgres_source_with_bound_window(postgres: dict) -> None:
     assert any(
         "parameters: $1 = '2024-03-01 00:00:00'" in line for line in postgres["log"].read_text().splitlines()
     )
+
+
+def test_postgres_rows_are_fetched_in_chunks_from_a_server_cursor(
+    postgres: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _in_chunks_of(2, postgres["uri"], monkeypatch)
+    # A named (server-side) cursor: the server declared it, and sent the rows a FETCH at a time.
+    log = postgres["log"].read_text()
+    assert 'DECLARE "segflow_source"' in log and 'FETCH FORWARD 2 FROM "segflow_source"' in log
 
 
 def test_postgres_errors_name_the_database_without_password(postgres: dict) -> None:

@@ -48,10 +48,22 @@ def _sqlite_path(uri: str) -> str:
     return path[1:] if path.startswith("/") else path  # sqlite:///x.db -> x.db, sqlite:////abs -> /abs
 
 
-def _frame(names: list[str], rows: list[tuple]) -> pl.DataFrame:
-    if not rows:
+# Rows are fetched, and turned into polars columns, a chunk at a time (issue 13): a month fetched at
+# once is a Python tuple per row, several times the size of the frame it becomes, and a client-side
+# PostgreSQL cursor would also hold the whole result in libpq's memory first.
+CHUNK_ROWS = 50_000
+
+
+def _frame(names: list[str], cursor: Any) -> pl.DataFrame:
+    """The cursor's rows, ``CHUNK_ROWS`` at a time; each chunk's types are inferred from all its
+    values and the chunks are concatenated to their common types (a column that is all null in
+    one chunk takes the type the others give it), as one frame of every row would be typed."""
+    chunks = []
+    while rows := cursor.fetchmany(CHUNK_ROWS):
+        chunks.append(pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None))
+    if not chunks:
         return pl.DataFrame(schema={n: pl.String for n in names})
-    return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+    return pl.concat(chunks, how="vertical_relaxed")
 
 
 def read_query(uri: str, query: str, start: datetime, end: datetime) -> pl.DataFrame:
@@ -62,14 +74,14 @@ def read_query(uri: str, query: str, start: datetime, end: datetime) -> pl.DataF
         bound = {k: (v.isoformat(sep=" ") if isinstance(v, datetime) else v) for k, v in params.items()}
         with sqlite3.connect(f"file:{_sqlite_path(uri)}?mode=ro", uri=True) as conn:
             cursor = conn.execute(query, {k: bound[k] for k in set(_NAMED.findall(query))})
-            names = [d[0] for d in cursor.description]
-            return _frame(names, cursor.fetchall())
+            return _frame([d[0] for d in cursor.description], cursor)
     if uri.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        with psycopg.connect(uri) as conn, conn.cursor() as cursor:
+        # A named cursor is a server-side cursor: the server keeps the result and sends it a
+        # chunk per fetch, with the statement and its parameters still sent apart.
+        with psycopg.connect(uri) as conn, conn.cursor(name="segflow_source") as cursor:
             used = set(_NAMED.findall(query))
             cursor.execute(postgres_statement(query), {k: params[k] for k in used})
-            names = [d.name for d in cursor.description]
-            return _frame(names, cursor.fetchall())
+            return _frame([d.name for d in cursor.description], cursor)
     raise ValueError(f"unsupported database URI {redact(uri)!r}; use sqlite:// or postgresql://")
