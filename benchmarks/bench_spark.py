@@ -71,10 +71,11 @@ def child(engine: str, path: str, runs: int, out: str, master: str) -> dict:
         measured["session_start_seconds"] = round(time.perf_counter() - started, 2)
         cleaner = SparkLineItems(lambda: session)
     else:
+        from segflow.config import PolarsSettings
         from segflow.lib.profiles.line_items import PolarsLineItems
 
         # "polars": one frame whatever the size; "buckets": buckets of the default size whatever it.
-        cleaner = PolarsLineItems(in_memory_below=0 if engine == "buckets" else 2**62)
+        cleaner = PolarsLineItems(PolarsSettings(in_memory_below=0 if engine == "buckets" else 2**62))
     result = {}
 
     def once() -> float:

@@ -442,6 +442,13 @@ def _sized(module: str, sizes: list[int], runs: str) -> list[tuple[dict, str]]:
     return out
 
 
+def _engine_growth(results: list[dict], pick) -> str:
+    """The growth exponent of ``pick`` (a figure of one size's result) from the first size of a
+    line-item engine benchmark to the last."""
+    small, large = results[0], results[-1]
+    return f"{_exponent(pick(small), pick(large), large['lines'] / small['lines']):.2f}"
+
+
 def spark_section(results: list[dict], command: str) -> list[str]:
     lines = [
         "## Line-item stage: Spark against polars",
@@ -468,10 +475,9 @@ def spark_section(results: list[dict], command: str) -> list[str]:
     if len(results) < 2:
         return lines + [""]
     small, large = results[0], results[-1]
-    ratio = large["lines"] / small["lines"]
 
     def growth(pick) -> str:
-        return f"{_exponent(pick(small), pick(large), ratio):.2f}"
+        return _engine_growth(results, pick)
 
     def spark_rss(r: dict) -> float:
         return r["engines"]["spark"]["peak_rss_mb"] + r["engines"]["spark"]["jvm_peak_rss_mb"]
@@ -515,21 +521,18 @@ def buckets_section(results: list[dict], command: str) -> list[str]:
     if len(results) < 2:
         return lines + [""]
     small, large = results[0], results[-1]
-    ratio = large["lines"] / small["lines"]
 
-    def growth(engine: str, key: str) -> str:
-        pick = (
-            (lambda r: r["engines"][engine]["seconds"]["median"])
-            if key == "seconds"
-            else (lambda r: r["engines"][engine]["peak_rss_mb"])
-        )
-        return f"{_exponent(pick(small), pick(large), ratio):.2f}"
+    def rss(engine: str) -> str:
+        return _engine_growth(results, lambda r: r["engines"][engine]["peak_rss_mb"])
+
+    def seconds(engine: str) -> str:
+        return _engine_growth(results, lambda r: r["engines"][engine]["seconds"]["median"])
 
     return lines + [
         "",
         f"Growth exponents from {small['lines']:,} to {large['lines']:,} line items: peak memory, one "
-        f"frame {growth('polars', 'rss')} and buckets {growth('buckets', 'rss')}; time, one frame "
-        f"{growth('polars', 'seconds')} and buckets {growth('buckets', 'seconds')}.",
+        f"frame {rss('polars')} and buckets {rss('buckets')}; time, one frame {seconds('polars')} and "
+        f"buckets {seconds('buckets')}.",
         "",
     ]
 
@@ -550,7 +553,7 @@ def main() -> None:
             "clv",
             "spark",
             "buckets",
-        ),  # fmt: skip
+        ),
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(

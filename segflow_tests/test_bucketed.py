@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from segflow.config import ConfigError, load_settings
+from segflow.config import ConfigError, PolarsSettings, load_settings
 from segflow.lib import periods
 from segflow.lib.profiles import bucketed, rule_table
 from segflow.lib.profiles.line_items import LineItemFile, LineItemJob, PolarsLineItems
@@ -20,10 +20,14 @@ from segflow_tests import line_item_months
 from segflow_tests.line_item_months import assert_same_build
 
 
-def _in_buckets(month: line_item_months.Month, tmp: Path, bucket_lines: int = 3) -> tuple[ProfileBuild, ProfileBuild]:
+def _in_buckets(
+    month: line_item_months.Month, tmp: Path, bucket_lines: int = 3
+) -> tuple[ProfileBuild, ProfileBuild]:
     spill = tmp / "spill"
     spill.mkdir(exist_ok=True)
-    engine = PolarsLineItems(in_memory_below=0, bucket_lines=bucket_lines, spill_dir=str(spill))
+    engine = PolarsLineItems(
+        PolarsSettings(in_memory_below=0, bucket_lines=bucket_lines, spill_dir=str(spill))
+    )
     builds = line_item_months.builds(month, tmp, engine)
     assert not any(spill.iterdir()), "the bucket files are removed"
     return builds
@@ -60,7 +64,9 @@ def test_derived_invoices_keep_repeated_lines_alike(tmp_path: Path) -> None:
     for exact_duplicates in ("auto", "drop"):
         one_frame, buckets = _in_buckets(line_item_months.derived_invoice_month(exact_duplicates), tmp_path)
         assert_same_build(one_frame, buckets)
-        assert buckets.accounting["transactions"]["duplicates_dropped"] == (0 if exact_duplicates == "auto" else 1)
+        assert buckets.accounting["transactions"]["duplicates_dropped"] == (
+            0 if exact_duplicates == "auto" else 1
+        )
 
 
 def test_a_generated_month_with_dirt_is_built_alike(history_landing: Path, tmp_path: Path) -> None:
@@ -82,7 +88,6 @@ def test_buckets_run_through_dagster_to_the_same_files(
 ) -> None:
     """``polars.in_memory_below: 0`` in the definitions: the stored month read in buckets by the
     profiles step, and its outputs the same bytes as the one-frame path's."""
-    from segflow.config import PolarsSettings
     from segflow_tests.conftest import HISTORY_MONTHS
 
     calls: list[int] = []
@@ -90,7 +95,9 @@ def test_buckets_run_through_dagster_to_the_same_files(
     monkeypatch.setattr(bucketed, "clean_in_buckets", lambda *a: calls.append(a[2]) or real(*a))
     stored = {
         threshold: line_item_months.ingested_files(
-            history_landing, tmp_path / str(threshold), HISTORY_MONTHS[0],
+            history_landing,
+            tmp_path / str(threshold),
+            HISTORY_MONTHS[0],
             polars=PolarsSettings(in_memory_below=threshold, bucket_lines=500),
         )  # fmt: skip
         for threshold in (0, 10**9)
@@ -112,15 +119,17 @@ def test_an_empty_month_and_the_size_threshold(tmp_path: Path) -> None:
     month.raw.transactions.write_parquet(path)
     lines = month.raw.transactions.height
     start, end = periods.bounds(month.period)
-    job = LineItemJob(rule_table.transaction_rule_table(start, end, month.settings, None), month.period, "drop")
+    job = LineItemJob(
+        rule_table.transaction_rule_table(start, end, month.settings, None), month.period, "drop"
+    )
     assert bucketed.stored_lines(str(path)) == lines
     calls: list[str] = []
     real = bucketed.clean_in_buckets
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(bucketed, "clean_in_buckets", lambda *a: calls.append("buckets") or real(*a))
-        PolarsLineItems(in_memory_below=lines + 1).clean(stored, job)
+        PolarsLineItems(PolarsSettings(in_memory_below=lines + 1)).clean(stored, job)
         assert calls == []
-        PolarsLineItems(in_memory_below=lines).clean(stored, job)
+        PolarsLineItems(PolarsSettings(in_memory_below=lines)).clean(stored, job)
         assert calls == ["buckets"]
 
 
@@ -130,7 +139,10 @@ def test_the_polars_settings_are_read_and_checked(tmp_path: Path) -> None:
     settings = load_settings(good)
     assert dataclasses.astuple(settings.polars) == (10, 4, "/var/tmp")
     for bad, message in [
-        ("polars: {bucket_lines: 0}", r"bad.yaml: polars: bucket_lines: expected a whole number of line items, got 0"),
+        (
+            "polars: {bucket_lines: 0}",
+            r"bad.yaml: polars: bucket_lines: expected a whole number of line items, got 0",
+        ),
         ("polars: {in_memory_below: '2M'}", r"polars: in_memory_below: expected a whole number .*'2M'"),
         ("polars: {buckets: 4}", r"polars: unknown key\(s\) \['buckets'\]"),
     ]:

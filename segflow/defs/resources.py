@@ -154,11 +154,7 @@ def line_item_resources(settings: Settings) -> dict[str, Any]:
         polars = settings.polars
         return {
             "line_items": dg.ResourceDefinition.hardcoded_resource(
-                PolarsLineItems(
-                    in_memory_below=polars.in_memory_below,
-                    bucket_lines=polars.bucket_lines,
-                    spill_dir=polars.spill_dir,
-                ),
+                PolarsLineItems(polars),
                 f"polars, in process; in buckets of {polars.bucket_lines} lines from {polars.in_memory_below}",
             )
         }

@@ -32,9 +32,10 @@ from segflow.lib.profiles.line_items import (
     CleanedLineItems,
     LineItemJob,
     drops_exact_duplicates,
+    no_line_items,
     summarise,
 )
-from segflow.lib.sources.ingest import empty_source, invoices_are_derived
+from segflow.lib.sources.ingest import invoices_are_derived
 
 POSITION = rule_table.POSITION
 BUCKET = "_bucket"
@@ -45,14 +46,16 @@ def stored_lines(path: str) -> int:
     return int(pl.scan_parquet(path).select(pl.len()).collect().item())
 
 
-def clean_in_buckets(path: str, job: LineItemJob, bucket_lines: int, spill_dir: str | None = None) -> CleanedLineItems:
+def clean_in_buckets(
+    path: str, job: LineItemJob, bucket_lines: int, spill_dir: str | None = None
+) -> CleanedLineItems:
     """The month stored at ``path`` cleaned and summed, about ``bucket_lines`` lines at a time. The
     bucket files live in a temporary directory under ``spill_dir`` (the system's by default) and
     are removed when this returns, or fails."""
     lines = pl.scan_parquet(path).with_row_index(POSITION)
     stored = stored_lines(path)
     if stored == 0:
-        return _combined([], job)
+        return no_line_items()
     drop = drops_exact_duplicates(job.exact_duplicates, invoices_are_derived(lines.drop(POSITION)))
     buckets = max(1, math.ceil(stored / max(1, bucket_lines)))
     rules = cleaning.compiled(job.rules, firsts_joined=True)
@@ -61,12 +64,14 @@ def clean_in_buckets(path: str, job: LineItemJob, bucket_lines: int, spill_dir: 
         for n, (group, predicates) in enumerate(_first_value_groups(job.rules).items()):
             staged = _with_first_values(staged, group, predicates, Path(spill) / f"by_{group}_{n}", buckets)
         parts = [
-            summarise(cleaning.apply_rules(
-                pl.read_parquet(files).sort(POSITION), rules, "transactions", job.period, drop
-            ))  # fmt: skip
+            summarise(
+                cleaning.apply_rules(
+                    pl.read_parquet(files).sort(POSITION), rules, "transactions", job.period, drop
+                )
+            )  # fmt: skip
             for files in _partition(staged, "customer_id", Path(spill) / "by_customer", buckets)
         ]
-    return _combined(parts, job)
+    return _combined(parts)
 
 
 def _first_value_groups(table: list[rule_table.TableRule]) -> dict[str, list[rule_table.DiffersFromFirst]]:
@@ -95,7 +100,9 @@ def _with_first_values(
     month (nulls form one group there and here), so that no step holds a map of every group."""
     done = spill / "done"
     done.mkdir(parents=True)
-    firsts = [pl.col(p.column).first().over(group).alias(rule_table.first_value_column(p)) for p in predicates]
+    firsts = [
+        pl.col(p.column).first().over(group).alias(rule_table.first_value_column(p)) for p in predicates
+    ]
     for n, files in enumerate(_partition(lines, group, spill / "in", buckets)):
         pl.read_parquet(files).sort(POSITION).with_columns(firsts).write_parquet(done / f"{n}.parquet")
     return pl.scan_parquet(sorted(str(f) for f in done.glob("*.parquet")))
@@ -107,11 +114,8 @@ def _bucket_files(spill: Path) -> list[list[str]]:
     return [sorted(str(f) for f in d.glob("*.parquet")) for d in directories]
 
 
-def _combined(parts: list[CleanedLineItems], job: LineItemJob) -> CleanedLineItems:
+def _combined(parts: list[CleanedLineItems]) -> CleanedLineItems:
     """The buckets' results as one month's: customers sorted by id, the quarantine in file order."""
-    if not parts:  # an empty month writes no bucket
-        empty = cleaning.apply_rules(empty_source("transactions"), [], "transactions", job.period)
-        return summarise(empty)
     return CleanedLineItems(
         pl.concat([p.activity for p in parts]).sort("customer_id"),
         pl.concat([p.categories for p in parts]).sort("customer_id"),

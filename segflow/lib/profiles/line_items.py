@@ -103,26 +103,23 @@ def summarise(cleaned: cleaning.Cleaned) -> CleanedLineItems:
     )
 
 
-_DEFAULTS = PolarsSettings()
-
-
 @dataclass(frozen=True)
 class PolarsLineItems:
     """The default engine: the lines in this process, as polars frames. A stored month of at least
-    ``in_memory_below`` lines is cleaned in buckets of customers (segflow.lib.profiles.bucketed),
-    with the same results; a smaller one, or a frame already in memory, in one frame."""
+    ``settings.in_memory_below`` lines is cleaned in buckets of customers
+    (segflow.lib.profiles.bucketed), with the same results; a smaller one, or a frame already in
+    memory, in one frame."""
 
+    settings: PolarsSettings = PolarsSettings()
     name: str = dataclasses.field(default="polars", init=False)
-    in_memory_below: int = _DEFAULTS.in_memory_below
-    bucket_lines: int = _DEFAULTS.bucket_lines
-    spill_dir: str | None = _DEFAULTS.spill_dir
 
     def clean(self, source: LineItemSource, job: LineItemJob) -> CleanedLineItems:
         from segflow.lib.profiles import bucketed
         from segflow.lib.sources.ingest import invoices_are_derived
 
-        if isinstance(source, LineItemFile) and bucketed.stored_lines(source.path) >= self.in_memory_below:
-            return bucketed.clean_in_buckets(source.path, job, self.bucket_lines, self.spill_dir)
+        polars = self.settings
+        if isinstance(source, LineItemFile) and bucketed.stored_lines(source.path) >= polars.in_memory_below:
+            return bucketed.clean_in_buckets(source.path, job, polars.bucket_lines, polars.spill_dir)
         frame = pl.read_parquet(source.path) if isinstance(source, LineItemFile) else source
         # Judged on the lines as read: derived ids are exactly ingest's expression.
         drop = drops_exact_duplicates(job.exact_duplicates, invoices_are_derived(frame))
